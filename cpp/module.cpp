@@ -1,0 +1,46 @@
+// arenagrad._core: the Value type (CPython slots, value.cpp), the fused ops
+// (raw fast-call functions, nary.cpp) and the engine controls bound with
+// pybind11.
+#include <pybind11/pybind11.h>
+
+#include "graph.hpp"
+#include "value.hpp"
+
+namespace py = pybind11;
+
+namespace ag {
+extern PyMethodDef nary_methods[];
+}
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "arenagrad's engine: the node arena, the Value type and the fused ops.";
+
+  if (!ag::init_value_type()) throw py::error_already_set();
+  Py_INCREF(&ag::ValueType);
+  m.add_object("Value", reinterpret_cast<PyObject*>(&ag::ValueType));
+  if (PyModule_AddFunctions(m.ptr(), ag::nary_methods) < 0) throw py::error_already_set();
+
+  m.def(
+      "set_grad_enabled",
+      [](bool on) {
+        bool was = ag::grad_enabled;
+        ag::grad_enabled = on;
+        return was;
+      },
+      py::arg("mode"), "Turn graph recording on or off for this thread; returns the previous mode.");
+  m.def(
+      "is_grad_enabled", [] { return ag::grad_enabled; }, "Whether ops on this thread record a graph.");
+  m.def(
+      "engine_stats",
+      [] {
+        py::dict d;
+        d["live_nodes"] = ag::pool::live;
+        d["capacity_nodes"] = ag::pool::capacity();
+        d["chunks"] = ag::pool::chunk_count();
+        d["node_bytes"] = sizeof(ag::Node);
+        d["side_slots_live"] = ag::pool::slots_live();
+        return d;
+      },
+      "Arena counters: live nodes, nodes carved, bytes per node, side-pool slots in use.");
+  m.attr("NODE_BYTES") = sizeof(ag::Node);
+}

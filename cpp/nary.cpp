@@ -1,0 +1,323 @@
+// Fused n-ary ops: sum, mean, dot, logsumexp, softmax, log_softmax.
+//
+// One node (plus one per output for softmax) instead of n - 1 binary nodes:
+// one Python call, one allocation, and an O(n) backward. Operands may be
+// Values or numbers. Everything is validated and computed before anything is
+// allocated, so a bad argument leaves the graph as it was.
+#include <vector>
+
+#include "graph.hpp"
+#include "value.hpp"
+
+namespace ag {
+
+namespace {
+
+// Owns one Python reference for the length of a call.
+struct Ref {
+  PyObject* p = nullptr;
+  ~Ref() { Py_XDECREF(p); }
+};
+
+// One operand: a node, or a number (node == nullptr).
+struct Operand {
+  Node* node;
+  double num;
+  double value() const { return node ? node->data : num; }
+};
+
+// The operands of a Python iterable; false with TypeError/ValueError set.
+// `hold` keeps the items alive (a generator's Values have no other owner)
+// until the new node has taken its references.
+bool gather(PyObject* seq_obj, const char* fn, const char* arg, std::vector<Operand>& out, Ref& hold) {
+  PyObject* seq = PySequence_Fast(seq_obj, "");
+  if (!seq) {
+    PyErr_Format(PyExc_TypeError, "%s(): %s must be an iterable of Values or numbers, not '%.200s'", fn, arg,
+                 Py_TYPE(seq_obj)->tp_name);
+    return false;
+  }
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  PyObject** items = PySequence_Fast_ITEMS(seq);
+  out.resize(static_cast<size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* o = items[i];
+    if (is_value(o)) {
+      out[i] = {node_of(o), 0.0};
+      continue;
+    }
+    double d;
+    int r = as_number(o, &d);
+    if (r <= 0) {
+      if (r == 0)
+        PyErr_Format(PyExc_TypeError, "%s(): %s[%zd] is '%.200s', not a Value or a number", fn, arg, i,
+                     Py_TYPE(o)->tp_name);
+      Py_DECREF(seq);
+      return false;
+    }
+    out[i] = {nullptr, d};
+  }
+  hold.p = seq;
+  return true;
+}
+
+bool nonempty(const std::vector<Operand>& ops, const char* fn) {
+  if (ops.empty()) {
+    PyErr_Format(PyExc_ValueError, "%s(): expected at least one value, got an empty sequence", fn);
+    return false;
+  }
+  return true;
+}
+
+// Turns number operands into constant leaves so the node can hold them.
+// The new leaves are referenced by `keep` until the consumer takes them.
+bool nodes_for_numbers(std::vector<Operand>& ops, std::vector<Node*>& keep) {
+  for (Operand& o : ops) {
+    if (o.node) continue;
+    Node* c = const_node(o.num);
+    if (!c) return false;
+    incref(c);
+    keep.push_back(c);
+    o.node = c;
+  }
+  return true;
+}
+
+void drop(std::vector<Node*>& keep) {
+  for (Node* c : keep) decref(c);
+  keep.clear();
+}
+
+// A node for an n-ary op over node slots [0, k) and number slots [k, nin).
+PyObject* make_nary(int op, double y, double aux, const std::vector<Operand>& ops, size_t k,
+                    const double* nums, size_t nnums, uint8_t extra_flags) {
+  if (!grad_enabled) {
+    Node* n = new_node(y, LEAF, 0);
+    return n ? wrap_new(n) : nullptr;
+  }
+  uint32_t nin = static_cast<uint32_t>(k + nnums);
+  Slot* s = pool::alloc_slots(nin);
+  if (!s) return PyErr_NoMemory();
+  uint8_t rg = 0;
+  for (size_t i = 0; i < k; ++i) {
+    s[i].node = ops[i].node;
+    rg |= ops[i].node->flags & REQUIRES_GRAD;
+  }
+  for (size_t i = 0; i < nnums; ++i) s[k + i].num = nums[i];
+  Node* n = new_node(y, op, rg | extra_flags);
+  if (!n) {
+    pool::free_slots(s, nin);
+    return nullptr;
+  }
+  n->aux = aux;
+  n->args = s;
+  n->nin = nin;
+  for (size_t i = 0; i < k; ++i) incref(s[i].node);
+  return wrap_new(n);
+}
+
+template <class S>
+double forward_of(const std::vector<Operand>& ops, size_t count, double aux) {
+  double y;
+  S::f(count, [&](size_t i) { return ops[i].value(); }, aux, y);
+  return y;
+}
+
+// Rejects sequences whose length does not fit a node's 32-bit operand count.
+bool fits(size_t n, const char* fn) {
+  if (n > 0x7fffffffu) {
+    PyErr_Format(PyExc_ValueError, "%s(): at most 2**31 - 1 operands, got %zu", fn, n);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------- sum
+
+static PyObject* py_sum(PyObject*, PyObject* arg) {
+  std::vector<Operand> ops;
+  Ref hold;
+  if (!gather(arg, "sum", "values", ops, hold) || !nonempty(ops, "sum") || !fits(ops.size(), "sum")) return nullptr;
+  // Numbers fold into the node's constant term; only Values become slots.
+  double c = 0.0;
+  std::vector<Operand> nodes;
+  nodes.reserve(ops.size());
+  for (const Operand& o : ops) {
+    if (o.node) nodes.push_back(o);
+    else c += o.num;
+  }
+  double y = forward_of<Sum>(nodes, nodes.size(), c);
+  if (nodes.empty()) {
+    Node* n = new_node(y, LEAF, 0);
+    return n ? wrap_new(n) : nullptr;
+  }
+  return make_nary(SUM, y, c, nodes, nodes.size(), nullptr, 0, 0);
+}
+
+// ------------------------------------------------------------------ mean
+
+static PyObject* py_mean(PyObject*, PyObject* arg) {
+  std::vector<Operand> ops;
+  Ref hold;
+  if (!gather(arg, "mean", "values", ops, hold) || !nonempty(ops, "mean") || !fits(ops.size(), "mean")) return nullptr;
+  double y = forward_of<Mean>(ops, ops.size(), 0.0);
+  std::vector<Node*> keep;
+  if (grad_enabled && !nodes_for_numbers(ops, keep)) {
+    drop(keep);
+    return nullptr;
+  }
+  PyObject* r = make_nary(MEAN, y, 0.0, ops, ops.size(), nullptr, 0, 0);
+  drop(keep);
+  return r;
+}
+
+// ------------------------------------------------------------------- dot
+
+static PyObject* py_dot(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_Format(PyExc_TypeError, "dot() takes 2 arguments (xs, ys), got %zd", nargs);
+    return nullptr;
+  }
+  std::vector<Operand> xs, ys;
+  Ref hold_x, hold_y;
+  if (!gather(args[0], "dot", "xs", xs, hold_x) || !gather(args[1], "dot", "ys", ys, hold_y)) return nullptr;
+  if (xs.size() != ys.size()) {
+    PyErr_Format(PyExc_ValueError, "dot(): xs and ys must have the same length, got %zu and %zu", xs.size(),
+                 ys.size());
+    return nullptr;
+  }
+  if (!nonempty(xs, "dot") || !fits(2 * xs.size(), "dot")) return nullptr;
+  size_t n = xs.size();
+  auto all_numbers = [](const std::vector<Operand>& v) {
+    for (const Operand& o : v)
+      if (o.node) return false;
+    return true;
+  };
+  // A neuron's inputs are often plain floats: keep them as numbers in the
+  // side pool (CONST_Y) rather than allocating a constant leaf for each.
+  if (!all_numbers(ys) && all_numbers(xs)) std::swap(xs, ys);
+  bool const_y = all_numbers(ys);
+  std::vector<Operand> slots(xs);
+  slots.insert(slots.end(), ys.begin(), ys.end());
+  double y = forward_of<Dot>(slots, n, 0.0);
+  std::vector<Node*> keep;
+  if (grad_enabled) {
+    if (const_y) {
+      // All ys are numbers: nodes for any numbers among the xs only.
+      std::vector<Operand> head(slots.begin(), slots.begin() + n);
+      if (!nodes_for_numbers(head, keep)) {
+        drop(keep);
+        return nullptr;
+      }
+      std::vector<double> nums(n);
+      for (size_t i = 0; i < n; ++i) nums[i] = slots[n + i].num;
+      PyObject* r = make_nary(DOT, y, 0.0, head, n, nums.data(), n, CONST_Y);
+      drop(keep);
+      return r;
+    }
+    if (!nodes_for_numbers(slots, keep)) {
+      drop(keep);
+      return nullptr;
+    }
+  }
+  PyObject* r = make_nary(DOT, y, 0.0, slots, 2 * n, nullptr, 0, 0);
+  drop(keep);
+  return r;
+}
+
+// ------------------------------------------------- logsumexp and softmax
+
+static PyObject* py_logsumexp(PyObject*, PyObject* arg) {
+  std::vector<Operand> ops;
+  Ref hold;
+  if (!gather(arg, "logsumexp", "values", ops, hold) || !nonempty(ops, "logsumexp") || !fits(ops.size(), "logsumexp"))
+    return nullptr;
+  double y = forward_of<LogSumExp>(ops, ops.size(), 0.0);
+  std::vector<Node*> keep;
+  if (grad_enabled && !nodes_for_numbers(ops, keep)) {
+    drop(keep);
+    return nullptr;
+  }
+  PyObject* r = make_nary(LOGSUMEXP, y, 0.0, ops, ops.size(), nullptr, 0, 0);
+  drop(keep);
+  return r;
+}
+
+// softmax and log_softmax: a hidden logsumexp node L, then one binary node
+// per output reading (x_i, L). Output i's backward is O(1), L's is O(n).
+template <int OP, class S>
+static PyObject* softmax_like(PyObject* arg, const char* fn) {
+  std::vector<Operand> ops;
+  Ref hold;
+  if (!gather(arg, fn, "values", ops, hold) || !nonempty(ops, fn) || !fits(ops.size(), fn)) return nullptr;
+  size_t n = ops.size();
+  double L = forward_of<LogSumExp>(ops, n, 0.0);
+  PyObject* out = PyList_New(static_cast<Py_ssize_t>(n));
+  if (!out) return nullptr;
+  if (!grad_enabled) {
+    for (size_t i = 0; i < n; ++i) {
+      double y;
+      S::f(ops[i].value(), L, y);
+      Node* c = new_node(y, LEAF, 0);
+      PyObject* w = c ? wrap_new(c) : nullptr;
+      if (!w) {
+        Py_DECREF(out);
+        return nullptr;
+      }
+      PyList_SET_ITEM(out, i, w);
+    }
+    return out;
+  }
+  std::vector<Node*> keep;
+  if (!nodes_for_numbers(ops, keep)) {
+    drop(keep);
+    Py_DECREF(out);
+    return nullptr;
+  }
+  PyObject* lw = make_nary(LOGSUMEXP, L, 0.0, ops, n, nullptr, 0, 0);
+  drop(keep);
+  if (!lw) {
+    Py_DECREF(out);
+    return nullptr;
+  }
+  Node* l = node_of(lw);
+  for (size_t i = 0; i < n; ++i) {
+    double y;
+    S::f(ops[i].node->data, L, y);
+    Node* c = new_node(y, OP, l->flags & REQUIRES_GRAD);
+    PyObject* w = nullptr;
+    if (c) {
+      c->in[0] = ops[i].node;
+      c->in[1] = l;
+      incref(c->in[0]);
+      incref(l);
+      w = wrap_new(c);
+    }
+    if (!w) {
+      Py_DECREF(out);  // releases the outputs made so far, then L via lw
+      Py_DECREF(lw);
+      return nullptr;
+    }
+    PyList_SET_ITEM(out, i, w);
+  }
+  Py_DECREF(lw);  // the outputs keep L alive
+  return out;
+}
+
+static PyObject* py_softmax(PyObject*, PyObject* arg) { return softmax_like<SOFTMAX_OUT, SoftmaxOut>(arg, "softmax"); }
+static PyObject* py_log_softmax(PyObject*, PyObject* arg) {
+  return softmax_like<LOG_SOFTMAX_OUT, LogSoftmaxOut>(arg, "log_softmax");
+}
+
+PyMethodDef nary_methods[] = {
+    {"sum", py_sum, METH_O, "sum(values) -> Value: one node for the sum of Values and numbers."},
+    {"mean", py_mean, METH_O, "mean(values) -> Value: the arithmetic mean, one node."},
+    {"dot", (PyCFunction)(void (*)(void))py_dot, METH_FASTCALL,
+     "dot(xs, ys) -> Value: sum of xs[i] * ys[i], one node; lengths must match."},
+    {"logsumexp", py_logsumexp, METH_O, "logsumexp(values) -> Value: log(sum(exp(v))), max-shifted."},
+    {"softmax", py_softmax, METH_O, "softmax(values) -> list[Value]: exp(v_i) / sum(exp(v)), stable."},
+    {"log_softmax", py_log_softmax, METH_O, "log_softmax(values) -> list[Value]: v_i - logsumexp(v)."},
+    {nullptr, nullptr, 0, nullptr}};
+
+}  // namespace ag

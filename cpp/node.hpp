@@ -1,0 +1,88 @@
+// The node record and the arena that holds it.
+//
+// A node is a plain 64-byte record: no constructor, no virtual table, no owning
+// pointers. Nodes are carved from large chunks and recycled through a free
+// list, so building a graph never calls malloc per node.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+struct _object;
+typedef struct _object PyObject;
+
+namespace ag {
+
+struct Node;
+
+// An n-ary node's operands live in a side pool: a slot is either a node or,
+// for forms that take numbers directly (dot with constant ys), a number.
+union Slot {
+  Node* node;
+  double num;
+};
+
+enum Flag : uint8_t {
+  REQUIRES_GRAD = 1,  // gradients flow into this node
+  CONST_A = 2,        // binary op: the left operand is the number in aux
+  CONST_B = 4,        // binary op: the right operand is the number in aux
+  CONST_Y = 8,        // dot: slots [n, 2n) hold numbers, not nodes
+};
+
+struct Node {
+  double data;
+  double grad;
+  double aux;  // constant operand, or the op's parameter (leaky_relu slope)
+  union {
+    Node* in[2];  // unary and binary ops (a null entry is a constant operand)
+    Slot* args;   // n-ary ops: nin slots in the side pool
+    Node* next_free;
+  };
+  PyObject* py;   // the Python Value wrapping this node, if any (borrowed)
+  uint32_t refs;  // Python wrapper + consuming nodes
+  uint32_t stamp; // traversal mark: equals the current epoch once visited
+  uint32_t nin;   // n-ary: number of slots
+  uint8_t op;
+  uint8_t flags;
+};
+static_assert(sizeof(Node) <= 64, "a node must fit in 64 bytes");
+
+namespace pool {
+
+// Fast path inline; the slow path (a new chunk) lives in pool.cpp.
+extern Node* free_head;
+extern size_t live;
+bool grow();  // false when the system is out of memory
+
+inline Node* alloc() {
+  if (!free_head && !grow()) return nullptr;
+  Node* n = free_head;
+  free_head = n->next_free;
+  ++live;
+  return n;
+}
+
+inline void free_node(Node* n) {
+  n->next_free = free_head;
+  free_head = n;
+  --live;
+}
+
+Slot* alloc_slots(uint32_t n);  // nullptr when out of memory
+void free_slots(Slot* s, uint32_t n);
+
+size_t capacity();     // nodes carved so far
+size_t chunk_count();
+size_t slots_live();
+void reset_stamps();   // set every node's stamp to 0 (epoch wrap-around)
+
+}  // namespace pool
+
+// Frees n and, iteratively, every input whose last consumer it was.
+void release(Node* n);
+
+inline void incref(Node* n) { ++n->refs; }
+inline void decref(Node* n) {
+  if (--n->refs == 0) release(n);
+}
+
+}  // namespace ag

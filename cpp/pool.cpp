@@ -1,0 +1,92 @@
+// The arena: fixed-size nodes carved from 64-node-aligned chunks, recycled
+// through an intrusive free list, and a size-classed side pool for the
+// operand lists of n-ary ops. Memory is kept for reuse, never returned, so a
+// training loop that builds the same graph every step allocates nothing after
+// its first step.
+#include <cstdlib>
+#include <vector>
+
+#include "node.hpp"
+
+namespace ag {
+namespace pool {
+
+Node* free_head = nullptr;
+size_t live = 0;
+
+static std::vector<Node*> chunks;
+static constexpr size_t CHUNK_NODES = 1 << 14;  // 1 MiB of nodes per chunk
+
+bool grow() {
+  void* mem = std::aligned_alloc(64, CHUNK_NODES * sizeof(Node));
+  if (!mem) return false;
+  Node* c = static_cast<Node*>(mem);
+  chunks.push_back(c);
+  // Thread the new chunk onto the free list in address order so that a graph
+  // built in one go lies contiguously in memory.
+  for (size_t i = 0; i + 1 < CHUNK_NODES; ++i) c[i].next_free = &c[i + 1];
+  c[CHUNK_NODES - 1].next_free = free_head;
+  for (size_t i = 0; i < CHUNK_NODES; ++i) c[i].stamp = 0;
+  free_head = c;
+  return true;
+}
+
+size_t capacity() { return chunks.size() * CHUNK_NODES; }
+size_t chunk_count() { return chunks.size(); }
+
+void reset_stamps() {
+  for (Node* c : chunks)
+    for (size_t i = 0; i < CHUNK_NODES; ++i) c[i].stamp = 0;
+}
+
+// Side pool: blocks of 2^k slots, one free list per k. Blocks up to 2^12
+// slots come from shared 64 KiB slabs; larger ones are malloc'd once and then
+// recycled through their class's free list like the rest.
+static constexpr int CLASSES = 33;
+static constexpr int SLAB_CLASS_MAX = 12;
+static constexpr size_t SLAB_SLOTS = 1 << 13;
+static Slot* free_lists[CLASSES];
+static Slot* slab = nullptr;
+static size_t slab_left = 0;
+static size_t slots_in_use = 0;
+
+static int size_class(uint32_t n) {
+  int k = 2;
+  while ((uint64_t(1) << k) < n) ++k;
+  return k;
+}
+
+Slot* alloc_slots(uint32_t n) {
+  int k = size_class(n);
+  size_t size = size_t(1) << k;
+  Slot* s = free_lists[k];
+  if (s) {
+    free_lists[k] = reinterpret_cast<Slot*>(s[0].node);
+  } else if (k <= SLAB_CLASS_MAX) {
+    if (slab_left < size) {
+      slab = static_cast<Slot*>(std::malloc(SLAB_SLOTS * sizeof(Slot)));
+      if (!slab) { slab_left = 0; return nullptr; }
+      slab_left = SLAB_SLOTS;  // what was left of the old slab is dropped (under half a slab)
+    }
+    s = slab;
+    slab += size;
+    slab_left -= size;
+  } else {
+    s = static_cast<Slot*>(std::malloc(size * sizeof(Slot)));
+    if (!s) return nullptr;
+  }
+  slots_in_use += size;
+  return s;
+}
+
+void free_slots(Slot* s, uint32_t n) {
+  int k = size_class(n);
+  s[0].node = reinterpret_cast<Node*>(free_lists[k]);
+  free_lists[k] = s;
+  slots_in_use -= size_t(1) << k;
+}
+
+size_t slots_live() { return slots_in_use; }
+
+}  // namespace pool
+}  // namespace ag

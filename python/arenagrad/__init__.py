@@ -1,0 +1,44 @@
+"""arenagrad: a scalar reverse-mode autograd engine whose graph lives in C++.
+
+micrograd's programming model (``Value``, ``.data``, ``.grad``, ``.backward()``)
+with PyTorch's vocabulary on top (``nn``, ``optim``, ``data``)::
+
+    import arenagrad as ag
+    a, b = ag.Value(-4.0), ag.Value(2.0)
+    g = (a * b + b**3).relu()
+    g.backward()
+    print(g, a.grad, b.grad)
+"""
+
+from ._core import (
+    NODE_BYTES,
+    Value,
+    dot,
+    engine_stats,
+    is_grad_enabled,
+    log_softmax,
+    logsumexp,
+    mean,
+    set_grad_enabled,
+    softmax,
+    sum,
+)
+from .grad_mode import enable_grad, no_grad
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Value",
+    "sum",
+    "mean",
+    "dot",
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "is_grad_enabled",
+    "engine_stats",
+    "NODE_BYTES",
+]

@@ -1,0 +1,46 @@
+"""``no_grad`` and ``enable_grad``: switch graph recording off and on, as in torch."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, TypeVar
+
+from ._core import set_grad_enabled
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _GradMode:
+    """Context manager (and decorator) that sets recording for its block."""
+
+    _mode: bool
+
+    def __enter__(self) -> None:
+        self._prev = set_grad_enabled(self._mode)
+
+    def __exit__(self, *exc: object) -> None:
+        set_grad_enabled(self._prev)
+
+    def __call__(self, fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self.__class__():
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+class no_grad(_GradMode):
+    """Ops inside ``with ag.no_grad():`` compute values but record no graph.
+
+    Results are leaves with ``requires_grad=False``; use it for evaluation and
+    for parameter updates. Per thread, like ``torch.no_grad``.
+    """
+
+    _mode = False
+
+
+class enable_grad(_GradMode):
+    """Turn recording back on inside a ``no_grad`` block."""
+
+    _mode = True
