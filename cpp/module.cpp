@@ -10,6 +10,7 @@ namespace py = pybind11;
 
 namespace ag {
 extern PyMethodDef nary_methods[];
+void bind_compile(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -43,4 +44,5 @@ PYBIND11_MODULE(_core, m) {
       },
       "Arena counters: live nodes, nodes carved, bytes per node, side-pool slots in use.");
   m.attr("NODE_BYTES") = sizeof(ag::Node);
+  ag::bind_compile(m);
 }

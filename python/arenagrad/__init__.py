@@ -23,7 +23,9 @@ from ._core import (
     softmax,
     sum,
 )
+from ._core import CompiledGraph
 from .grad_mode import enable_grad, no_grad
+from .replay import compile
 
 __version__ = "0.1.0"
 
@@ -40,5 +42,7 @@ __all__ = [
     "set_grad_enabled",
     "is_grad_enabled",
     "engine_stats",
+    "compile",
+    "CompiledGraph",
     "NODE_BYTES",
 ]

@@ -1,0 +1,404 @@
+// Compiled replay: a recorded graph flattened into structure-of-arrays in
+// topological order, so that forward and backward are two tight loops over
+// plain arrays with no Python and no pointer chasing.
+//
+// Values and gradients are bit-identical to the eager engine: the same op
+// structs compute them, in the same order, accumulating into the same
+// starting gradients.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "graph.hpp"
+#include "value.hpp"
+
+namespace py = pybind11;
+
+namespace ag {
+
+static constexpr uint32_t NONE = 0xffffffffu;
+
+// Replays longer than this release the GIL (other Python threads run meanwhile).
+static constexpr size_t GIL_RELEASE_NODES = 20000;
+
+struct Compiled {
+  // Entries [0, nleaves) are leaves, the rest follow in topological order.
+  std::vector<uint8_t> op, flags;
+  std::vector<uint32_t> a, b;  // operand indices; n-ary: a = first arg, b = slot count
+  std::vector<double> aux, val, grad;
+  std::vector<uint32_t> args;   // n-ary operand indices (NONE for a number slot)
+  std::vector<double> argnum;   // n-ary number slots
+  std::vector<Node*> leaf_nodes;  // referenced: replay reads their data, writes their grad
+  std::vector<Node*> out_nodes;   // referenced: forward writes their data
+  std::vector<uint32_t> out_index;
+  size_t nleaves = 0;
+  std::atomic<bool> busy{false};
+
+  explicit Compiled(py::object outputs);
+  ~Compiled();
+  Compiled(const Compiled&) = delete;
+  Compiled& operator=(const Compiled&) = delete;
+
+  py::object forward();
+  void backward(py::object grad_outputs);
+  py::list leaves() const;
+  void set_data(py::object values, py::array_t<double, py::array::c_style | py::array::forcecast> arr);
+  size_t size() const { return op.size(); }
+  std::string repr() const {
+    return "CompiledGraph(outputs=" + std::to_string(out_nodes.size()) + ", nodes=" + std::to_string(size()) +
+           ", leaves=" + std::to_string(nleaves) + ")";
+  }
+
+ private:
+  // Returns the failing entry, or NONE. No Python calls: may run without the GIL.
+  uint32_t run_forward(Err& err);
+  void run_backward();
+  bool is_single = false;
+};
+
+// Marks the compiled graph busy for one call: two threads replaying the same
+// graph at once would race on its arrays.
+struct BusyGuard {
+  std::atomic<bool>& flag;
+  explicit BusyGuard(std::atomic<bool>& f) : flag(f) {
+    if (flag.exchange(true))
+      throw std::runtime_error(
+          "this compiled graph is already running in another thread; compile one graph per thread");
+  }
+  ~BusyGuard() { flag.store(false); }
+};
+
+static Node* node_arg(py::handle h, const char* what) {
+  if (!is_value(h.ptr()))
+    throw py::type_error(std::string(what) + " must be a Value, not '" + Py_TYPE(h.ptr())->tp_name + "'");
+  return node_of(h.ptr());
+}
+
+Compiled::Compiled(py::object outputs) {
+  std::vector<Node*> roots;
+  if (is_value(outputs.ptr())) {
+    roots.push_back(node_of(outputs.ptr()));
+    is_single = true;
+  } else {
+    if (!py::isinstance<py::sequence>(outputs) || py::isinstance<py::str>(outputs))
+      throw py::type_error("compile() takes a Value or a list of Values, not '" +
+                           std::string(Py_TYPE(outputs.ptr())->tp_name) + "'");
+    for (py::handle h : outputs) roots.push_back(node_arg(h, "compile(): each output"));
+    if (roots.empty()) throw py::value_error("compile(): expected at least one output, got an empty list");
+  }
+
+  // Post-order over everything reachable from all outputs (one epoch, so a
+  // node shared between outputs appears once).
+  std::vector<Node*> order;
+  {
+    std::vector<Node*> all;
+    uint32_t e = next_epoch();
+    std::vector<Node*> stack;
+    for (Node* r : roots) {
+      if (r->stamp == e) continue;
+      stack.push_back(r);
+      while (!stack.empty()) {
+        Node* n = stack.back();
+        stack.pop_back();
+        if (reinterpret_cast<uintptr_t>(n) & 1) {
+          all.push_back(reinterpret_cast<Node*>(reinterpret_cast<uintptr_t>(n) & ~uintptr_t(1)));
+          continue;
+        }
+        if (n->stamp == e) continue;
+        n->stamp = e;
+        stack.push_back(reinterpret_cast<Node*>(reinterpret_cast<uintptr_t>(n) | 1));
+        for_each_input(n, [&](Node* in) {
+          if (in->stamp != e) stack.push_back(in);
+        });
+      }
+    }
+    // Leaves first (in order of appearance), then the ops in post-order.
+    for (Node* n : all)
+      if (n->op == LEAF) order.push_back(n);
+    nleaves = order.size();
+    for (Node* n : all)
+      if (n->op != LEAF) order.push_back(n);
+  }
+  if (order.size() >= NONE) throw py::value_error("compile(): graph too large (more than 2**32 - 2 nodes)");
+
+  // Index each node by its position; the stamp field is free to hold it
+  // until the next traversal (which starts a new epoch, so nothing is lost).
+  size_t N = order.size();
+  for (size_t i = 0; i < N; ++i) order[i]->stamp = static_cast<uint32_t>(i);
+  op.resize(N);
+  flags.resize(N);
+  a.assign(N, NONE);
+  b.assign(N, NONE);
+  aux.resize(N);
+  val.resize(N);
+  grad.assign(N, 0.0);
+  for (size_t i = 0; i < N; ++i) {
+    Node* n = order[i];
+    op[i] = n->op;
+    flags[i] = n->flags;
+    aux[i] = n->aux;
+    val[i] = n->data;
+    if (n->op == LEAF) {
+      continue;
+    } else if (is_nary(n->op)) {
+      bool cy = n->flags & CONST_Y;
+      uint32_t nn = cy ? n->nin / 2 : n->nin;
+      a[i] = static_cast<uint32_t>(args.size());
+      b[i] = n->nin;
+      for (uint32_t s = 0; s < n->nin; ++s) {
+        if (s < nn) {
+          args.push_back(n->args[s].node->stamp);
+          argnum.push_back(0.0);
+        } else {
+          args.push_back(NONE);
+          argnum.push_back(n->args[s].num);
+        }
+      }
+    } else {
+      if (n->in[0]) a[i] = n->in[0]->stamp;
+      if (n->in[1]) b[i] = n->in[1]->stamp;
+    }
+  }
+  for (Node* r : roots) out_index.push_back(r->stamp);
+  // The stamps now hold indices; start a fresh epoch so no traversal reads them as marks.
+  next_epoch();
+
+  for (size_t i = 0; i < nleaves; ++i) {
+    incref(order[i]);
+    leaf_nodes.push_back(order[i]);
+  }
+  for (Node* r : roots) {
+    incref(r);
+    out_nodes.push_back(r);
+  }
+}
+
+Compiled::~Compiled() {
+  for (Node* n : leaf_nodes) decref(n);
+  for (Node* n : out_nodes) decref(n);
+}
+
+uint32_t Compiled::run_forward(Err& err) {
+  const size_t N = op.size();
+  double* v = val.data();
+  for (size_t k = nleaves; k < N; ++k) {
+    Err e = OK;
+    switch (op[k]) {
+#define AG_UNARY_CASE(E, S)                \
+  case E:                                  \
+    e = S::f(v[a[k]], aux[k], v[k]);       \
+    break;
+      AG_UNARY_OPS(AG_UNARY_CASE)
+#undef AG_UNARY_CASE
+#define AG_BINARY_CASE(E, S)                                        \
+  case E: {                                                         \
+    double x = (flags[k] & CONST_A) ? aux[k] : v[a[k]];             \
+    double y = (flags[k] & CONST_B) ? aux[k] : v[b[k]];             \
+    e = S::f(x, y, v[k]);                                           \
+    break;                                                          \
+  }
+      AG_BINARY_OPS(AG_BINARY_CASE)
+#undef AG_BINARY_CASE
+#define AG_NARY_CASE(E, S)                                                         \
+  case E: {                                                                        \
+    const uint32_t* ix = args.data() + a[k];                                       \
+    const double* nums = argnum.data() + a[k];                                     \
+    uint32_t cnt = b[k];                                                           \
+    uint32_t nn = (flags[k] & CONST_Y) ? cnt / 2 : cnt;                            \
+    size_t count = (op[k] == DOT) ? cnt / 2 : cnt;                                 \
+    e = S::f(count, [=](size_t i) { return i < nn ? v[ix[i]] : nums[i]; }, aux[k], v[k]); \
+    break;                                                                         \
+  }
+      AG_NARY_OPS(AG_NARY_CASE)
+#undef AG_NARY_CASE
+      default:
+        break;
+    }
+    if (e) {
+      err = e;
+      return static_cast<uint32_t>(k);
+    }
+  }
+  return NONE;
+}
+
+void Compiled::run_backward() {
+  const size_t N = op.size();
+  const double* v = val.data();
+  double* g = grad.data();
+  const uint8_t* fl = flags.data();
+  auto give = [g, fl](uint32_t i, double d) {
+    if (fl[i] & REQUIRES_GRAD) g[i] += d;
+  };
+  for (size_t k = N; k-- > nleaves;) {
+    if (!(fl[k] & REQUIRES_GRAD)) continue;
+    const double gk = g[k];
+    switch (op[k]) {
+#define AG_UNARY_CASE(E, S)                           \
+  case E:                                             \
+    give(a[k], gk * S::d(v[a[k]], v[k], aux[k]));     \
+    break;
+      AG_UNARY_OPS(AG_UNARY_CASE)
+#undef AG_UNARY_CASE
+#define AG_BINARY_CASE(E, S)                                  \
+  case E: {                                                   \
+    double x = (fl[k] & CONST_A) ? aux[k] : v[a[k]];          \
+    double y = (fl[k] & CONST_B) ? aux[k] : v[b[k]];          \
+    double dx, dy;                                            \
+    S::d(x, y, v[k], dx, dy);                                 \
+    if (a[k] != NONE) give(a[k], gk * dx);                    \
+    if (b[k] != NONE) give(b[k], gk * dy);                    \
+    break;                                                    \
+  }
+      AG_BINARY_OPS(AG_BINARY_CASE)
+#undef AG_BINARY_CASE
+#define AG_NARY_CASE(E, S)                                                          \
+  case E: {                                                                         \
+    const uint32_t* ix = args.data() + a[k];                                        \
+    const double* nums = argnum.data() + a[k];                                      \
+    uint32_t cnt = b[k];                                                            \
+    uint32_t nn = (fl[k] & CONST_Y) ? cnt / 2 : cnt;                                \
+    size_t count = (op[k] == DOT) ? cnt / 2 : cnt;                                  \
+    S::d(count, [=](size_t i) { return i < nn ? v[ix[i]] : nums[i]; }, v[k], gk,    \
+         [=](size_t i, double d) { if (i < nn) give(ix[i], d); });                  \
+    break;                                                                          \
+  }
+      AG_NARY_OPS(AG_NARY_CASE)
+#undef AG_NARY_CASE
+      default:
+        break;
+    }
+  }
+}
+
+py::object Compiled::forward() {
+  BusyGuard busy_guard(busy);
+  for (size_t i = 0; i < nleaves; ++i) val[i] = leaf_nodes[i]->data;
+  Err err = OK;
+  uint32_t failed;
+  if (size() > GIL_RELEASE_NODES) {
+    py::gil_scoped_release nogil;
+    failed = run_forward(err);
+  } else {
+    failed = run_forward(err);
+  }
+  if (failed != NONE) {
+    // Same exception as eager mode; the leaves were only read.
+    uint32_t k = failed;
+    double x = 0, y = 0;
+    bool binary = is_binary(op[k]);
+    if (is_unary(op[k])) x = val[a[k]];
+    if (binary) {
+      x = (flags[k] & CONST_A) ? aux[k] : val[a[k]];
+      y = (flags[k] & CONST_B) ? aux[k] : val[b[k]];
+    }
+    raise_op_error(op_name(op[k]), err, x, y, binary);
+    throw py::error_already_set();
+  }
+  for (size_t i = 0; i < out_nodes.size(); ++i) out_nodes[i]->data = val[out_index[i]];
+  if (is_single) return py::float_(val[out_index[0]]);
+  py::list r;
+  for (uint32_t i : out_index) r.append(val[i]);
+  return r;
+}
+
+void Compiled::backward(py::object grad_outputs) {
+  std::vector<double> seeds(out_nodes.size(), 1.0);
+  if (!grad_outputs.is_none()) {
+    if (is_single && !py::isinstance<py::sequence>(grad_outputs)) {
+      seeds[0] = py::cast<double>(grad_outputs);
+    } else {
+      std::vector<double> g = py::cast<std::vector<double>>(grad_outputs);
+      if (g.size() != seeds.size())
+        throw py::value_error("backward(): got " + std::to_string(g.size()) + " output gradients for " +
+                              std::to_string(seeds.size()) + " outputs");
+      seeds = g;
+    }
+  }
+  BusyGuard busy_guard(busy);
+  for (size_t i = 0; i < nleaves; ++i) grad[i] = leaf_nodes[i]->grad;
+  std::fill(grad.begin() + nleaves, grad.end(), 0.0);
+  for (size_t i = 0; i < out_index.size(); ++i) {
+    uint32_t k = out_index[i];
+    if (k < nleaves || out_index.size() > 1) grad[k] += seeds[i];
+    else grad[k] = seeds[i];
+  }
+  if (size() > GIL_RELEASE_NODES) {
+    py::gil_scoped_release nogil;
+    run_backward();
+  } else {
+    run_backward();
+  }
+  for (size_t i = 0; i < nleaves; ++i)
+    if (flags[i] & REQUIRES_GRAD) leaf_nodes[i]->grad = grad[i];
+}
+
+py::list Compiled::leaves() const {
+  py::list r;
+  for (Node* n : leaf_nodes) r.append(py::reinterpret_steal<py::object>(wrap(n)));
+  return r;
+}
+
+void Compiled::set_data(py::object values, py::array_t<double, py::array::c_style | py::array::forcecast> arr) {
+  // values: a flat sequence of leaf Values, or a sequence of such sequences
+  // (a batch of rows); arr must have the same shape.
+  std::vector<Node*> nodes;
+  std::vector<py::ssize_t> shape;
+  auto leaf = [&](py::handle h, size_t at) {
+    Node* n = node_arg(h, "set_data(): each value");
+    if (n->op != LEAF)
+      throw py::value_error("set_data(): value " + std::to_string(at) +
+                            " is not a leaf; replay recomputes it from the leaves");
+    nodes.push_back(n);
+  };
+  py::sequence seq = py::reinterpret_borrow<py::sequence>(values);
+  shape.push_back(static_cast<py::ssize_t>(py::len(seq)));
+  bool nested = shape[0] > 0 && !is_value(seq[0].ptr());
+  if (nested) {
+    py::ssize_t width = -1;
+    for (py::handle row : seq) {
+      py::sequence r = py::reinterpret_borrow<py::sequence>(row);
+      py::ssize_t w = static_cast<py::ssize_t>(py::len(r));
+      if (width >= 0 && w != width) throw py::value_error("set_data(): values is a ragged list of rows");
+      width = w;
+      for (py::handle h : r) leaf(h, nodes.size());
+    }
+    shape.push_back(width);
+  } else {
+    for (py::handle h : seq) leaf(h, nodes.size());
+  }
+  std::vector<py::ssize_t> got(arr.shape(), arr.shape() + arr.ndim());
+  if (got != shape) {
+    auto fmt = [](const std::vector<py::ssize_t>& s) {
+      std::string r = "(";
+      for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+      return r + (s.size() == 1 ? ",)" : ")");
+    };
+    throw py::value_error("set_data(): array has shape " + fmt(got) + " but values have shape " + fmt(shape));
+  }
+  const double* p = arr.data();
+  for (size_t i = 0; i < nodes.size(); ++i) nodes[i]->data = p[i];
+}
+
+void bind_compile(py::module_& m) {
+  py::class_<Compiled>(m, "CompiledGraph",
+                       "A recorded graph flattened for replay: forward() re-reads the leaves' .data and\n"
+                       "recomputes every value; backward() accumulates into the leaves' .grad.")
+      .def(py::init<py::object>(), py::arg("outputs"))
+      .def("forward", &Compiled::forward,
+           "Recompute from the leaves' current .data; returns the output value (a list for several outputs).")
+      .def("backward", &Compiled::backward, py::arg("grad_outputs") = py::none(),
+           "Accumulate d(outputs)/d(leaf) into each leaf's .grad (seeded with 1.0 or grad_outputs).")
+      .def_property_readonly("leaves", &Compiled::leaves, "The leaf Values the graph reads, in a stable order.")
+      .def("set_data", &Compiled::set_data, py::arg("values"), py::arg("array"),
+           "Set the .data of leaf Values from a numpy array of the same shape.")
+      .def_property_readonly("num_nodes", &Compiled::size, "Number of nodes, leaves included.")
+      .def_property_readonly("num_leaves", [](const Compiled& c) { return c.nleaves; })
+      .def("__repr__", &Compiled::repr);
+}
+
+}  // namespace ag
