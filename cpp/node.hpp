@@ -26,6 +26,7 @@ enum Flag : uint8_t {
   CONST_A = 2,        // binary op: the left operand is the number in aux
   CONST_B = 4,        // binary op: the right operand is the number in aux
   CONST_Y = 8,        // dot: slots [n, 2n) hold numbers, not nodes
+  NUMBER = 16,        // a leaf made for a number operand (not listed in .inputs)
 };
 
 struct Node {
@@ -34,13 +35,16 @@ struct Node {
   double aux;  // constant operand, or the op's parameter (leaky_relu slope)
   union {
     Node* in[2];  // unary and binary ops (a null entry is a constant operand)
-    Slot* args;   // n-ary ops: nin slots in the side pool
+    struct {
+      Slot* args;    // n-ary ops: nin slots in the side pool
+      uint32_t nin;
+    };
     Node* next_free;
   };
-  PyObject* py;   // the Python Value wrapping this node, if any (borrowed)
-  uint32_t refs;  // Python wrapper + consuming nodes
-  uint32_t stamp; // traversal mark: equals the current epoch once visited
-  uint32_t nin;   // n-ary: number of slots
+  PyObject* py;      // the Python Value wrapping this node, if any (borrowed)
+  uint32_t refs;     // Python wrapper + consuming nodes
+  uint32_t stamp;    // traversal mark: equals the current epoch once visited
+  uint32_t pending;  // during a traversal: consumers not yet processed
   uint8_t op;
   uint8_t flags;
 };

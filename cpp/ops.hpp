@@ -38,7 +38,7 @@ struct Abs {
 
 struct Relu {
   static constexpr const char* name = "relu";
-  static Err f(double x, double, double& y) { y = x > 0 ? x : 0.0; return OK; }
+  static Err f(double x, double, double& y) { y = x > 0 || std::isnan(x) ? x : 0.0; return OK; }
   static double d(double x, double, double) { return x > 0 ? 1.0 : 0.0; }
 };
 
@@ -167,8 +167,9 @@ struct Div {
 struct Pow {
   static constexpr const char* name = "**";
   static Err f(double a, double b, double& y) {
-    if (a == 0 && b < 0) return ERR_ZERODIV;
-    if (a < 0 && std::isfinite(b) && b != std::floor(b)) return ERR_DOMAIN;
+    // As Python's float: 0.0 ** -1 and (-8.0) ** 0.5 raise; infinities do not.
+    if (a == 0 && b < 0 && std::isfinite(b)) return ERR_ZERODIV;
+    if (a < 0 && std::isfinite(a) && std::isfinite(b) && b != std::floor(b)) return ERR_DOMAIN;
     y = std::pow(a, b);
     return (std::isinf(y) && std::isfinite(a) && std::isfinite(b)) ? ERR_OVERFLOW : OK;
   }

@@ -333,13 +333,13 @@ static PyObject* get_op(PyObject* self, void*) {
 static PyObject* get_inputs(PyObject* self, void*) {
   Node* n = node_of(self);
   Py_ssize_t k = 0;
-  for_each_input(n, [&](Node*) { ++k; });
+  for_each_input(n, [&](Node* in) { k += !(in->flags & NUMBER); });
   PyObject* t = PyTuple_New(k);
   if (!t) return nullptr;
   Py_ssize_t i = 0;
   bool failed = false;
   for_each_input(n, [&](Node* in) {
-    if (failed) return;
+    if (failed || (in->flags & NUMBER)) return;
     PyObject* w = wrap(in);
     if (!w) { failed = true; return; }
     PyTuple_SET_ITEM(t, i++, w);

@@ -51,14 +51,14 @@ inline Node* new_node(double data, int op, uint8_t flags) {
   n->in[0] = n->in[1] = nullptr;
   n->py = nullptr;
   n->refs = 0;
-  n->nin = 0;
+  n->stamp = 0;
   n->op = static_cast<uint8_t>(op);
   n->flags = flags;
   return n;
 }
 
 // A leaf that holds a number and never receives a gradient.
-inline Node* const_node(double v) { return new_node(v, LEAF, 0); }
+inline Node* const_node(double v) { return new_node(v, LEAF, NUMBER); }
 
 // Wraps a node that nothing refers to yet; frees it if the wrapper fails.
 inline PyObject* wrap_new(Node* n) {
