@@ -1,0 +1,107 @@
+"""The benchmark workloads, each written once and run against several engines.
+
+Kept apart from ``run.py`` (which times and reports) so that tests can check
+that every engine computes the same numbers on the same workload.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Sequence, Tuple
+
+# ---------------------------------------------------------------- many-ops graph
+
+
+def scalar_graph_arenagrad(ag: Any, n_ops: int) -> Tuple[list, list]:
+    """shared/design.md's many-scalar-ops graph, built with arenagrad.
+
+    100 leaves x_i = 0.01 i, then op k by k % 4: softplus(nodes[-10]);
+    one 4-input sum; nodes[-20] * nodes[-10]; softmax(nodes[-4:]) (4 nodes).
+    Returns (leaves, nodes); the output is nodes[-1].
+    """
+    nodes = [ag.Value(0.01 * i) for i in range(100)]
+    leaves = list(nodes)
+    for k in range(n_ops):
+        m = k & 3
+        if m == 0:
+            nodes.append(nodes[-10].softplus())
+        elif m == 1:
+            nodes.append(ag.sum((nodes[-30], nodes[-25], nodes[-20], nodes[-15])))
+        elif m == 2:
+            nodes.append(nodes[-20] * nodes[-10])
+        else:
+            nodes.extend(ag.softmax(nodes[-4:]))
+    return leaves, nodes
+
+
+def scalar_graph_torch(torch: Any, n_ops: int) -> Tuple[list, list]:
+    """The same graph with PyTorch 0-d float64 tensors (eager autograd)."""
+    F = torch.nn.functional
+    nodes = [torch.tensor(0.01 * i, dtype=torch.float64, requires_grad=True) for i in range(100)]
+    leaves = list(nodes)
+    for k in range(n_ops):
+        m = k & 3
+        if m == 0:
+            nodes.append(F.softplus(nodes[-10]))
+        elif m == 1:
+            nodes.append(torch.stack((nodes[-30], nodes[-25], nodes[-20], nodes[-15])).sum())
+        elif m == 2:
+            nodes.append(nodes[-20] * nodes[-10])
+        else:
+            nodes.extend(torch.softmax(torch.stack(nodes[-4:]), 0).unbind())
+    return leaves, nodes
+
+
+# ------------------------------------------------------------ micrograd's moons
+
+
+def moons_data(n: int = 100, seed: int = 1) -> Tuple[List[List[float]], List[float]]:
+    """micrograd's demo data: make_moons(100, noise=0.1), labels -1/+1."""
+    import numpy as np
+
+    from arenagrad.data import make_moons
+
+    X, y = make_moons(n, noise=0.1, seed=seed)
+    return X.tolist(), (np.asarray(y) * 2 - 1).astype(float).tolist()
+
+
+def micrograd_style_loss(Value: Callable, model: Any, X: Sequence, y: Sequence, alpha: float = 1e-4):
+    """micrograd's demo.ipynb loss, verbatim but for the Value class passed in.
+
+    SVM max-margin loss plus L2, written as micrograd's users write it (Python's
+    sum, one Value per input feature).
+    """
+    inputs = [list(map(Value, xrow)) for xrow in X]
+    scores = list(map(model, inputs))
+    losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
+    data_loss = sum(losses) * (1.0 / len(losses))
+    reg_loss = alpha * sum((p * p for p in model.parameters()))
+    total_loss = data_loss + reg_loss
+    accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
+    return total_loss, sum(accuracy) / len(accuracy)
+
+
+def micrograd_style_step(Value: Callable, model: Any, X: Sequence, y: Sequence, k: int) -> float:
+    """One step of micrograd's demo: forward, backward, SGD with its lr decay."""
+    total_loss, _ = micrograd_style_loss(Value, model, X, y)
+    model.zero_grad()
+    total_loss.backward()
+    lr = 1.0 - 0.9 * k / 100
+    for p in model.parameters():
+        p.data -= lr * p.grad
+    return total_loss.data
+
+
+def torch_moons_step(torch: Any, model: Any, opt: Any, X: Any, y: Any, alpha: float = 1e-4) -> float:
+    """The same step in batched PyTorch eager: one tensor op per layer."""
+    scores = model(X).squeeze(1)
+    data_loss = torch.relu(1 - y * scores).mean()
+    reg_loss = alpha * sum((p * p).sum() for p in model.parameters())
+    loss = data_loss + reg_loss
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss)
+
+
+# The 10,000-op graph's output, float64, agreed by PyTorch (shared/design.md).
+SCALAR_GRAPH_10K_OUTPUT = 0.12589713828547422
