@@ -1,0 +1,456 @@
+"""``Module``: the base class of every layer, with PyTorch's verbs.
+
+What a module owns is read from its attributes, at the moment it is asked, so a
+micrograd-style subclass that never calls ``super().__init__()`` works too:
+
+* a ``Value``, a list of ``Value``\\ s, or a rectangular list of lists of ``Value``\\ s is a
+  *parameter* of shape ``()``, ``(n,)`` or ``(m, n)`` (``Neuron.w``, ``Neuron.b``,
+  ``Linear.weight``);
+* a ``Module``, or a list of ``Module``\\ s, is a *submodule* (``MLP.layers`` is a list,
+  its entries are named ``layers.0``, ``layers.1``, ...).
+
+Attributes whose name starts with an underscore are private and never registered, so a
+module can cache ``Value``\\ s (or anything else) there without making them parameters.
+
+Parameters keep their identity for the life of the module: :meth:`Module.load_state_dict`
+writes ``.data`` in place, so an optimizer built before a load keeps working.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Set, Tuple, Union
+
+import numpy as np
+
+from .._core import Value
+
+__all__ = ["Module", "IncompatibleKeys"]
+
+# What a parameter attribute holds: one Value, a row of them, or rows of them.
+ParamSlot = Union[Value, List[Value], List[List[Value]]]
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class IncompatibleKeys(NamedTuple):
+    """What :meth:`Module.load_state_dict` skipped with ``strict=False``."""
+
+    missing_keys: List[str]
+    unexpected_keys: List[str]
+
+
+# _members() tags each registered attribute with its kind: a parameter slot's shape
+# (a tuple), or one of these two strings.
+_MODULE = "module"
+_MODULES = "modules"
+_VALUE_TYPE = {Value}
+_PLAIN_TYPES = frozenset({bool, int, float, str, type(None)})
+
+
+def _kind(obj: Any) -> Union[Tuple[int, ...], str, None]:
+    """What ``obj`` is to a module: a slot shape, ``_MODULE``, ``_MODULES`` or ``None``.
+
+    Called for every attribute on every ``parameters()``, hence the type checks before
+    isinstance and the C-level ``set(map(type, ...))`` scans.
+    """
+    t = type(obj)
+    if t is Value:
+        return ()
+    if t is list:
+        if not obj:
+            return None
+        first = obj[0]
+        if type(first) is Value:
+            return (len(obj),) if set(map(type, obj)) == _VALUE_TYPE else None
+        if type(first) is list:
+            n = len(first)
+            if n and all(type(r) is list and len(r) == n for r in obj):
+                if all(set(map(type, r)) == _VALUE_TYPE for r in obj):
+                    return (len(obj), n)
+            return None
+        if isinstance(first, Module) and all(isinstance(m, Module) for m in obj):
+            return _MODULES
+        return None
+    if isinstance(obj, Module):
+        return _MODULE
+    return None
+
+
+def _flat(slot: ParamSlot, ndim: int) -> List[Value]:
+    """The Values of a slot in row-major order."""
+    if ndim == 0:
+        return [slot]  # type: ignore[list-item]
+    if ndim == 1:
+        return slot  # type: ignore[return-value]
+    return [v for row in slot for v in row]  # type: ignore[union-attr]
+
+
+class Module:
+    """Base class for all neural network modules, as ``torch.nn.Module``.
+
+    Subclasses assign parameters and submodules as attributes in ``__init__`` and
+    implement :meth:`forward`; calling the module calls its class's ``forward`` (there
+    are no hooks)::
+
+        class TwoLayer(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.hidden = nn.Linear(2, 8)
+                self.out = nn.Linear(8, 1)
+
+            def forward(self, x):
+                return self.out(nn.functional.relu(self.hidden(x)))[0]
+
+    A micrograd-style subclass, with ``__call__`` (and perhaps ``parameters()``) of its
+    own and no ``super().__init__()``, works as well.
+    """
+
+    # A class attribute, so subclasses that skip super().__init__() still have it.
+    training: bool = True
+
+    def __init__(self) -> None:
+        self.training = True
+
+    # ------------------------------------------------------------------ calling
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Compute the module's output; every subclass defines it."""
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # There are no hooks to run around forward, so calling a module *is* calling its
+        # forward: a subclass that defines forward gets it as __call__ too, which saves
+        # one Python frame and an *args/**kwargs repack per call (an MLP call is one
+        # per layer per sample). A subclass that writes __call__ itself (micrograd
+        # style) keeps it.
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__ and "__call__" not in cls.__dict__:
+            cls.__call__ = cls.__dict__["forward"]  # type: ignore[method-assign]
+
+    # ---------------------------------------------------------------- structure
+
+    def _members(self) -> List[Tuple[str, Any, Any]]:
+        """``(name, kind, value)`` for each public attribute that is registered.
+
+        ``kind`` is the slot shape (a tuple) for a parameter, ``"module"`` for a
+        submodule, ``"modules"`` for a list of them.
+        """
+        out = []
+        for name, value in vars(self).items():
+            # Plain attributes (flags, sizes, names) are by far the most common: skip
+            # them before calling _kind.
+            if name[0] == "_" or type(value) in _PLAIN_TYPES:
+                continue
+            kind = _kind(value)
+            if kind is not None:
+                out.append((name, kind, value))
+        return out
+
+    def _child_modules(self) -> List["Module"]:
+        kids: List[Module] = []
+        for _, kind, value in self._members():
+            if kind is _MODULE:
+                kids.append(value)
+            elif kind is _MODULES:
+                kids.extend(value)
+        return kids
+
+    def named_children(self) -> Iterator[Tuple[str, "Module"]]:
+        """Direct submodules with their names (``"layers.0"`` for list entries)."""
+        for name, kind, value in self._members():
+            if kind is _MODULE:
+                yield name, value
+            elif kind is _MODULES:
+                for i, m in enumerate(value):
+                    yield f"{name}.{i}", m
+
+    def children(self) -> Iterator["Module"]:
+        """Direct submodules."""
+        return iter(self._child_modules())
+
+    def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
+        """This module (named ``prefix``) and every submodule below it, each once, depth first."""
+        seen: Set[int] = set()
+        stack: List[Tuple[str, Module]] = [(prefix, self)]
+        # An explicit stack: a deep Sequential must not hit the recursion limit.
+        while stack:
+            name, m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield name, m
+            kids = [(f"{name}.{n}" if name else n, c) for n, c in m.named_children()]
+            stack.extend(reversed(kids))
+
+    def modules(self) -> Iterator["Module"]:
+        """This module and every submodule below it, in the order of :meth:`named_modules`."""
+        seen: Set[int] = set()
+        stack: List[Module] = [self]
+        while stack:
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield m
+            kids = m._child_modules()
+            kids.reverse()
+            stack.extend(kids)
+
+    def _named_slots(self) -> Iterator[Tuple[str, ParamSlot, Tuple[int, ...]]]:
+        """Every parameter slot with its dotted name and shape, in definition order."""
+        for prefix, m in self.named_modules():
+            for name, kind, value in m._members():
+                if type(kind) is tuple:
+                    yield (f"{prefix}.{name}" if prefix else name), value, kind
+
+    def named_parameters(self) -> Iterator[Tuple[str, Value]]:
+        """Every parameter ``Value`` with a name such as ``"layers.0.neurons.3.w.1"``.
+
+        A ``Value`` shared by two slots is listed once, under its first name.
+        """
+        seen: Set[int] = set()
+        for name, slot, shape in self._named_slots():
+            values = _flat(slot, len(shape))
+            if not shape:
+                names = [name]
+            elif len(shape) == 1:
+                names = [f"{name}.{i}" for i in range(shape[0])]
+            else:
+                names = [f"{name}.{i}.{j}" for i in range(shape[0]) for j in range(shape[1])]
+            for n, v in zip(names, values):
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    yield n, v
+
+    def parameters(self) -> List[Value]:
+        """All parameters as a list, in micrograd's order (``w`` then ``b``, neuron by neuron).
+
+        A ``Value`` shared by several slots or modules is listed once.
+        """
+        # The walk of modules() with _members() inlined: micrograd-style training calls
+        # parameters() two or three times per step (zero_grad, the update, the L2 term),
+        # and this is about 20% faster than composing the helpers.
+        out: List[Value] = []
+        seen: Set[int] = set()
+        stack: List[Module] = [self]
+        while stack:
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            kids: List[Module] = []
+            for name, value in vars(m).items():
+                if name[0] == "_":
+                    continue
+                if type(value) is Value:
+                    out.append(value)
+                    continue
+                if type(value) in _PLAIN_TYPES:
+                    continue
+                kind = _kind(value)
+                if kind is None:
+                    continue
+                if kind is _MODULE:
+                    kids.append(value)
+                elif kind is _MODULES:
+                    kids.extend(value)
+                elif len(kind) == 1:
+                    out.extend(value)
+                else:
+                    for row in value:
+                        out.extend(row)
+            kids.reverse()
+            stack.extend(kids)
+        if len(set(map(id, out))) != len(out):
+            first: Set[int] = set()
+            out = [v for v in out if not (id(v) in first or first.add(id(v)))]  # type: ignore[func-returns-value]
+        return out
+
+    # ----------------------------------------------------------------- training
+
+    def zero_grad(self) -> None:
+        """Set every parameter's ``.grad`` to 0 (leaf gradients accumulate across backward calls)."""
+        for p in self.parameters():
+            p.grad = 0.0
+
+    def train(self, mode: bool = True) -> "Module":
+        """Set ``training`` on this module and every submodule; returns ``self``."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"train(mode) expects a bool, got {type(mode).__name__}")
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        """Same as ``train(False)``."""
+        return self.train(False)
+
+    # -------------------------------------------------------------- persistence
+
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """A copy of every parameter slot as a float64 array of the slot's shape.
+
+        Keys are dotted paths (``"layers.0.neurons.3.w"``, ``"0.weight"``); a neuron's
+        ``w`` is a vector, a ``Linear``'s ``weight`` an ``(out, in)`` matrix, a bias a
+        0-d array or a vector.
+        """
+        sd: Dict[str, np.ndarray] = {}
+        for name, slot, shape in self._named_slots():
+            flat = _flat(slot, len(shape))
+            sd[name] = np.array([v.data for v in flat], dtype=np.float64).reshape(shape)
+        return sd
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy values from ``state_dict`` into the parameters, in place.
+
+        Everything is checked before anything is written, so on error the module is
+        left exactly as it was.
+
+        Args:
+            state_dict: name -> array-like of real numbers, as :meth:`state_dict` returns.
+            strict: require exactly this module's keys (else missing and unexpected keys
+                are skipped and returned).
+
+        Raises:
+            KeyError: ``strict`` and a key is missing or unexpected (the message names it).
+            ValueError: an entry has the wrong shape or is not an array of real numbers.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
+        slots = list(self._named_slots())
+        own = {name for name, _, _ in slots}
+        missing = [name for name, _, _ in slots if name not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append("missing key(s) " + ", ".join(repr(k) for k in missing))
+            if unexpected:
+                parts.append("unexpected key(s) " + ", ".join(repr(k) for k in unexpected))
+            raise KeyError(f"load_state_dict for {type(self).__name__}: " + "; ".join(parts))
+
+        updates: List[Tuple[List[Value], List[float]]] = []
+        for name, slot, shape in slots:
+            if name not in state_dict:
+                continue
+            raw = state_dict[name]
+            try:
+                arr = np.asarray(raw)
+            except Exception as e:  # ragged lists and the like
+                raise ValueError(f"state_dict[{name!r}] is not an array of numbers: {e}") from e
+            if arr.dtype == np.bool_ or not (
+                np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+            ):
+                raise ValueError(f"state_dict[{name!r}] must hold real numbers, got dtype {arr.dtype}")
+            if arr.shape != shape:
+                raise ValueError(
+                    f"state_dict[{name!r}] has shape {arr.shape}, the parameter has shape {shape}"
+                )
+            updates.append((_flat(slot, len(shape)), arr.astype(np.float64).ravel().tolist()))
+
+        # Nothing below can fail: assigning a float to .data.
+        for values, numbers in updates:
+            for v, x in zip(values, numbers):
+                v.data = x
+        return IncompatibleKeys(missing, unexpected)
+
+    def save(self, path: PathLike) -> None:
+        """Write :meth:`state_dict` to ``path`` as an ``.npz`` archive (no pickles).
+
+        The file is written next to ``path`` and renamed over it, so an interrupted save
+        never leaves a half-written checkpoint behind. The name is used as given (numpy's
+        habit of appending ``.npz`` is avoided).
+        """
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".arenagrad-", suffix=".npz.tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **self.state_dict())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def load(self, path: PathLike, strict: bool = True) -> IncompatibleKeys:
+        """Load parameters saved by :meth:`save`; the module is unchanged if anything is wrong.
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+            ValueError: the file is not a readable ``.npz`` archive of numeric arrays
+                (corrupted, pickled objects, another format), or its entries do not match
+                this module's parameters (names or shapes).
+        """
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no such checkpoint: {path!r}")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                if not isinstance(archive, np.lib.npyio.NpzFile):
+                    raise ValueError("it holds a single .npy array, not an .npz archive")
+                # NpzFile is lazy: read every member now, inside the try, so a corrupt
+                # member is reported here rather than half-way through the update.
+                sd = {k: archive[k] for k in archive.files}
+        except ValueError as e:
+            raise ValueError(f"{path!r} is not a valid arenagrad checkpoint: {e}") from e
+        except Exception as e:  # BadZipFile, EOFError, OSError, zlib.error, ...
+            raise ValueError(
+                f"{path!r} is not a valid arenagrad checkpoint ({type(e).__name__}: {e})"
+            ) from e
+        try:
+            return self.load_state_dict(sd, strict=strict)
+        except KeyError as e:
+            raise ValueError(f"{path!r} does not match this {type(self).__name__}: {e.args[0]}") from e
+        except ValueError as e:
+            raise ValueError(f"{path!r} does not match this {type(self).__name__}: {e}") from e
+
+    # --------------------------------------------------------------------- repr
+
+    def extra_repr(self) -> str:
+        """The text between the parentheses of ``repr``; subclasses describe their shape here."""
+        return ""
+
+    def __repr__(self) -> str:
+        # torch's layout: extra_repr first, then one "(name): child" block per child,
+        # each block indented two spaces inside the parentheses.
+        blocks: List[str] = []
+        extra = self.extra_repr()
+        for name, kind, value in self._members():
+            if kind is _MODULE:
+                blocks.append(f"({name}): {value!r}")
+            elif kind is _MODULES:
+                entries = "".join("\n  " + _indent(line) for line in _list_lines(value))
+                blocks.append(f"({name}): [{entries}\n]")
+        if not blocks:
+            return f"{type(self).__name__}({extra})"
+        if extra:
+            blocks.insert(0, extra)
+        body = "".join("\n  " + _indent(b) for b in blocks)
+        return f"{type(self).__name__}({body}\n)"
+
+
+def _indent(text: str) -> str:
+    """Indent every line but the first by two spaces (the caller places the first)."""
+    return text.replace("\n", "\n  ")
+
+
+def _list_lines(modules: List[Module]) -> List[str]:
+    """``(i): repr`` per entry, with runs of identical entries folded as torch's ModuleList does."""
+    reprs = [repr(m) for m in modules]
+    lines = []
+    i = 0
+    while i < len(reprs):
+        j = i
+        while j + 1 < len(reprs) and reprs[j + 1] == reprs[i]:
+            j += 1
+        if j > i:
+            lines.append(f"({i}-{j}): {j - i + 1} x {reprs[i]}")
+        else:
+            lines.append(f"({i}): {reprs[i]}")
+        i = j + 1
+    return lines
