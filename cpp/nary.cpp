@@ -133,9 +133,102 @@ bool fits(size_t n, const char* fn) {
 
 }  // namespace
 
+// ---------------------------------------------------------------- fast paths
+//
+// A layer calls dot once per neuron and a loss calls sum once per batch, so
+// the common shapes (lists or tuples of Values, or Values against floats)
+// skip the general path's temporary vectors: one pass straight into the
+// side-pool slots. Anything else returns nullptr without an error set and
+// falls through to the general path.
+
+namespace {
+
+bool is_list_or_tuple(PyObject* o) { return PyList_CheckExact(o) || PyTuple_CheckExact(o); }
+
+PyObject** items_of(PyObject* o, Py_ssize_t* n) {
+  *n = PySequence_Fast_GET_SIZE(o);
+  return PySequence_Fast_ITEMS(o);
+}
+
+// Wraps filled slots in a new node; frees the slots if that fails.
+PyObject* finish_nary(int op, Slot* s, uint32_t nin, uint32_t nodes, double aux, uint8_t flags) {
+  uint8_t rg = 0;
+  for (uint32_t i = 0; i < nodes; ++i) rg |= s[i].node->flags & REQUIRES_GRAD;
+  double y;
+  if (op == DOT) {
+    uint32_t nn = (flags & CONST_Y) ? nin / 2 : nin;
+    Dot::f(nin / 2, [s, nn](size_t i) { return i < nn ? s[i].node->data : s[i].num; }, aux, y);
+  } else {
+    Sum::f(nin, [s](size_t i) { return s[i].node->data; }, aux, y);
+  }
+  Node* n = grad_enabled ? new_node(y, op, rg | flags) : new_node(y, LEAF, 0);
+  if (!n || !grad_enabled) {
+    pool::free_slots(s, nin);
+    return n ? wrap_new(n) : nullptr;
+  }
+  n->aux = aux;
+  n->args = s;
+  n->nin = nin;
+  for (uint32_t i = 0; i < nodes; ++i) incref(s[i].node);
+  return wrap_new(n);
+}
+
+PyObject* fast_sum(PyObject* arg) {
+  if (!is_list_or_tuple(arg)) return nullptr;
+  Py_ssize_t n;
+  PyObject** it = items_of(arg, &n);
+  if (n == 0 || n > 0x7fffffff) return nullptr;
+  for (Py_ssize_t i = 0; i < n; ++i)
+    if (!is_value(it[i])) return nullptr;
+  Slot* s = pool::alloc_slots(static_cast<uint32_t>(n));
+  if (!s) return PyErr_NoMemory();
+  for (Py_ssize_t i = 0; i < n; ++i) s[i].node = node_of(it[i]);
+  return finish_nary(SUM, s, static_cast<uint32_t>(n), static_cast<uint32_t>(n), 0.0, 0);
+}
+
+PyObject* fast_dot(PyObject* xs, PyObject* ys) {
+  if (!is_list_or_tuple(xs) || !is_list_or_tuple(ys)) return nullptr;
+  Py_ssize_t n, ny;
+  PyObject** ix = items_of(xs, &n);
+  PyObject** iy = items_of(ys, &ny);
+  if (n != ny || n == 0 || n > 0x3fffffff) return nullptr;
+  // Values against floats (either side) or Values against Values.
+  bool x_values = is_value(ix[0]), y_values = is_value(iy[0]);
+  if (!x_values && !y_values) return nullptr;
+  if (!x_values) {
+    std::swap(ix, iy);
+    std::swap(x_values, y_values);
+  }
+  uint32_t un = static_cast<uint32_t>(n);
+  Slot* s = pool::alloc_slots(2 * un);
+  if (!s) return PyErr_NoMemory();
+  for (uint32_t i = 0; i < un; ++i) {
+    PyObject* x = ix[i];
+    PyObject* y = iy[i];
+    if (!is_value(x)) goto general;
+    s[i].node = node_of(x);
+    if (y_values) {
+      if (!is_value(y)) goto general;
+      s[un + i].node = node_of(y);
+    } else if (PyFloat_CheckExact(y)) {
+      s[un + i].num = PyFloat_AS_DOUBLE(y);
+    } else {
+      goto general;  // ints, numpy scalars, a Value among numbers: the general path
+    }
+  }
+  return finish_nary(DOT, s, 2 * un, y_values ? 2 * un : un, 0.0, y_values ? 0 : CONST_Y);
+general:
+  pool::free_slots(s, 2 * un);
+  return nullptr;
+}
+
+}  // namespace
+
 // ------------------------------------------------------------------- sum
 
 static PyObject* py_sum(PyObject*, PyObject* arg) {
+  if (PyObject* r = fast_sum(arg)) return r;
+  if (PyErr_Occurred()) return nullptr;
   std::vector<Operand> ops;
   Ref hold;
   if (!gather(arg, "sum", "values", ops, hold) || !nonempty(ops, "sum") || !fits(ops.size(), "sum")) return nullptr;
@@ -179,6 +272,8 @@ static PyObject* py_dot(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     PyErr_Format(PyExc_TypeError, "dot() takes 2 arguments (xs, ys), got %zd", nargs);
     return nullptr;
   }
+  if (PyObject* r = fast_dot(args[0], args[1])) return r;
+  if (PyErr_Occurred()) return nullptr;
   std::vector<Operand> xs, ys;
   Ref hold_x, hold_y;
   if (!gather(args[0], "dot", "xs", xs, hold_x) || !gather(args[1], "dot", "ys", ys, hold_y)) return nullptr;

@@ -24,7 +24,9 @@ from ._core import (
     sum,
 )
 from ._core import CompiledGraph
+from . import data, losses, nn, optim, random
 from .grad_mode import enable_grad, no_grad
+from .random import manual_seed
 from .replay import compile
 
 __version__ = "0.1.0"
@@ -45,4 +47,9 @@ __all__ = [
     "compile",
     "CompiledGraph",
     "NODE_BYTES",
+    "manual_seed",
+    "data",
+    "losses",
+    "nn",
+    "optim",
 ]
