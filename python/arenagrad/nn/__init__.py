@@ -6,9 +6,11 @@
   :class:`Tanh`, :class:`Sigmoid`, :class:`Identity`.
 * :mod:`arenagrad.nn.functional`: losses and elementwise activations.
 * :mod:`arenagrad.nn.init`: the weight-initialisation schemes.
+* :class:`CompiledStep`: a model and loss recorded once, replayed per batch.
 """
 
 from . import functional, init
+from .compiled import CompiledStep
 from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .container import Sequential
 from .linear import Linear
@@ -28,6 +30,7 @@ __all__ = [
     "Tanh",
     "Sigmoid",
     "Identity",
+    "CompiledStep",
     "functional",
     "init",
 ]

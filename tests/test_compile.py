@@ -1,0 +1,223 @@
+"""Compiled replay: bit-identical to eager, same errors, nothing changed on failure."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import arenagrad as ag
+from arenagrad import nn
+from arenagrad.nn import functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import workloads  # noqa: E402
+
+
+def eager_grads(leaves, out):
+    for v in leaves:
+        v.grad = 0.0
+    out.backward()
+    return [v.grad for v in leaves]
+
+
+def test_design_graph_replay_is_bit_identical_to_eager():
+    leaves, nodes = workloads.scalar_graph_arenagrad(ag, 2000)
+    out = nodes[-1]
+    want_grads = eager_grads(leaves, out)
+    want = out.data
+    for v in leaves:
+        v.grad = 0.0
+    step = ag.compile(out)
+    assert step.forward() == want
+    step.backward()
+    assert [v.grad for v in leaves] == want_grads
+
+    # New leaf data: replay against a freshly built eager graph on the same data.
+    rng = np.random.default_rng(0)
+    new = rng.uniform(-1, 1, len(leaves))
+    step.set_data(leaves, new)
+    for v in leaves:
+        v.grad = 0.0
+    got = step.forward()
+    step.backward()
+    got_grads = [v.grad for v in leaves]
+    leaves2, nodes2 = workloads.scalar_graph_arenagrad(ag, 2000)
+    for v, x in zip(leaves2, new):
+        v.data = float(x)
+    # Rebuild eagerly from the new data (the build reads .data at build time).
+    fresh = [ag.Value(float(x)) for x in new]
+    nodes3 = list(fresh)
+    for k in range(2000):
+        m = k & 3
+        if m == 0:
+            nodes3.append(nodes3[-10].softplus())
+        elif m == 1:
+            nodes3.append(ag.sum((nodes3[-30], nodes3[-25], nodes3[-20], nodes3[-15])))
+        elif m == 2:
+            nodes3.append(nodes3[-20] * nodes3[-10])
+        else:
+            nodes3.extend(ag.softmax(nodes3[-4:]))
+    nodes3[-1].backward()
+    assert got == nodes3[-1].data
+    assert got_grads == [v.grad for v in fresh]
+    assert out.data == got  # forward writes the output's data
+
+
+def test_design_graph_value_matches_published_and_torch():
+    leaves, nodes = workloads.scalar_graph_arenagrad(ag, 10_000)
+    assert len(nodes) == 17_600
+    assert nodes[-1].data == workloads.SCALAR_GRAPH_10K_OUTPUT
+    step = ag.compile(nodes[-1])
+    assert step.forward() == workloads.SCALAR_GRAPH_10K_OUTPUT
+    torch = pytest.importorskip("torch")
+    tl, tn = workloads.scalar_graph_torch(torch, 2000)
+    al, an = workloads.scalar_graph_arenagrad(ag, 2000)
+    tn[-1].backward()
+    c = ag.compile(an[-1])
+    c.forward()
+    c.backward()
+    assert an[-1].data == pytest.approx(tn[-1].item(), rel=1e-12)
+    for a, t in zip(al, tl):
+        tg = 0.0 if t.grad is None else t.grad.item()
+        assert a.grad == pytest.approx(tg, rel=1e-9, abs=1e-15)
+
+
+def test_mlp_cross_entropy_replay_matches_eager_exactly():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20, 3))
+    y = rng.integers(0, 4, 20)
+    m = nn.MLP(3, [8, 4], seed=3)
+    rows = [[ag.Value(float(v), requires_grad=False) for v in r] for r in X]
+    loss = F.cross_entropy([m(r) for r in rows], y.tolist())
+    step = ag.compile(loss)
+    m.zero_grad()
+    loss.backward()
+    want = [p.grad for p in m.parameters()]
+    m.zero_grad()
+    assert step.forward() == loss.data
+    step.backward()
+    assert [p.grad for p in m.parameters()] == want
+    # Leaf gradients accumulate across replays exactly as across eager calls.
+    step.backward()
+    twice = [p.grad for p in m.parameters()]
+    m.zero_grad()
+    loss.backward()
+    loss.backward()
+    assert twice == [p.grad for p in m.parameters()]
+    assert twice == pytest.approx([2 * g for g in want], rel=1e-12)
+
+
+def test_multiple_outputs_and_output_gradients():
+    a, b = ag.Value(1.5), ag.Value(-0.5)
+    u = a * b
+    v = (a + b).tanh()
+    step = ag.compile([u, v])
+    assert step.forward() == [u.data, v.data]
+    step.backward([2.0, 3.0])
+    t = math.tanh(1.0)
+    assert a.grad == pytest.approx(2.0 * -0.5 + 3.0 * (1 - t * t))
+    assert b.grad == pytest.approx(2.0 * 1.5 + 3.0 * (1 - t * t))
+    with pytest.raises(ValueError, match="2 outputs"):
+        step.backward([1.0])
+
+
+def test_leaves_are_stable_and_exclude_numbers():
+    x, w = ag.Value(2.0, requires_grad=False), ag.Value(3.0)
+    out = ag.mean([x * w, 5.0, w.exp()])
+    step = ag.compile(out)
+    assert step.leaves == ag.compile(out).leaves
+    assert set(map(id, step.leaves)) == {id(x), id(w)}
+    assert step.num_nodes >= 5 and "CompiledGraph" in repr(step)
+
+
+@pytest.mark.parametrize(
+    "build, data, exc",
+    [
+        (lambda x: x.log(), -1.0, ValueError),
+        (lambda x: 1.0 / x, 0.0, ZeroDivisionError),
+        (lambda x: (x * 10).exp(), 100.0, OverflowError),
+        (lambda x: x ** 0.5, -4.0, ValueError),
+    ],
+)
+def test_replay_errors_match_eager_and_change_nothing(build, data, exc):
+    x = ag.Value(1.0)
+    out = build(x) * 2
+    step = ag.compile(out)
+    step.backward()
+    grad_before, out_before = x.grad, out.data
+    x.data = data
+    with pytest.raises(exc):
+        build(ag.Value(data))  # eager raises the same type
+    with pytest.raises(exc):
+        step.forward()
+    assert x.data == data and x.grad == grad_before and out.data == out_before
+
+
+def test_set_data_checks_shape_and_leaves():
+    xs = [[ag.Value(0.0, requires_grad=False) for _ in range(3)] for _ in range(2)]
+    out = ag.sum([ag.sum(r) for r in xs])
+    step = ag.compile(out)
+    step.set_data(xs, np.arange(6.0).reshape(2, 3))
+    assert step.forward() == 15.0
+    with pytest.raises(ValueError, match=r"\(3, 2\)"):
+        step.set_data(xs, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="not a leaf"):
+        step.set_data([out], np.zeros(1))
+    with pytest.raises(TypeError):
+        step.set_data([1.0], np.zeros(1))
+    assert step.forward() == 15.0  # failed calls changed nothing
+
+
+def test_compiled_graph_keeps_its_leaves_alive():
+    before = ag.engine_stats()["live_nodes"]
+    x = ag.Value(3.0)
+    step = ag.compile((x * x).relu())
+    del x
+    leaf = step.leaves[0]
+    leaf.data = 4.0
+    assert step.forward() == 16.0
+    del leaf, step
+    assert ag.engine_stats()["live_nodes"] == before
+
+
+def test_compile_rejects_bad_outputs():
+    with pytest.raises(TypeError):
+        ag.compile(3.0)
+    with pytest.raises(ValueError):
+        ag.compile([])
+    with pytest.raises(TypeError):
+        ag.compile([ag.Value(1.0), "x"])
+
+
+@pytest.mark.parametrize("loss", ["cross-entropy", "mse", "hinge", "regression-mse"])
+def test_compiled_step_matches_eager_step(loss):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(13, 2))
+    k = 3 if loss in ("cross-entropy", "mse") else 1
+    y = rng.integers(0, k, 13) if k > 1 else (rng.integers(0, 2, 13) if loss == "hinge" else rng.normal(size=13))
+    eager, compiled = nn.MLP(2, [5, k], seed=4), nn.MLP(2, [5, k], seed=4)
+    step = nn.CompiledStep(compiled, loss, batch_size=5, in_features=2, num_classes=k if k > 1 else None)
+    for lo, hi in [(0, 5), (5, 10), (10, 13)]:  # the last batch is short: recorded on first use
+        xb, yb = X[lo:hi], y[lo:hi]
+        eager.zero_grad()
+        compiled.zero_grad()
+        outs = [eager(r) for r in xb.tolist()]
+        if loss == "cross-entropy":
+            e = F.cross_entropy(outs, yb.tolist())
+        elif loss == "mse":
+            e = F.mse_loss([ag.softmax(o) for o in outs], np.eye(k)[yb].tolist())
+        elif loss == "hinge":
+            e = F.hinge_loss(outs, [1 if t else -1 for t in yb])
+        else:
+            e = F.mse_loss(outs, yb.tolist())
+        e.backward()
+        got = step(xb, yb)
+        assert got == pytest.approx(e.data, rel=1e-12)
+        for p, q in zip(eager.parameters(), compiled.parameters()):
+            assert q.grad == pytest.approx(p.grad, rel=1e-9, abs=1e-15)
+    with pytest.raises(ValueError, match="shape"):
+        step(X[:5, :1], y[:5])
