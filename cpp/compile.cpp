@@ -35,10 +35,12 @@ struct Compiled {
   std::vector<Node*> leaf_nodes;  // referenced: replay reads their data, writes their grad
   std::vector<Node*> out_nodes;   // referenced: forward writes their data
   std::vector<uint32_t> out_index;
+  std::vector<Node*> watch_nodes;  // referenced: forward writes their data too
+  std::vector<uint32_t> watch_index;
   size_t nleaves = 0;
   std::atomic<bool> busy{false};
 
-  explicit Compiled(py::object outputs);
+  Compiled(py::object outputs, py::object watch);
   ~Compiled();
   Compiled(const Compiled&) = delete;
   Compiled& operator=(const Compiled&) = delete;
@@ -78,7 +80,7 @@ static Node* node_arg(py::handle h, const char* what) {
   return node_of(h.ptr());
 }
 
-Compiled::Compiled(py::object outputs) {
+Compiled::Compiled(py::object outputs, py::object watch) {
   std::vector<Node*> roots;
   if (is_value(outputs.ptr())) {
     roots.push_back(node_of(outputs.ptr()));
@@ -99,6 +101,18 @@ Compiled::Compiled(py::object outputs) {
     std::vector<Node*> emitted;
     auto all = [](Node*) { return true; };
     count_consumers(roots.data(), roots.size(), all, [](Node*) {});
+    // Watched Values must be in the graph: reached by this traversal.
+    if (!watch.is_none()) {
+      uint32_t e = current_epoch();
+      size_t i = 0;
+      for (py::handle h : watch) {
+        Node* n = node_arg(h, "compile(): each watched value");
+        if (n->stamp != e)
+          throw py::value_error("compile(): watch[" + std::to_string(i) + "] is not part of the graph of the outputs");
+        watch_nodes.push_back(n);
+        ++i;
+      }
+    }
     consumers_first(roots.data(), roots.size(), all, [&](Node* n) { emitted.push_back(n); });
     for (size_t i = emitted.size(); i-- > 0;)
       if (emitted[i]->op == LEAF) order.push_back(emitted[i]);
@@ -147,6 +161,7 @@ Compiled::Compiled(py::object outputs) {
     }
   }
   for (Node* r : roots) out_index.push_back(r->pending);
+  for (Node* w : watch_nodes) watch_index.push_back(w->pending);
 
   for (size_t i = 0; i < nleaves; ++i) {
     incref(order[i]);
@@ -156,11 +171,13 @@ Compiled::Compiled(py::object outputs) {
     incref(r);
     out_nodes.push_back(r);
   }
+  for (Node* w : watch_nodes) incref(w);
 }
 
 Compiled::~Compiled() {
   for (Node* n : leaf_nodes) decref(n);
   for (Node* n : out_nodes) decref(n);
+  for (Node* n : watch_nodes) decref(n);
 }
 
 uint32_t Compiled::run_forward(Err& err) {
@@ -281,6 +298,7 @@ py::object Compiled::forward() {
     throw py::error_already_set();
   }
   for (size_t i = 0; i < out_nodes.size(); ++i) out_nodes[i]->data = val[out_index[i]];
+  for (size_t i = 0; i < watch_nodes.size(); ++i) watch_nodes[i]->data = val[watch_index[i]];
   if (is_single) return py::float_(val[out_index[0]]);
   py::list r;
   for (uint32_t i : out_index) r.append(val[i]);
@@ -374,7 +392,7 @@ void bind_compile(py::module_& m) {
   py::class_<Compiled>(m, "CompiledGraph",
                        "A recorded graph flattened for replay: forward() re-reads the leaves' .data and\n"
                        "recomputes every value; backward() accumulates into the leaves' .grad.")
-      .def(py::init<py::object>(), py::arg("outputs"))
+      .def(py::init<py::object, py::object>(), py::arg("outputs"), py::arg("watch") = py::none())
       .def("forward", &Compiled::forward,
            "Recompute from the leaves' current .data; returns the output value (a list for several outputs).")
       .def("backward", &Compiled::backward, py::arg("grad_outputs") = py::none(),

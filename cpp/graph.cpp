@@ -55,6 +55,8 @@ uint32_t next_epoch() {
   return epoch;
 }
 
+uint32_t current_epoch() { return epoch; }
+
 std::vector<Node*>& traversal_stack() {
   static std::vector<Node*> stack;
   return stack;

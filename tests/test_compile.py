@@ -221,3 +221,25 @@ def test_compiled_step_matches_eager_step(loss):
             assert q.grad == pytest.approx(p.grad, rel=1e-9, abs=1e-15)
     with pytest.raises(ValueError, match="shape"):
         step(X[:5, :1], y[:5])
+
+
+@pytest.mark.parametrize("dataset, loss", [("moons", "cross-entropy"), ("xor", "hinge"), ("sine", "mse")])
+def test_trainer_compile_flag_gives_the_eager_run(tmp_path, dataset, loss):
+    from arenagrad.train import TrainConfig, train
+
+    runs = []
+    for compiled in (False, True):
+        cfg = TrainConfig(dataset=dataset, loss=loss, epochs=3, samples=60, batch_size=16, plots=False,
+                          quiet=True, out=str(tmp_path / str(compiled)), compile=compiled)
+        runs.append(train(cfg))
+    eager, replay = runs
+    assert replay.history["loss"] == pytest.approx(eager.history["loss"], rel=1e-9)
+    for p, q in zip(eager.model.parameters(), replay.model.parameters()):
+        assert q.data == pytest.approx(p.data, rel=1e-9, abs=1e-12)
+
+
+def test_cli_accepts_compile(tmp_path):
+    from arenagrad.cli import main
+
+    assert main(["train", "--epochs", "2", "--samples", "40", "--no-plots", "--quiet", "--compile",
+                 "--out", str(tmp_path)]) == 0

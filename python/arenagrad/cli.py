@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--graphviz", action="store_true",
                    help="also write the graph of one sample's loss (.dot, and .svg if graphviz's "
                    "dot is installed)")
+    t.add_argument("--compile", action="store_true",
+                   help="record the training step once and replay it per batch (same numbers, "
+                        "several times faster)")
     t.add_argument("--quiet", action="store_true",
                    help="no progress bars or notes, only the final line")
     t.set_defaults(run=_run_train)
@@ -213,7 +216,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         weight_decay=args.weight_decay, optimizer=args.optimizer, batch_size=args.batch_size,
         loss=args.loss, test_split=args.test_split, seed=args.seed, out=args.out,
         plot_every=args.plot_every, gif=args.gif, plots=args.plots, graphviz=args.graphviz,
-        quiet=args.quiet, grid=args.grid,
+        compile=args.compile, quiet=args.quiet, grid=args.grid,
     )
     try:
         result = train(config)

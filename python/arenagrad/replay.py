@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 from ._core import CompiledGraph, Value
 
 
-def compile(outputs: Union[Value, Sequence[Value]]) -> CompiledGraph:
+def compile(outputs: Union[Value, Sequence[Value]], watch: Optional[Sequence[Value]] = None) -> CompiledGraph:
     """Capture everything reachable from ``outputs`` for replay.
 
     The graph must have been built eagerly once. ``forward()`` re-reads the
@@ -15,11 +15,13 @@ def compile(outputs: Union[Value, Sequence[Value]]) -> CompiledGraph:
     recomputes every value, writing the outputs' ``.data``; ``backward()``
     accumulates into the leaves' ``.grad`` exactly as ``Value.backward``
     would. Intermediate Values you still hold keep the data they were built
-    with. Values and gradients are bit-identical to the eager engine.
+    with, except those listed in ``watch`` (Values inside the graph, such as a
+    model's outputs under a loss), whose ``.data`` forward() also updates.
+    Values and gradients are bit-identical to the eager engine.
 
     >>> x = Value(2.0); y = (x * x).exp()
     >>> step = compile(y)
     >>> x.data = 1.0; step.forward()   # exp(1.0)
     2.718281828459045
     """
-    return CompiledGraph(outputs)
+    return CompiledGraph(outputs, watch)

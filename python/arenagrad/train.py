@@ -98,6 +98,7 @@ class TrainConfig:
     gif: bool = True
     plots: bool = True
     graphviz: bool = False
+    compile: bool = False  # record the step once per batch size and replay it (nn.CompiledStep)
     quiet: bool = False
     grid: int = 60
 
@@ -375,6 +376,12 @@ def train(config: TrainConfig, stream: Optional[TextIO] = None) -> TrainResult:
     if plots is not None:
         plots.frame(model, 0)
 
+    step = None
+    if c.compile:
+        step_loss = "regression-mse" if task == "regression" else c.loss
+        step = nn.CompiledStep(model, step_loss, batch_size=c.batch_size, in_features=X_tr.shape[1],
+                               num_classes=k if step_loss in ("cross-entropy", "mse") else None)
+
     t_train = 0.0
     for epoch in range(1, c.epochs + 1):
         t0 = time.perf_counter()
@@ -382,20 +389,25 @@ def train(config: TrainConfig, stream: Optional[TextIO] = None) -> TrainResult:
         seen = correct = 0
         loss_sum = 0.0
         for xb, yb in loader:
+            opt.zero_grad()
             try:
-                outs = [model(x) for x in xb]
-                loss = _batch_loss(F, outs, yb, c.loss, task, k)
+                if step is not None:
+                    loss_value = step(xb, yb)  # replay: forward + backward, no graph built
+                    outs = step.outputs
+                else:
+                    outs = [model(x) for x in xb]
+                    loss = _batch_loss(F, outs, yb, c.loss, task, k)
+                    loss.backward()
+                    loss_value = loss.data
             except (OverflowError, ZeroDivisionError) as err:
                 # The engine raises as Python floats do once the weights blow up.
                 bar.close()
                 raise TrainError(f"the loss diverged at epoch {epoch} ({err}); "
                                  f"try a smaller --lr than {c.lr}") from None
-            opt.zero_grad()
-            loss.backward()
             opt.step()
             n = len(yb)
             seen += n
-            loss_sum += loss.data * n
+            loss_sum += loss_value * n
             if task == "classification":
                 scores = (np.array([[o.data] for o in outs]) if k == 1
                           else np.array([[v.data for v in o] for o in outs]))

@@ -113,6 +113,8 @@ class CompiledStep:
         self.penalty = penalty
         self._recordings: Dict[int, tuple] = {}
         self._record(int(batch_size))
+        #: The model's outputs (Values) for the last batch, refreshed by each call.
+        self.outputs: List[Any] = []
 
     def _record(self, n: int) -> tuple:
         """Build the graph once for batches of n samples and compile it."""
@@ -125,7 +127,10 @@ class CompiledStep:
         loss = self.builder(outs, ts)
         if self.penalty is not None:
             loss = loss + self.penalty()
-        rec = (xs, ts, _compile(loss), loss)
+        # The model's outputs are watched so that forward() refreshes them too:
+        # callers read them for accuracy without a second pass.
+        flat = [o for out in outs for o in (out if isinstance(out, list) else [out])]
+        rec = (xs, ts, _compile(loss, watch=flat), loss, outs)
         self._recordings[n] = rec
         return rec
 
@@ -151,9 +156,10 @@ class CompiledStep:
             raise ValueError(f"inputs have shape {x.shape}, expected (batch, {self.in_features})")
         n = x.shape[0]
         rec = self._recordings.get(n) or self._record(n)
-        xs, ts, graph, _ = rec
+        xs, ts, graph, _, outs = rec
         graph.set_data(xs, x)
         graph.set_data(ts, self._targets(yb, n))
+        self.outputs = outs
         return graph
 
     def __call__(self, xb: Any, yb: Any) -> float:
