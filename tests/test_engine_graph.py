@@ -673,3 +673,15 @@ def test_wide_graph():
     assert xs[0].grad == pytest.approx(4.0 + 1.0 / n, rel=1e-15)
     del s, t, d, m, xs
     assert live() == base
+
+
+def test_no_grad_decorates_without_parentheses():
+    @ag.no_grad
+    def f(x):
+        return x * 2
+
+    y = f(ag.Value(1.0))
+    assert y.is_leaf and not y.requires_grad and ag.is_grad_enabled()
+    assert f.__name__ == "f"
+    with pytest.raises(TypeError):
+        ag.no_grad(3)

@@ -11,9 +11,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _GradMode:
-    """Context manager (and decorator) that sets recording for its block."""
+    """Context manager (and decorator) that sets recording for its block.
+
+    Usable as ``with no_grad():``, ``@no_grad()`` and, as in torch, ``@no_grad``.
+    """
 
     _mode: bool
+
+    def __new__(cls, fn: Any = None) -> Any:
+        self = super().__new__(cls)
+        if fn is None:
+            return self
+        if not callable(fn):
+            raise TypeError(f"{cls.__name__}() takes no arguments (or decorates a function), got {fn!r}")
+        return self(fn)
+
+    def __init__(self, fn: Any = None) -> None:
+        pass
 
     def __enter__(self) -> None:
         self._prev = set_grad_enabled(self._mode)
