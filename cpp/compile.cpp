@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <vector>
@@ -61,6 +62,19 @@ struct Compiled {
   void run_backward();
   bool is_single = false;
 };
+
+// Every live compiled graph, for the invariant checker (check.cpp).
+static std::vector<const Compiled*> live_graphs;
+
+std::vector<Node*> compiled_refs() {
+  std::vector<Node*> r;
+  for (const Compiled* c : live_graphs) {
+    r.insert(r.end(), c->leaf_nodes.begin(), c->leaf_nodes.end());
+    r.insert(r.end(), c->out_nodes.begin(), c->out_nodes.end());
+    r.insert(r.end(), c->watch_nodes.begin(), c->watch_nodes.end());
+  }
+  return r;
+}
 
 // Marks the compiled graph busy for one call: two threads replaying the same
 // graph at once would race on its arrays.
@@ -172,9 +186,11 @@ Compiled::Compiled(py::object outputs, py::object watch) {
     out_nodes.push_back(r);
   }
   for (Node* w : watch_nodes) incref(w);
+  live_graphs.push_back(this);
 }
 
 Compiled::~Compiled() {
+  live_graphs.erase(std::find(live_graphs.begin(), live_graphs.end(), this));
   for (Node* n : leaf_nodes) decref(n);
   for (Node* n : out_nodes) decref(n);
   for (Node* n : watch_nodes) decref(n);

@@ -11,6 +11,7 @@ namespace py = pybind11;
 namespace ag {
 extern PyMethodDef nary_methods[];
 void bind_compile(py::module_& m);
+py::dict check_invariants();
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -44,5 +45,8 @@ PYBIND11_MODULE(_core, m) {
       },
       "Arena counters: live nodes, nodes carved, bytes per node, side-pool slots in use.");
   m.attr("NODE_BYTES") = sizeof(ag::Node);
+  m.def("_check_invariants", &ag::check_invariants,
+        "Walk the whole arena and check reference counts, wrappers, inputs and the free list;\n"
+        "raises RuntimeError naming the first violation. O(nodes): for tests and fuzzing.");
   ag::bind_compile(m);
 }

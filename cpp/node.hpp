@@ -50,6 +50,10 @@ struct Node {
 };
 static_assert(sizeof(Node) <= 64, "a node must fit in 64 bytes");
 
+// The op code of a node on the free list (the invariant checker tells live
+// nodes from free ones by it).
+constexpr uint8_t OP_FREE = 0xff;
+
 namespace pool {
 
 // Fast path inline; the slow path (a new chunk) lives in pool.cpp.
@@ -66,6 +70,8 @@ inline Node* alloc() {
 }
 
 inline void free_node(Node* n) {
+  n->op = OP_FREE;
+  n->py = nullptr;
   n->next_free = free_head;
   free_head = n;
   --live;
@@ -76,6 +82,8 @@ void free_slots(Slot* s, uint32_t n);
 
 size_t capacity();     // nodes carved so far
 size_t chunk_count();
+Node* chunk(size_t i);  // chunk i's first node; each holds chunk_nodes()
+size_t chunk_nodes();
 size_t slots_live();
 void reset_stamps();   // set every node's stamp to 0 (epoch wrap-around)
 

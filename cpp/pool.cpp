@@ -26,17 +26,25 @@ bool grow() {
   // built in one go lies contiguously in memory.
   for (size_t i = 0; i + 1 < CHUNK_NODES; ++i) c[i].next_free = &c[i + 1];
   c[CHUNK_NODES - 1].next_free = free_head;
-  for (size_t i = 0; i < CHUNK_NODES; ++i) c[i].stamp = 0;
+  for (size_t i = 0; i < CHUNK_NODES; ++i) {
+    c[i].stamp = 0;
+    c[i].op = OP_FREE;
+  }
   free_head = c;
   return true;
 }
 
 size_t capacity() { return chunks.size() * CHUNK_NODES; }
+Node* chunk(size_t i) { return chunks[i]; }
+size_t chunk_nodes() { return CHUNK_NODES; }
 size_t chunk_count() { return chunks.size(); }
 
 void reset_stamps() {
   for (Node* c : chunks)
-    for (size_t i = 0; i < CHUNK_NODES; ++i) c[i].stamp = 0;
+    for (size_t i = 0; i < CHUNK_NODES; ++i) {
+    c[i].stamp = 0;
+    c[i].op = OP_FREE;
+  }
 }
 
 // Side pool: blocks of 2^k slots, one free list per k. Blocks up to 2^12
