@@ -313,6 +313,12 @@ py::object Compiled::forward() {
     raise_op_error(op_name(op[k]), err, x, y, binary);
     throw py::error_already_set();
   }
+  if (anomaly_enabled)
+    for (size_t k = nleaves; k < size(); ++k)
+      if (!std::isfinite(val[k])) {
+        raise_anomaly(op_name(op[k]), "forward", val[k]);
+        throw py::error_already_set();
+      }
   for (size_t i = 0; i < out_nodes.size(); ++i) out_nodes[i]->data = val[out_index[i]];
   for (size_t i = 0; i < watch_nodes.size(); ++i) watch_nodes[i]->data = val[watch_index[i]];
   if (is_single) return py::float_(val[out_index[0]]);
@@ -350,6 +356,25 @@ void Compiled::backward(py::object grad_outputs) {
   }
   for (size_t i = 0; i < nleaves; ++i)
     if (flags[i] & REQUIRES_GRAD) leaf_nodes[i]->grad = grad[i];
+  if (anomaly_enabled) {
+    // The first op in sweep order whose step gave an input a non-finite grad.
+    for (size_t k = size(); k-- > nleaves;) {
+      bool bad = false;
+      auto check = [&](uint32_t i) { bad |= i != NONE && (flags[i] & REQUIRES_GRAD) && !std::isfinite(grad[i]); };
+      if (!(flags[k] & REQUIRES_GRAD)) continue;
+      if (is_nary(op[k])) {
+        uint32_t nn = (flags[k] & CONST_Y) ? b[k] / 2 : b[k];
+        for (uint32_t j = 0; j < nn; ++j) check(args[a[k] + j]);
+      } else {
+        check(a[k]);
+        check(b[k]);
+      }
+      if (bad) {
+        raise_anomaly(op_name(op[k]), "backward", NAN);
+        throw py::error_already_set();
+      }
+    }
+  }
 }
 
 py::list Compiled::leaves() const {

@@ -1,5 +1,6 @@
 #include "graph.hpp"
 
+#include <cmath>
 #include <cstdint>
 
 namespace ag {
@@ -108,6 +109,25 @@ void backward_step(Node* n) {
     default:
       break;
   }
+}
+
+Node* backward_checked(Node* root, double seed) {
+  if (root->op == LEAF) {
+    root->grad += seed;
+    return nullptr;
+  }
+  Node* bad = nullptr;
+  auto descend = [](Node* in) { return in->op != LEAF && (in->flags & REQUIRES_GRAD); };
+  count_consumers(&root, 1, descend, [](Node* n) { n->grad = 0.0; });
+  root->grad = seed;
+  consumers_first(&root, 1, descend, [&](Node* n) {
+    backward_step(n);
+    if (bad) return;
+    for_each_input(n, [&](Node* in) {
+      if (!bad && (in->flags & REQUIRES_GRAD) && !std::isfinite(in->grad)) bad = n;
+    });
+  });
+  return bad;
 }
 
 void backward(Node* root, double seed) {

@@ -121,6 +121,10 @@ void consumers_first(Node* const* roots, size_t nroots, Descend descend, Emit em
 // accumulate, intermediate gradients are overwritten.
 void backward(Node* root, double seed);
 
+// backward, then the first node (in sweep order) whose step produced a
+// non-finite gradient in an input, or nullptr. For detect_anomaly.
+Node* backward_checked(Node* root, double seed);
+
 // The local backward step of one node: adds g * d(node)/d(input) into the
 // grad of every input that requires grad.
 void backward_step(Node* n);

@@ -31,6 +31,16 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("mode"), "Turn graph recording on or off for this thread; returns the previous mode.");
   m.def(
+      "set_detect_anomaly",
+      [](bool on) {
+        bool was = ag::anomaly_enabled;
+        ag::anomaly_enabled = on;
+        return was;
+      },
+      py::arg("mode"), "Turn NaN/inf detection on or off for this thread; returns the previous mode.");
+  m.def(
+      "is_anomaly_enabled", [] { return ag::anomaly_enabled; }, "Whether NaN/inf detection is on for this thread.");
+  m.def(
       "is_grad_enabled", [] { return ag::grad_enabled; }, "Whether ops on this thread record a graph.");
   m.def(
       "engine_stats",

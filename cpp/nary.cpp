@@ -90,6 +90,7 @@ void drop(std::vector<Node*>& keep) {
 // A node for an n-ary op over node slots [0, k) and number slots [k, nin).
 PyObject* make_nary(int op, double y, double aux, const std::vector<Operand>& ops, size_t k,
                     const double* nums, size_t nnums, uint8_t extra_flags) {
+  if (anomalous(y)) return raise_anomaly(op_name(op), "forward", y);
   if (!grad_enabled) {
     Node* n = new_node(y, LEAF, 0);
     return n ? wrap_new(n) : nullptr;
@@ -160,6 +161,10 @@ PyObject* finish_nary(int op, Slot* s, uint32_t nin, uint32_t nodes, double aux,
     Dot::f(nin / 2, [s, nn](size_t i) { return i < nn ? s[i].node->data : s[i].num; }, aux, y);
   } else {
     Sum::f(nin, [s](size_t i) { return s[i].node->data; }, aux, y);
+  }
+  if (anomalous(y)) {
+    pool::free_slots(s, nin);
+    return raise_anomaly(op_name(op), "forward", y);
   }
   Node* n = grad_enabled ? new_node(y, op, rg | flags) : new_node(y, LEAF, 0);
   if (!n || !grad_enabled) {
@@ -241,6 +246,7 @@ static PyObject* py_sum(PyObject*, PyObject* arg) {
     else c += o.num;
   }
   double y = forward_of<Sum>(nodes, nodes.size(), c);
+  if (anomalous(y)) return raise_anomaly("sum", "forward", y);
   if (nodes.empty()) {
     Node* n = new_node(y, LEAF, 0);
     return n ? wrap_new(n) : nullptr;
@@ -348,6 +354,14 @@ static PyObject* softmax_like(PyObject* arg, const char* fn) {
   if (!gather(arg, fn, "values", ops, hold) || !nonempty(ops, fn) || !fits(ops.size(), fn)) return nullptr;
   size_t n = ops.size();
   double L = forward_of<LogSumExp>(ops, n, 0.0);
+  if (anomaly_enabled) {
+    if (!std::isfinite(L)) return raise_anomaly(fn, "forward", L);
+    for (size_t i = 0; i < n; ++i) {
+      double y;
+      S::f(ops[i].value(), L, y);
+      if (!std::isfinite(y)) return raise_anomaly(fn, "forward", y);
+    }
+  }
   PyObject* out = PyList_New(static_cast<Py_ssize_t>(n));
   if (!out) return nullptr;
   if (!grad_enabled) {

@@ -8,6 +8,13 @@
 namespace ag {
 
 thread_local bool grad_enabled = true;
+thread_local bool anomaly_enabled = false;
+
+PyObject* raise_anomaly(const char* op, const char* where, double y) {
+  PyErr_Format(PyExc_FloatingPointError, "%s produced %s in %s (ag.detect_anomaly() is on)", op,
+               std::isnan(y) ? "nan" : (y > 0 ? "inf" : "-inf"), where);
+  return nullptr;
+}
 
 // ------------------------------------------------------------ wrapper objects
 
@@ -127,6 +134,7 @@ static PyObject* apply_unary(Node* a, double p) {
   double y;
   Err e = S::f(a->data, p, y);
   if (e) return raise_op_error(S::name, e, a->data, 0, false);
+  if (anomalous(y)) return raise_anomaly(S::name, "forward", y);
   Node* n = new_node(y, grad_enabled ? OP : LEAF, grad_enabled ? (a->flags & REQUIRES_GRAD) : 0);
   if (!n) return nullptr;
   if (grad_enabled) {
@@ -165,6 +173,7 @@ static PyObject* apply_binary(PyObject* a, PyObject* b) {
   double y;
   Err e = S::f(va, vb, y);
   if (e) return raise_op_error(S::name, e, va, vb, true);
+  if (anomalous(y)) return raise_anomaly(S::name, "forward", y);
   if (!grad_enabled) {
     Node* n = new_node(y, LEAF, 0);
     return n ? wrap_new(n) : nullptr;
@@ -248,7 +257,12 @@ static PyObject* method_backward(PyObject* self, PyObject* args, PyObject* kw) {
                     "with requires_grad=False, or under ag.no_grad())");
     return nullptr;
   }
-  backward(n, g);
+  if (anomaly_enabled) {
+    Node* bad = backward_checked(n, g);
+    if (bad) return raise_anomaly(op_name(bad->op), "backward", NAN);
+  } else {
+    backward(n, g);
+  }
   Py_RETURN_NONE;
 }
 

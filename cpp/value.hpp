@@ -8,6 +8,8 @@
 #pragma once
 #include <Python.h>
 
+#include <cmath>
+
 #include "node.hpp"
 #include "ops.hpp"
 
@@ -36,6 +38,16 @@ PyObject* raise_op_error(const char* op, Err e, double a, double b, bool binary)
 
 // Gradient recording mode (`with ag.no_grad():`), per thread as in PyTorch.
 extern thread_local bool grad_enabled;
+
+// `with ag.detect_anomaly():` per thread: the first NaN or infinity an op
+// produces, forward or backward, raises FloatingPointError naming the op.
+extern thread_local bool anomaly_enabled;
+
+// Raises FloatingPointError for an op whose result is not finite; nullptr.
+PyObject* raise_anomaly(const char* op, const char* where, double y);
+
+// The forward check: free unless the result is NaN or infinite.
+inline bool anomalous(double y) { return !std::isfinite(y) && anomaly_enabled; }
 
 // A fresh node: zero grad, no wrapper, no references yet. nullptr (with
 // MemoryError set) if the system is out of memory.

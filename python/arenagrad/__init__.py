@@ -13,6 +13,8 @@ with PyTorch's vocabulary on top (``nn``, ``optim``, ``data``)::
 from ._core import (
     NODE_BYTES,
     Value,
+    is_anomaly_enabled,
+    set_detect_anomaly,
     dot,
     engine_stats,
     is_grad_enabled,
@@ -25,7 +27,7 @@ from ._core import (
 )
 from ._core import CompiledGraph
 from . import data, losses, nn, optim, random
-from .grad_mode import enable_grad, no_grad
+from .grad_mode import detect_anomaly, enable_grad, no_grad
 from .random import manual_seed
 from .replay import compile
 
@@ -41,6 +43,9 @@ __all__ = [
     "log_softmax",
     "no_grad",
     "enable_grad",
+    "detect_anomaly",
+    "set_detect_anomaly",
+    "is_anomaly_enabled",
     "set_grad_enabled",
     "is_grad_enabled",
     "engine_stats",

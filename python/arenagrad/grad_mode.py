@@ -1,10 +1,11 @@
-"""``no_grad`` and ``enable_grad``: switch graph recording off and on, as in torch."""
+"""``no_grad``/``enable_grad`` (graph recording) and ``detect_anomaly``, as in torch."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any, Callable, TypeVar
 
+from . import _core
 from ._core import set_grad_enabled
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,3 +59,31 @@ class enable_grad(_GradMode):
     """Turn recording back on inside a ``no_grad`` block."""
 
     _mode = True
+
+
+class detect_anomaly:
+    """Inside ``with ag.detect_anomaly():`` the first NaN or infinity is an error.
+
+    Any op whose result is not finite raises ``FloatingPointError`` naming the
+    op, before anything is added to the graph; ``backward()`` (eager or
+    replayed) raises it naming the op whose backward step produced a
+    non-finite gradient, after completing the sweep. Per thread, like
+    ``torch.autograd.detect_anomaly``; also usable as a decorator.
+    """
+
+    def __init__(self, mode: bool = True) -> None:
+        self._mode = mode
+
+    def __enter__(self) -> None:
+        self._prev = _core.set_detect_anomaly(self._mode)
+
+    def __exit__(self, *exc: object) -> None:
+        _core.set_detect_anomaly(self._prev)
+
+    def __call__(self, fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with detect_anomaly(self._mode):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
