@@ -399,8 +399,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repeats and smaller graphs")
     p.add_argument("--only", nargs="+", choices=sorted(SECTIONS), help="run only these sections")
-    p.add_argument("--json", default=str(HERE / "results" / "latest.json"), help="where to write the JSON")
+    p.add_argument("--json", help="where to write the JSON (default: bench/results/latest.json, "
+                                  "or latest-quick.json with --quick or --only)")
     args = p.parse_args(argv)
+    if args.json is None:
+        partial = args.quick or args.only
+        args.json = str(HERE / "results" / ("latest-quick.json" if partial else "latest.json"))
 
     rows: List[Row] = []
     for name, fn in SECTIONS.items():
