@@ -96,15 +96,26 @@ static Node* node_arg(py::handle h, const char* what) {
 
 Compiled::Compiled(py::object outputs, py::object watch) {
   std::vector<Node*> roots;
+  py::tuple outs;  // holds the outputs (a generator's Values have no other owner)
   if (is_value(outputs.ptr())) {
     roots.push_back(node_of(outputs.ptr()));
     is_single = true;
   } else {
-    if (!py::isinstance<py::sequence>(outputs) || py::isinstance<py::str>(outputs))
+    if (!py::isinstance<py::iterable>(outputs) || py::isinstance<py::str>(outputs))
       throw py::type_error("compile() takes a Value or a list of Values, not '" +
                            std::string(Py_TYPE(outputs.ptr())->tp_name) + "'");
-    for (py::handle h : outputs) roots.push_back(node_arg(h, "compile(): each output"));
+    outs = py::tuple(outputs);
+    for (py::handle h : outs) roots.push_back(node_arg(h, "compile(): each output"));
     if (roots.empty()) throw py::value_error("compile(): expected at least one output, got an empty list");
+  }
+
+  // Collect the watched Values before traversing: iterating a Python
+  // iterable runs Python code, which may itself traverse the graph. The
+  // tuple keeps them alive until they are referenced below.
+  py::tuple watched;
+  if (!watch.is_none()) {
+    watched = py::tuple(watch);
+    for (py::handle h : watched) watch_nodes.push_back(node_arg(h, "compile(): each watched value"));
   }
 
   // The same traversal as eager backward, over every reachable node: the
@@ -116,17 +127,10 @@ Compiled::Compiled(py::object outputs, py::object watch) {
     auto all = [](Node*) { return true; };
     count_consumers(roots.data(), roots.size(), all, [](Node*) {});
     // Watched Values must be in the graph: reached by this traversal.
-    if (!watch.is_none()) {
-      uint32_t e = current_epoch();
-      size_t i = 0;
-      for (py::handle h : watch) {
-        Node* n = node_arg(h, "compile(): each watched value");
-        if (n->stamp != e)
-          throw py::value_error("compile(): watch[" + std::to_string(i) + "] is not part of the graph of the outputs");
-        watch_nodes.push_back(n);
-        ++i;
-      }
-    }
+    uint32_t e = current_epoch();
+    for (size_t i = 0; i < watch_nodes.size(); ++i)
+      if (watch_nodes[i]->stamp != e)
+        throw py::value_error("compile(): watch[" + std::to_string(i) + "] is not part of the graph of the outputs");
     consumers_first(roots.data(), roots.size(), all, [&](Node* n) { emitted.push_back(n); });
     for (size_t i = emitted.size(); i-- > 0;)
       if (emitted[i]->op == LEAF) order.push_back(emitted[i]);
@@ -341,8 +345,12 @@ void Compiled::backward(py::object grad_outputs) {
     }
   }
   BusyGuard busy_guard(busy);
-  for (size_t i = 0; i < nleaves; ++i) grad[i] = leaf_nodes[i]->grad;
-  std::fill(grad.begin() + nleaves, grad.end(), 0.0);
+  // Leaf gradients are summed from zero and added to the leaves' .grad at the
+  // end, under the GIL: another thread's replay over the same leaves may run
+  // meanwhile, and reading .grad first and writing it back would lose its
+  // updates. From zeroed grads (the usual step) this is bit-identical to eager
+  // backward; accumulating onto nonzero grads adds the sum in one rounding.
+  std::fill(grad.begin(), grad.end(), 0.0);
   for (size_t i = 0; i < out_index.size(); ++i) {
     uint32_t k = out_index[i];
     if (k < nleaves || out_index.size() > 1) grad[k] += seeds[i];
@@ -355,7 +363,7 @@ void Compiled::backward(py::object grad_outputs) {
     run_backward();
   }
   for (size_t i = 0; i < nleaves; ++i)
-    if (flags[i] & REQUIRES_GRAD) leaf_nodes[i]->grad = grad[i];
+    if (flags[i] & REQUIRES_GRAD) leaf_nodes[i]->grad += grad[i];
   if (anomaly_enabled) {
     // The first op in sweep order whose step gave an input a non-finite grad.
     for (size_t k = size(); k-- > nleaves;) {

@@ -101,14 +101,17 @@ def test_mlp_cross_entropy_replay_matches_eager_exactly():
     assert step.forward() == loss.data
     step.backward()
     assert [p.grad for p in m.parameters()] == want
-    # Leaf gradients accumulate across replays exactly as across eager calls.
+    # Leaf gradients accumulate across replays as across eager calls. A replay
+    # sums its contributions from zero and adds them once (so that threads
+    # replaying over shared leaves lose nothing), so a second call matches
+    # eager to rounding, not bit for bit.
     step.backward()
     twice = [p.grad for p in m.parameters()]
     m.zero_grad()
     loss.backward()
     loss.backward()
-    assert twice == [p.grad for p in m.parameters()]
-    assert twice == pytest.approx([2 * g for g in want], rel=1e-12)
+    assert twice == pytest.approx([p.grad for p in m.parameters()], rel=1e-13)
+    assert twice == [2 * g for g in want]  # g + g is exact
 
 
 def test_multiple_outputs_and_output_gradients():

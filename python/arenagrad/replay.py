@@ -17,7 +17,10 @@ def compile(outputs: Union[Value, Sequence[Value]], watch: Optional[Sequence[Val
     would. Intermediate Values you still hold keep the data they were built
     with, except those listed in ``watch`` (Values inside the graph, such as a
     model's outputs under a loss), whose ``.data`` forward() also updates.
-    Values and gradients are bit-identical to the eager engine.
+    Values, and gradients accumulated into zeroed ``.grad``, are
+    bit-identical to the eager engine (onto nonzero grads a replay adds its
+    sum in one rounding). Replays of long graphs release the GIL; two graphs
+    sharing leaves may be replayed from two threads at once.
 
     >>> x = Value(2.0); y = (x * x).exp()
     >>> step = compile(y)
