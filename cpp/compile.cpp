@@ -344,6 +344,12 @@ void Compiled::backward(py::object grad_outputs) {
       seeds = g;
     }
   }
+  bool any = false;
+  for (Node* n : out_nodes) any |= bool(n->flags & REQUIRES_GRAD);
+  if (!any)
+    throw std::runtime_error(
+        "backward(): no output requires grad (they were built only from Values with "
+        "requires_grad=False, or under ag.no_grad())");
   BusyGuard busy_guard(busy);
   // Leaf gradients are summed from zero and added to the leaves' .grad at the
   // end, under the GIL: another thread's replay over the same leaves may run

@@ -246,3 +246,14 @@ def test_cli_accepts_compile(tmp_path):
 
     assert main(["train", "--epochs", "2", "--samples", "40", "--no-plots", "--quiet", "--compile",
                  "--out", str(tmp_path)]) == 0
+
+
+def test_backward_without_grad_raises_like_eager():
+    x = ag.Value(2.0, requires_grad=False)
+    y = x * x
+    with pytest.raises(RuntimeError, match="requires_grad"):
+        y.backward()
+    step = ag.compile(y)
+    assert step.forward() == 4.0
+    with pytest.raises(RuntimeError, match="requires_grad"):
+        step.backward()
