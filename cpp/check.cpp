@@ -56,15 +56,20 @@ py::dict check_invariants() {
       } else if (n->in[0] || n->in[1]) {
         fail("leaf with inputs");
       }
-      bool any_rg = false;
+      // An op node requires grad iff one of its inputs did when it was built.
+      // Op nodes never change the flag, leaves may (the requires_grad setter,
+      // as in torch: the existing graph keeps what it was built with).
+      bool op_input_rg = false, leaf_input = false;
       for_each_input(n, [&](Node* in) {
         if (!in_arena(in)) fail("input pointer outside the arena");
         if (in->op == OP_FREE) fail("input that has been freed (op " + std::string(op_name(n->op)) + ")");
         expected[in] += 1;
-        any_rg |= bool(in->flags & REQUIRES_GRAD);
+        if (in->op == LEAF) leaf_input = true;
+        else op_input_rg |= bool(in->flags & REQUIRES_GRAD);
       });
-      if (n->op != LEAF && bool(n->flags & REQUIRES_GRAD) != any_rg)
-        fail("requires_grad of an op node is not the OR of its inputs'");
+      bool rg = n->flags & REQUIRES_GRAD;
+      if (n->op != LEAF && ((op_input_rg && !rg) || (rg && !op_input_rg && !leaf_input)))
+        fail("requires_grad of an op node does not follow from its inputs'");
     }
   }
   for (Node* n : compiled_refs()) expected[n] += 1;
