@@ -6,19 +6,21 @@ that every engine computes the same numbers on the same workload.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 # ---------------------------------------------------------------- many-ops graph
 
 
-def scalar_graph_arenagrad(ag: Any, n_ops: int) -> Tuple[list, list]:
+def scalar_graph_arenagrad(ag: Any, n_ops: int, leaf_values: Optional[Sequence[float]] = None) -> Tuple[list, list]:
     """shared/design.md's many-scalar-ops graph, built with arenagrad.
 
-    100 leaves x_i = 0.01 i, then op k by k % 4: softplus(nodes[-10]);
-    one 4-input sum; nodes[-20] * nodes[-10]; softmax(nodes[-4:]) (4 nodes).
-    Returns (leaves, nodes); the output is nodes[-1].
+    100 leaves x_i = 0.01 i (or `leaf_values`), then op k by k % 4:
+    softplus(nodes[-10]); one 4-input sum; nodes[-20] * nodes[-10];
+    softmax(nodes[-4:]) (4 nodes). Returns (leaves, nodes); the output is nodes[-1].
     """
-    nodes = [ag.Value(0.01 * i) for i in range(100)]
+    if leaf_values is None:
+        leaf_values = [0.01 * i for i in range(100)]
+    nodes = [ag.Value(float(v)) for v in leaf_values]
     leaves = list(nodes)
     for k in range(n_ops):
         m = k & 3

@@ -57,6 +57,24 @@ struct Compiled {
   }
 
  private:
+  // Entry k's operands as its op struct reads them: a binary op's left and
+  // right (the constant for a CONST side), an n-ary op's slots.
+  double lhs(size_t k) const { return (flags[k] & CONST_A) ? aux[k] : val[a[k]]; }
+  double rhs(size_t k) const { return (flags[k] & CONST_B) ? aux[k] : val[b[k]]; }
+  struct Slots {
+    const double* v;
+    const uint32_t* ix;  // node slots [0, nodes)
+    const double* nums;  // number slots [nodes, ...)
+    uint32_t nodes;
+    size_t count;  // operands as the op counts them (dot: pairs)
+    double operator()(size_t i) const { return i < nodes ? v[ix[i]] : nums[i]; }
+  };
+  Slots slots(size_t k) const {
+    uint32_t cnt = b[k];
+    return {val.data(), args.data() + a[k], argnum.data() + a[k], (flags[k] & CONST_Y) ? cnt / 2 : cnt,
+            op[k] == DOT ? cnt / 2 : size_t(cnt)};
+  }
+
   // Returns the failing entry, or NONE. No Python calls: may run without the GIL.
   uint32_t run_forward(Err& err);
   void run_backward();
@@ -212,24 +230,17 @@ uint32_t Compiled::run_forward(Err& err) {
     break;
       AG_UNARY_OPS(AG_UNARY_CASE)
 #undef AG_UNARY_CASE
-#define AG_BINARY_CASE(E, S)                                        \
-  case E: {                                                         \
-    double x = (flags[k] & CONST_A) ? aux[k] : v[a[k]];             \
-    double y = (flags[k] & CONST_B) ? aux[k] : v[b[k]];             \
-    e = S::f(x, y, v[k]);                                           \
-    break;                                                          \
-  }
+#define AG_BINARY_CASE(E, S)           \
+  case E:                              \
+    e = S::f(lhs(k), rhs(k), v[k]);    \
+    break;
       AG_BINARY_OPS(AG_BINARY_CASE)
 #undef AG_BINARY_CASE
-#define AG_NARY_CASE(E, S)                                                         \
-  case E: {                                                                        \
-    const uint32_t* ix = args.data() + a[k];                                       \
-    const double* nums = argnum.data() + a[k];                                     \
-    uint32_t cnt = b[k];                                                           \
-    uint32_t nn = (flags[k] & CONST_Y) ? cnt / 2 : cnt;                            \
-    size_t count = (op[k] == DOT) ? cnt / 2 : cnt;                                 \
-    e = S::f(count, [=](size_t i) { return i < nn ? v[ix[i]] : nums[i]; }, aux[k], v[k]); \
-    break;                                                                         \
+#define AG_NARY_CASE(E, S) \
+  case E: {                \
+    Slots x = slots(k);    \
+    e = S::f(x.count, x, aux[k], v[k]); \
+    break;                 \
   }
       AG_NARY_OPS(AG_NARY_CASE)
 #undef AG_NARY_CASE
@@ -262,28 +273,23 @@ void Compiled::run_backward() {
     break;
       AG_UNARY_OPS(AG_UNARY_CASE)
 #undef AG_UNARY_CASE
-#define AG_BINARY_CASE(E, S)                                  \
-  case E: {                                                   \
-    double x = (fl[k] & CONST_A) ? aux[k] : v[a[k]];          \
-    double y = (fl[k] & CONST_B) ? aux[k] : v[b[k]];          \
-    double dx, dy;                                            \
-    S::d(x, y, v[k], dx, dy);                                 \
-    if (a[k] != NONE) give(a[k], gk * dx);                    \
-    if (b[k] != NONE) give(b[k], gk * dy);                    \
-    break;                                                    \
+#define AG_BINARY_CASE(E, S)                   \
+  case E: {                                    \
+    double dx, dy;                             \
+    S::d(lhs(k), rhs(k), v[k], dx, dy);        \
+    if (a[k] != NONE) give(a[k], gk * dx);     \
+    if (b[k] != NONE) give(b[k], gk * dy);     \
+    break;                                     \
   }
       AG_BINARY_OPS(AG_BINARY_CASE)
 #undef AG_BINARY_CASE
-#define AG_NARY_CASE(E, S)                                                          \
-  case E: {                                                                         \
-    const uint32_t* ix = args.data() + a[k];                                        \
-    const double* nums = argnum.data() + a[k];                                      \
-    uint32_t cnt = b[k];                                                            \
-    uint32_t nn = (fl[k] & CONST_Y) ? cnt / 2 : cnt;                                \
-    size_t count = (op[k] == DOT) ? cnt / 2 : cnt;                                  \
-    S::d(count, [=](size_t i) { return i < nn ? v[ix[i]] : nums[i]; }, v[k], gk,    \
-         [=](size_t i, double d) { if (i < nn) give(ix[i], d); });                  \
-    break;                                                                          \
+#define AG_NARY_CASE(E, S)                                                           \
+  case E: {                                                                          \
+    Slots x = slots(k);                                                              \
+    S::d(x.count, x, v[k], gk, [&x, &give](size_t i, double d) {                     \
+      if (i < x.nodes) give(x.ix[i], d);                                             \
+    });                                                                              \
+    break;                                                                           \
   }
       AG_NARY_OPS(AG_NARY_CASE)
 #undef AG_NARY_CASE
@@ -311,8 +317,8 @@ py::object Compiled::forward() {
     bool binary = is_binary(op[k]);
     if (is_unary(op[k])) x = val[a[k]];
     if (binary) {
-      x = (flags[k] & CONST_A) ? aux[k] : val[a[k]];
-      y = (flags[k] & CONST_B) ? aux[k] : val[b[k]];
+      x = lhs(k);
+      y = rhs(k);
     }
     raise_op_error(op_name(op[k]), err, x, y, binary);
     throw py::error_already_set();
