@@ -111,10 +111,16 @@ def plot_decision_boundary(
             probabilities on it, shape ``(len(ys), len(xs), k)``.
         path: the PNG to write.
     """
+    return _save_figure(lambda ax: _draw_boundary(ax, X, y, xs, ys, probs), path, title, dpi, (4.2, 4.2))
+
+
+def _save_figure(draw: Any, path: PathLike, title: Optional[str], dpi: int,
+                 figsize: Tuple[float, float]) -> Path:
+    """One figure with one axes: draw(ax), an optional title, saved and closed."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    fig, ax = plt.subplots(figsize=figsize)
     try:
-        _draw_boundary(ax, X, y, xs, ys, probs)
+        draw(ax)
         if title:
             ax.set_title(title, fontsize=10)
         fig.tight_layout()
@@ -273,17 +279,7 @@ def plot_regression(
         xs, ys_pred: a dense sorted set of inputs and the model's predictions there.
         truth: optionally the noise-free target on ``xs`` (drawn dashed).
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    try:
-        _draw_fit(ax, X, y, xs, ys_pred, truth)
-        if title:
-            ax.set_title(title, fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, dpi=dpi)
-    finally:
-        plt.close(fig)
-    return Path(path)
+    return _save_figure(lambda ax: _draw_fit(ax, X, y, xs, ys_pred, truth), path, title, dpi, (5.0, 3.4))
 
 
 def plot_minimize(
