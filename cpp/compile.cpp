@@ -420,17 +420,20 @@ void Compiled::set_data(py::object values, py::array_t<double, py::array::c_styl
                             " is not a leaf; replay recomputes it from the leaves");
     nodes.push_back(n);
   };
-  py::sequence seq = py::reinterpret_borrow<py::sequence>(values);
-  shape.push_back(static_cast<py::ssize_t>(py::len(seq)));
-  bool nested = shape[0] > 0 && !is_value(seq[0].ptr());
+  // Lists hold the items (and rows) until the data is written: a sequence
+  // may make its items on the fly, and nothing else would keep them alive.
+  py::list seq(values);
+  std::vector<py::list> rows;
+  shape.push_back(static_cast<py::ssize_t>(seq.size()));
+  bool nested = !seq.empty() && !is_value(seq[0].ptr());
   if (nested) {
     py::ssize_t width = -1;
     for (py::handle row : seq) {
-      py::sequence r = py::reinterpret_borrow<py::sequence>(row);
-      py::ssize_t w = static_cast<py::ssize_t>(py::len(r));
+      rows.emplace_back(py::reinterpret_borrow<py::object>(row));
+      py::ssize_t w = static_cast<py::ssize_t>(rows.back().size());
       if (width >= 0 && w != width) throw py::value_error("set_data(): values is a ragged list of rows");
       width = w;
-      for (py::handle h : r) leaf(h, nodes.size());
+      for (py::handle h : rows.back()) leaf(h, nodes.size());
     }
     shape.push_back(width);
   } else {

@@ -57,6 +57,7 @@ uint32_t next_epoch() {
 }
 
 uint32_t current_epoch() { return epoch; }
+void set_epoch(uint32_t e) { epoch = e; }
 
 std::vector<Node*>& traversal_stack() {
   static std::vector<Node*> stack;

@@ -23,6 +23,7 @@ template <class F> inline void for_each_input(const Node* n, F f) {
 
 uint32_t next_epoch();
 uint32_t current_epoch();  // the mark of the last traversal
+void set_epoch(uint32_t e);  // tests only: bring the wrap-around near
 
 // Reverse topological traversal in two passes, without recursion and
 // without materialising an order (PyTorch's dependency counting):

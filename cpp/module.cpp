@@ -55,6 +55,13 @@ PYBIND11_MODULE(_core, m) {
       },
       "Arena counters: live nodes, nodes carved, bytes per node, side-pool slots in use.");
   m.attr("NODE_BYTES") = sizeof(ag::Node);
+  m.def(
+      "_set_traversal_epoch",
+      [](uint32_t e) {
+        if (e < ag::current_epoch()) throw py::value_error("the traversal epoch only moves forward");
+        ag::set_epoch(e);
+      },
+      py::arg("epoch"), "Tests only: move the traversal counter forward (to exercise its wrap-around).");
   m.def("_check_invariants", &ag::check_invariants,
         "Walk the whole arena and check reference counts, wrappers, inputs and the free list;\n"
         "raises RuntimeError naming the first violation. O(nodes): for tests and fuzzing.");

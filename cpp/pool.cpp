@@ -41,10 +41,7 @@ size_t chunk_count() { return chunks.size(); }
 
 void reset_stamps() {
   for (Node* c : chunks)
-    for (size_t i = 0; i < CHUNK_NODES; ++i) {
-    c[i].stamp = 0;
-    c[i].op = OP_FREE;
-  }
+    for (size_t i = 0; i < CHUNK_NODES; ++i) c[i].stamp = 0;
 }
 
 // Side pool: blocks of 2^k slots, one free list per k. Blocks up to 2^12

@@ -685,3 +685,21 @@ def test_no_grad_decorates_without_parentheses():
     assert f.__name__ == "f"
     with pytest.raises(TypeError):
         ag.no_grad(3)
+
+
+def test_traversal_epoch_wraparound_keeps_graphs_intact():
+    """After 2**32 traversals the stamp counter wraps; every live graph must survive."""
+    from arenagrad import _core
+
+    a = ag.Value(3.0)
+    y = a * a
+    z = (y + a).tanh()
+    _core._set_traversal_epoch(2**32 - 3)
+    for _ in range(6):  # crosses the wrap
+        a.grad = 0.0
+        y.backward()
+        assert a.grad == 6.0
+        step = ag.compile(z)
+        assert step.forward() == z.data
+    assert y.op == "*" and z.op == "tanh"
+    _core._check_invariants()
