@@ -260,9 +260,10 @@ void Compiled::run_backward() {
   const double* v = val.data();
   double* g = grad.data();
   const uint8_t* fl = flags.data();
-  auto give = [g, fl](uint32_t i, double d) {
-    if (fl[i] & REQUIRES_GRAD) g[i] += d;
-  };
+  // Unlike eager backward, no requires-grad test per input: an entry that
+  // does not require grad is never swept and, if a leaf, never written back,
+  // so what it receives here is scratch.
+  auto give = [g](uint32_t i, double d) { g[i] += d; };
   for (size_t k = N; k-- > nleaves;) {
     if (!(fl[k] & REQUIRES_GRAD)) continue;
     const double gk = g[k];
