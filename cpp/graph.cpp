@@ -93,17 +93,13 @@ void backward_step(Node* n) {
     AG_BINARY_OPS(AG_BINARY_CASE)
 #undef AG_BINARY_CASE
 
-#define AG_NARY_CASE(E, S)                                                          \
-  case E: {                                                                         \
-    Slot* s = n->args;                                                              \
-    bool cy = n->flags & CONST_Y;                                                   \
-    uint32_t nn = cy ? n->nin / 2 : n->nin; /* operands that are nodes */           \
-    size_t count = (n->op == DOT) ? n->nin / 2 : n->nin;                            \
-    auto x = [s, nn](size_t i) { return i < nn ? s[i].node->data : s[i].num; };    \
-    S::d(count, x, n->data, g, [s, nn](size_t i, double gi) {                       \
-      if (i < nn) give(s[i].node, gi);                                              \
-    });                                                                             \
-    break;                                                                          \
+#define AG_NARY_CASE(E, S)                                                  \
+  case E: {                                                                 \
+    NaryArgs x = nary_args(n->args, n->nin, n->op, n->flags);               \
+    S::d(x.count, x, n->data, g, [&x](size_t i, double gi) {                \
+      if (i < x.nodes) give(x.s[i].node, gi);                               \
+    });                                                                     \
+    break;                                                                  \
   }
     AG_NARY_OPS(AG_NARY_CASE)
 #undef AG_NARY_CASE
@@ -112,15 +108,20 @@ void backward_step(Node* n) {
   }
 }
 
-Node* backward_checked(Node* root, double seed) {
+Node* backward(Node* root, double seed, bool check) {
   if (root->op == LEAF) {
     root->grad += seed;
     return nullptr;
   }
-  Node* bad = nullptr;
+  // Only non-leaf nodes that require grad take part: leaves just receive.
   auto descend = [](Node* in) { return in->op != LEAF && (in->flags & REQUIRES_GRAD); };
   count_consumers(&root, 1, descend, [](Node* n) { n->grad = 0.0; });
   root->grad = seed;
+  if (!check) {
+    consumers_first(&root, 1, descend, backward_step);
+    return nullptr;
+  }
+  Node* bad = nullptr;
   consumers_first(&root, 1, descend, [&](Node* n) {
     backward_step(n);
     if (bad) return;
@@ -129,18 +130,6 @@ Node* backward_checked(Node* root, double seed) {
     });
   });
   return bad;
-}
-
-void backward(Node* root, double seed) {
-  if (root->op == LEAF) {
-    root->grad += seed;
-    return;
-  }
-  // Only non-leaf nodes that require grad take part: leaves just receive.
-  auto descend = [](Node* in) { return in->op != LEAF && (in->flags & REQUIRES_GRAD); };
-  count_consumers(&root, 1, descend, [](Node* n) { n->grad = 0.0; });
-  root->grad = seed;
-  consumers_first(&root, 1, descend, backward_step);
 }
 
 }  // namespace ag

@@ -9,15 +9,29 @@
 
 namespace ag {
 
-// Calls f(Node*) for every node operand of n (constant operands are skipped).
+// An n-ary node's operands as its op struct reads them: x(i) is slot i's
+// value (a node's data, or a number for dot's CONST_Y half); `nodes` slots
+// hold nodes; `count` is what the op counts (dot: pairs).
+struct NaryArgs {
+  const Slot* s;
+  uint32_t nodes;
+  size_t count;
+  double operator()(size_t i) const { return i < nodes ? s[i].node->data : s[i].num; }
+};
+
+inline NaryArgs nary_args(const Slot* s, uint32_t nin, int op, uint8_t flags) {
+  return {s, (flags & CONST_Y) ? nin / 2 : nin, op == DOT ? size_t(nin / 2) : size_t(nin)};
+}
+
+// Calls f(Node*) for every node operand of n (constant operands are skipped;
+// a leaf's inputs are null, so it has none).
 template <class F> inline void for_each_input(const Node* n, F f) {
-  if (n->op == LEAF) return;
-  if (is_nary(n->op)) {
-    uint32_t k = (n->flags & CONST_Y) ? n->nin / 2 : n->nin;
-    for (uint32_t i = 0; i < k; ++i) f(n->args[i].node);
-  } else {
+  if (!is_nary(n->op)) {
     if (n->in[0]) f(n->in[0]);
     if (n->in[1]) f(n->in[1]);
+  } else {
+    uint32_t k = nary_args(n->args, n->nin, n->op, n->flags).nodes;
+    for (uint32_t i = 0; i < k; ++i) f(n->args[i].node);
   }
 }
 
@@ -35,15 +49,6 @@ void set_epoch(uint32_t e);  // tests only: bring the wrap-around near
 // A node with exactly one input that becomes ready is followed directly, so
 // a chain never touches the work stack. Eager backward and compile share
 // these two functions, which is what makes replay bit-identical to eager.
-
-template <class F> inline void for_each_input_fast(const Node* n, F f) {
-  if (!is_nary(n->op)) {  // the common case written out; leaves have null inputs
-    if (n->in[0]) f(n->in[0]);
-    if (n->in[1]) f(n->in[1]);
-  } else {
-    for_each_input(n, f);
-  }
-}
 
 std::vector<Node*>& traversal_stack();
 
@@ -75,7 +80,7 @@ void count_consumers(Node* const* roots, size_t nroots, Descend descend, Visit v
     while (n) {
       prefetch_below(n);
       Node* next = nullptr;
-      for_each_input_fast(n, [&](Node* in) {
+      for_each_input(n, [&](Node* in) {
         if (!descend(in)) return;
         if (in->stamp == e) {
           ++in->pending;
@@ -108,7 +113,7 @@ void consumers_first(Node* const* roots, size_t nroots, Descend descend, Emit em
       prefetch_below(n);
       emit(n);
       Node* next = nullptr;
-      for_each_input_fast(n, [&](Node* in) {
+      for_each_input(n, [&](Node* in) {
         if (!descend(in) || --in->pending != 0) return;
         if (next) stack.push_back(next);
         next = in;
@@ -119,12 +124,10 @@ void consumers_first(Node* const* roots, size_t nroots, Descend descend, Emit em
 }
 
 // Reverse-mode sweep from root, seeded with `seed`: leaf gradients
-// accumulate, intermediate gradients are overwritten.
-void backward(Node* root, double seed);
-
-// backward, then the first node (in sweep order) whose step produced a
-// non-finite gradient in an input, or nullptr. For detect_anomaly.
-Node* backward_checked(Node* root, double seed);
+// accumulate, intermediate gradients are overwritten. With `check` (for
+// detect_anomaly) it returns the first node, in sweep order, whose step gave
+// an input a non-finite gradient; else nullptr.
+Node* backward(Node* root, double seed, bool check = false);
 
 // The local backward step of one node: adds g * d(node)/d(input) into the
 // grad of every input that requires grad.

@@ -156,12 +156,9 @@ PyObject* finish_nary(int op, Slot* s, uint32_t nin, uint32_t nodes, double aux,
   uint8_t rg = 0;
   for (uint32_t i = 0; i < nodes; ++i) rg |= s[i].node->flags & REQUIRES_GRAD;
   double y;
-  if (op == DOT) {
-    uint32_t nn = (flags & CONST_Y) ? nin / 2 : nin;
-    Dot::f(nin / 2, [s, nn](size_t i) { return i < nn ? s[i].node->data : s[i].num; }, aux, y);
-  } else {
-    Sum::f(nin, [s](size_t i) { return s[i].node->data; }, aux, y);
-  }
+  NaryArgs x = nary_args(s, nin, op, flags);
+  if (op == DOT) Dot::f(x.count, x, aux, y);
+  else Sum::f(x.count, x, aux, y);
   if (anomalous(y)) {
     pool::free_slots(s, nin);
     return raise_anomaly(op_name(op), "forward", y);

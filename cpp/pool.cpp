@@ -1,4 +1,4 @@
-// The arena: fixed-size nodes carved from 64-node-aligned chunks, recycled
+// The arena: fixed-size nodes carved from 64-byte-aligned chunks, recycled
 // through an intrusive free list, and a size-classed side pool for the
 // operand lists of n-ary ops. Memory is kept for reuse, never returned, so a
 // training loop that builds the same graph every step allocates nothing after

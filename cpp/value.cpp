@@ -257,12 +257,7 @@ static PyObject* method_backward(PyObject* self, PyObject* args, PyObject* kw) {
                     "with requires_grad=False, or under ag.no_grad())");
     return nullptr;
   }
-  if (anomaly_enabled) {
-    Node* bad = backward_checked(n, g);
-    if (bad) return raise_anomaly(op_name(bad->op), "backward", NAN);
-  } else {
-    backward(n, g);
-  }
+  if (Node* bad = backward(n, g, anomaly_enabled)) return raise_anomaly(op_name(bad->op), "backward", NAN);
   Py_RETURN_NONE;
 }
 
