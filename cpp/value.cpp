@@ -93,9 +93,25 @@ int as_number(PyObject* o, double* out) {
   return 0;
 }
 
-static PyObject* not_a_number(const char* what, PyObject* o) {
-  PyErr_Format(PyExc_TypeError, "%s must be a real number, not '%.200s'", what, Py_TYPE(o)->tp_name);
-  return nullptr;
+// A number argument: false with TypeError ("<what> must be a real number")
+// or the conversion's error set.
+static bool number_arg(PyObject* o, const char* what, double* out) {
+  int r = as_number(o, out);
+  if (r == 0)
+    PyErr_Format(PyExc_TypeError, "%s must be a real number, not '%.200s'", what, Py_TYPE(o)->tp_name);
+  return r > 0;
+}
+
+// An operand of a binary op or comparison: a Value (*node set) or a number
+// (*node null). As as_number: 1, 0 for neither, -1 with an error set.
+static inline int operand(PyObject* o, Node** node, double* v) {
+  if (is_value(o)) {
+    *node = node_of(o);
+    *v = (*node)->data;
+    return 1;
+  }
+  *node = nullptr;
+  return as_number(o, v);
 }
 
 static PyObject* float_repr(double d) {
@@ -147,28 +163,13 @@ static PyObject* apply_unary(Node* a, double p) {
 
 template <int OP, class S>
 static PyObject* apply_binary(PyObject* a, PyObject* b) {
-  Node* na = nullptr;
-  Node* nb = nullptr;
+  Node *na, *nb;
   double va, vb;
-  if (is_value(a)) {
-    na = node_of(a);
-    va = na->data;
-  } else {
-    int r = as_number(a, &va);
-    if (r <= 0) {
-      if (r < 0) return nullptr;
-      Py_RETURN_NOTIMPLEMENTED;
-    }
-  }
-  if (is_value(b)) {
-    nb = node_of(b);
-    vb = nb->data;
-  } else {
-    int r = as_number(b, &vb);
-    if (r <= 0) {
-      if (r < 0) return nullptr;
-      Py_RETURN_NOTIMPLEMENTED;
-    }
+  int r = operand(a, &na, &va);
+  if (r > 0) r = operand(b, &nb, &vb);
+  if (r <= 0) {
+    if (r < 0) return nullptr;
+    Py_RETURN_NOTIMPLEMENTED;
   }
   double y;
   Err e = S::f(va, vb, y);
@@ -232,11 +233,7 @@ static PyObject* method_leaky_relu(PyObject* self, PyObject* args, PyObject* kw)
   PyObject* slope_obj = nullptr;
   if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:leaky_relu", const_cast<char**>(names), &slope_obj)) return nullptr;
   double slope = 0.01;
-  if (slope_obj) {
-    int r = as_number(slope_obj, &slope);
-    if (r < 0) return nullptr;
-    if (r == 0) return not_a_number("leaky_relu(): slope", slope_obj);
-  }
+  if (slope_obj && !number_arg(slope_obj, "leaky_relu(): slope", &slope)) return nullptr;
   return apply_unary<LEAKY_RELU, LeakyRelu>(node_of(self), slope);
 }
 
@@ -245,11 +242,7 @@ static PyObject* method_backward(PyObject* self, PyObject* args, PyObject* kw) {
   PyObject* g_obj = nullptr;
   if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:backward", const_cast<char**>(names), &g_obj)) return nullptr;
   double g = 1.0;
-  if (g_obj && g_obj != Py_None) {
-    int r = as_number(g_obj, &g);
-    if (r < 0) return nullptr;
-    if (r == 0) return not_a_number("backward(): gradient", g_obj);
-  }
+  if (g_obj && g_obj != Py_None && !number_arg(g_obj, "backward(): gradient", &g)) return nullptr;
   Node* n = node_of(self);
   if (!(n->flags & REQUIRES_GRAD)) {
     PyErr_SetString(PyExc_RuntimeError,
@@ -294,21 +287,16 @@ static PyObject* get_grad(PyObject* self, void*) { return PyFloat_FromDouble(nod
 
 static int set_float_field(PyObject* self, PyObject* v, double Node::*field, const char* name) {
   if (!v) {
-    PyErr_Format(PyExc_AttributeError, "cannot delete Value.%s", name);
+    PyErr_Format(PyExc_AttributeError, "cannot delete %s", name);
     return -1;
   }
   double d;
-  int r = as_number(v, &d);
-  if (r < 0) return -1;
-  if (r == 0) {
-    PyErr_Format(PyExc_TypeError, "Value.%s must be a real number, not '%.200s'", name, Py_TYPE(v)->tp_name);
-    return -1;
-  }
+  if (!number_arg(v, name, &d)) return -1;
   node_of(self)->*field = d;
   return 0;
 }
-static int set_data(PyObject* self, PyObject* v, void*) { return set_float_field(self, v, &Node::data, "data"); }
-static int set_grad(PyObject* self, PyObject* v, void*) { return set_float_field(self, v, &Node::grad, "grad"); }
+static int set_data(PyObject* self, PyObject* v, void*) { return set_float_field(self, v, &Node::data, "Value.data"); }
+static int set_grad(PyObject* self, PyObject* v, void*) { return set_float_field(self, v, &Node::grad, "Value.grad"); }
 
 static PyObject* get_requires_grad(PyObject* self, void*) {
   return PyBool_FromLong(node_of(self)->flags & REQUIRES_GRAD);
@@ -388,9 +376,7 @@ static PyObject* value_new(PyTypeObject*, PyObject* args, PyObject* kw) {
   if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p:Value", const_cast<char**>(names), &data_obj, &requires_grad))
     return nullptr;
   double d;
-  int r = as_number(data_obj, &d);
-  if (r < 0) return nullptr;
-  if (r == 0) return not_a_number("Value(): data", data_obj);
+  if (!number_arg(data_obj, "Value(): data", &d)) return nullptr;
   Node* n = new_node(d, LEAF, requires_grad ? REQUIRES_GRAD : 0);
   return n ? wrap_new(n) : nullptr;
 }
@@ -411,13 +397,10 @@ static PyObject* value_richcompare(PyObject* a, PyObject* b, int op) {
     if (!is_value(a) || !is_value(b)) Py_RETURN_NOTIMPLEMENTED;
     Py_RETURN_RICHCOMPARE(a, b, op);
   }
+  Node *na, *nb;
   double x, y;
-  int r = is_value(a) ? (x = node_of(a)->data, 1) : as_number(a, &x);
-  if (r <= 0) {
-    if (r < 0) return nullptr;
-    Py_RETURN_NOTIMPLEMENTED;
-  }
-  r = is_value(b) ? (y = node_of(b)->data, 1) : as_number(b, &y);
+  int r = operand(a, &na, &x);
+  if (r > 0) r = operand(b, &nb, &y);
   if (r <= 0) {
     if (r < 0) return nullptr;
     Py_RETURN_NOTIMPLEMENTED;
