@@ -60,6 +60,15 @@ bool gather(PyObject* seq_obj, const char* fn, const char* arg, std::vector<Oper
   return true;
 }
 
+// Rejects sequences whose length does not fit a node's 32-bit operand count.
+bool fits(size_t n, const char* fn) {
+  if (n > 0x7fffffffu) {
+    PyErr_Format(PyExc_ValueError, "%s(): at most 2**31 - 1 operands, got %zu", fn, n);
+    return false;
+  }
+  return true;
+}
+
 bool nonempty(const std::vector<Operand>& ops, const char* fn) {
   if (ops.empty()) {
     PyErr_Format(PyExc_ValueError, "%s(): expected at least one value, got an empty sequence", fn);
@@ -68,43 +77,50 @@ bool nonempty(const std::vector<Operand>& ops, const char* fn) {
   return true;
 }
 
+// gather for the one-sequence ops: also at least one operand, and not too many.
+bool gather_values(PyObject* arg, const char* fn, std::vector<Operand>& out, Ref& hold) {
+  return gather(arg, fn, "values", out, hold) && nonempty(out, fn) && fits(out.size(), fn);
+}
+
+// Constant leaves made for number operands, referenced until the consumer
+// node has taken its own references (or the call failed).
+struct Keep {
+  std::vector<Node*> nodes;
+  ~Keep() {
+    for (Node* c : nodes) decref(c);
+  }
+};
+
 // Turns number operands into constant leaves so the node can hold them.
-// The new leaves are referenced by `keep` until the consumer takes them.
-bool nodes_for_numbers(std::vector<Operand>& ops, std::vector<Node*>& keep) {
+bool nodes_for_numbers(std::vector<Operand>& ops, Keep& keep) {
   for (Operand& o : ops) {
     if (o.node) continue;
     Node* c = const_node(o.num);
     if (!c) return false;
     incref(c);
-    keep.push_back(c);
+    keep.nodes.push_back(c);
     o.node = c;
   }
   return true;
 }
 
-void drop(std::vector<Node*>& keep) {
-  for (Node* c : keep) decref(c);
-  keep.clear();
+// The result of an op as a plain leaf: under no_grad, or with no Value operand.
+PyObject* leaf_result(int op, double y) {
+  if (anomalous(y)) return raise_anomaly(op_name(op), "forward", y);
+  Node* n = new_node(y, LEAF, 0);
+  return n ? wrap_new(n) : nullptr;
 }
 
-// A node for an n-ary op over node slots [0, k) and number slots [k, nin).
-PyObject* make_nary(int op, double y, double aux, const std::vector<Operand>& ops, size_t k,
-                    const double* nums, size_t nnums, uint8_t extra_flags) {
-  if (anomalous(y)) return raise_anomaly(op_name(op), "forward", y);
-  if (!grad_enabled) {
-    Node* n = new_node(y, LEAF, 0);
-    return n ? wrap_new(n) : nullptr;
+// A node for op over filled slots: nodes in [0, nodes), numbers after. It
+// takes the slots (freed if the node is not made).
+PyObject* node_over_slots(int op, double y, double aux, Slot* s, uint32_t nin, uint32_t nodes, uint8_t flags) {
+  if (!grad_enabled || anomalous(y)) {
+    pool::free_slots(s, nin);
+    return leaf_result(op, y);
   }
-  uint32_t nin = static_cast<uint32_t>(k + nnums);
-  Slot* s = pool::alloc_slots(nin);
-  if (!s) return PyErr_NoMemory();
   uint8_t rg = 0;
-  for (size_t i = 0; i < k; ++i) {
-    s[i].node = ops[i].node;
-    rg |= ops[i].node->flags & REQUIRES_GRAD;
-  }
-  for (size_t i = 0; i < nnums; ++i) s[k + i].num = nums[i];
-  Node* n = new_node(y, op, rg | extra_flags);
+  for (uint32_t i = 0; i < nodes; ++i) rg |= s[i].node->flags & REQUIRES_GRAD;
+  Node* n = new_node(y, op, rg | flags);
   if (!n) {
     pool::free_slots(s, nin);
     return nullptr;
@@ -112,8 +128,20 @@ PyObject* make_nary(int op, double y, double aux, const std::vector<Operand>& op
   n->aux = aux;
   n->args = s;
   n->nin = nin;
-  for (size_t i = 0; i < k; ++i) incref(s[i].node);
+  for (uint32_t i = 0; i < nodes; ++i) incref(s[i].node);
   return wrap_new(n);
+}
+
+// A node for an n-ary op over node operands ops[0, k) and `nums` after them.
+PyObject* make_nary(int op, double y, double aux, const std::vector<Operand>& ops, size_t k,
+                    const double* nums, size_t nnums, uint8_t flags) {
+  if (!grad_enabled || k == 0) return leaf_result(op, y);
+  uint32_t nin = static_cast<uint32_t>(k + nnums);
+  Slot* s = pool::alloc_slots(nin);
+  if (!s) return PyErr_NoMemory();
+  for (size_t i = 0; i < k; ++i) s[i].node = ops[i].node;
+  for (size_t i = 0; i < nnums; ++i) s[k + i].num = nums[i];
+  return node_over_slots(op, y, aux, s, nin, static_cast<uint32_t>(k), flags);
 }
 
 template <class S>
@@ -121,15 +149,6 @@ double forward_of(const std::vector<Operand>& ops, size_t count, double aux) {
   double y;
   S::f(count, [&](size_t i) { return ops[i].value(); }, aux, y);
   return y;
-}
-
-// Rejects sequences whose length does not fit a node's 32-bit operand count.
-bool fits(size_t n, const char* fn) {
-  if (n > 0x7fffffffu) {
-    PyErr_Format(PyExc_ValueError, "%s(): at most 2**31 - 1 operands, got %zu", fn, n);
-    return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -151,28 +170,13 @@ PyObject** items_of(PyObject* o, Py_ssize_t* n) {
   return PySequence_Fast_ITEMS(o);
 }
 
-// Wraps filled slots in a new node; frees the slots if that fails.
-PyObject* finish_nary(int op, Slot* s, uint32_t nin, uint32_t nodes, double aux, uint8_t flags) {
-  uint8_t rg = 0;
-  for (uint32_t i = 0; i < nodes; ++i) rg |= s[i].node->flags & REQUIRES_GRAD;
-  double y;
+// A sum or dot over slots the fast paths filled; takes the slots.
+PyObject* finish_nary(int op, Slot* s, uint32_t nin, uint32_t nodes, uint8_t flags) {
   NaryArgs x = nary_args(s, nin, op, flags);
-  if (op == DOT) Dot::f(x.count, x, aux, y);
-  else Sum::f(x.count, x, aux, y);
-  if (anomalous(y)) {
-    pool::free_slots(s, nin);
-    return raise_anomaly(op_name(op), "forward", y);
-  }
-  Node* n = grad_enabled ? new_node(y, op, rg | flags) : new_node(y, LEAF, 0);
-  if (!n || !grad_enabled) {
-    pool::free_slots(s, nin);
-    return n ? wrap_new(n) : nullptr;
-  }
-  n->aux = aux;
-  n->args = s;
-  n->nin = nin;
-  for (uint32_t i = 0; i < nodes; ++i) incref(s[i].node);
-  return wrap_new(n);
+  double y;
+  if (op == DOT) Dot::f(x.count, x, 0.0, y);
+  else Sum::f(x.count, x, 0.0, y);
+  return node_over_slots(op, y, 0.0, s, nin, nodes, flags);
 }
 
 PyObject* fast_sum(PyObject* arg) {
@@ -185,7 +189,7 @@ PyObject* fast_sum(PyObject* arg) {
   Slot* s = pool::alloc_slots(static_cast<uint32_t>(n));
   if (!s) return PyErr_NoMemory();
   for (Py_ssize_t i = 0; i < n; ++i) s[i].node = node_of(it[i]);
-  return finish_nary(SUM, s, static_cast<uint32_t>(n), static_cast<uint32_t>(n), 0.0, 0);
+  return finish_nary(SUM, s, static_cast<uint32_t>(n), static_cast<uint32_t>(n), 0);
 }
 
 PyObject* fast_dot(PyObject* xs, PyObject* ys) {
@@ -218,7 +222,7 @@ PyObject* fast_dot(PyObject* xs, PyObject* ys) {
       goto general;  // ints, numpy scalars, a Value among numbers: the general path
     }
   }
-  return finish_nary(DOT, s, 2 * un, y_values ? 2 * un : un, 0.0, y_values ? 0 : CONST_Y);
+  return finish_nary(DOT, s, 2 * un, y_values ? 2 * un : un, y_values ? 0 : CONST_Y);
 general:
   pool::free_slots(s, 2 * un);
   return nullptr;
@@ -233,7 +237,7 @@ static PyObject* py_sum(PyObject*, PyObject* arg) {
   if (PyErr_Occurred()) return nullptr;
   std::vector<Operand> ops;
   Ref hold;
-  if (!gather(arg, "sum", "values", ops, hold) || !nonempty(ops, "sum") || !fits(ops.size(), "sum")) return nullptr;
+  if (!gather_values(arg, "sum", ops, hold)) return nullptr;
   // Numbers fold into the node's constant term; only Values become slots.
   double c = 0.0;
   std::vector<Operand> nodes;
@@ -243,30 +247,25 @@ static PyObject* py_sum(PyObject*, PyObject* arg) {
     else c += o.num;
   }
   double y = forward_of<Sum>(nodes, nodes.size(), c);
-  if (anomalous(y)) return raise_anomaly("sum", "forward", y);
-  if (nodes.empty()) {
-    Node* n = new_node(y, LEAF, 0);
-    return n ? wrap_new(n) : nullptr;
-  }
   return make_nary(SUM, y, c, nodes, nodes.size(), nullptr, 0, 0);
 }
 
-// ------------------------------------------------------------------ mean
+// ---------------------------------------------------- mean and logsumexp
 
-static PyObject* py_mean(PyObject*, PyObject* arg) {
+// One node over all operands, numbers made constant leaves.
+template <int OP, class S>
+static PyObject* over_all(PyObject* arg, const char* fn) {
   std::vector<Operand> ops;
   Ref hold;
-  if (!gather(arg, "mean", "values", ops, hold) || !nonempty(ops, "mean") || !fits(ops.size(), "mean")) return nullptr;
-  double y = forward_of<Mean>(ops, ops.size(), 0.0);
-  std::vector<Node*> keep;
-  if (grad_enabled && !nodes_for_numbers(ops, keep)) {
-    drop(keep);
-    return nullptr;
-  }
-  PyObject* r = make_nary(MEAN, y, 0.0, ops, ops.size(), nullptr, 0, 0);
-  drop(keep);
-  return r;
+  if (!gather_values(arg, fn, ops, hold)) return nullptr;
+  double y = forward_of<S>(ops, ops.size(), 0.0);
+  Keep keep;
+  if (grad_enabled && !nodes_for_numbers(ops, keep)) return nullptr;
+  return make_nary(OP, y, 0.0, ops, ops.size(), nullptr, 0, 0);
 }
+
+static PyObject* py_mean(PyObject*, PyObject* arg) { return over_all<MEAN, Mean>(arg, "mean"); }
+static PyObject* py_logsumexp(PyObject*, PyObject* arg) { return over_all<LOGSUMEXP, LogSumExp>(arg, "logsumexp"); }
 
 // ------------------------------------------------------------------- dot
 
@@ -299,48 +298,20 @@ static PyObject* py_dot(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   std::vector<Operand> slots(xs);
   slots.insert(slots.end(), ys.begin(), ys.end());
   double y = forward_of<Dot>(slots, n, 0.0);
-  std::vector<Node*> keep;
-  if (grad_enabled) {
-    if (const_y) {
-      // All ys are numbers: nodes for any numbers among the xs only.
-      std::vector<Operand> head(slots.begin(), slots.begin() + n);
-      if (!nodes_for_numbers(head, keep)) {
-        drop(keep);
-        return nullptr;
-      }
-      std::vector<double> nums(n);
-      for (size_t i = 0; i < n; ++i) nums[i] = slots[n + i].num;
-      PyObject* r = make_nary(DOT, y, 0.0, head, n, nums.data(), n, CONST_Y);
-      drop(keep);
-      return r;
-    }
-    if (!nodes_for_numbers(slots, keep)) {
-      drop(keep);
-      return nullptr;
-    }
+  Keep keep;
+  if (grad_enabled && const_y) {
+    // All ys are numbers: nodes for any numbers among the xs only.
+    std::vector<Operand> head(slots.begin(), slots.begin() + n);
+    if (!nodes_for_numbers(head, keep)) return nullptr;
+    std::vector<double> nums(n);
+    for (size_t i = 0; i < n; ++i) nums[i] = slots[n + i].num;
+    return make_nary(DOT, y, 0.0, head, n, nums.data(), n, CONST_Y);
   }
-  PyObject* r = make_nary(DOT, y, 0.0, slots, 2 * n, nullptr, 0, 0);
-  drop(keep);
-  return r;
+  if (grad_enabled && !nodes_for_numbers(slots, keep)) return nullptr;
+  return make_nary(DOT, y, 0.0, slots, 2 * n, nullptr, 0, 0);
 }
 
-// ------------------------------------------------- logsumexp and softmax
-
-static PyObject* py_logsumexp(PyObject*, PyObject* arg) {
-  std::vector<Operand> ops;
-  Ref hold;
-  if (!gather(arg, "logsumexp", "values", ops, hold) || !nonempty(ops, "logsumexp") || !fits(ops.size(), "logsumexp"))
-    return nullptr;
-  double y = forward_of<LogSumExp>(ops, ops.size(), 0.0);
-  std::vector<Node*> keep;
-  if (grad_enabled && !nodes_for_numbers(ops, keep)) {
-    drop(keep);
-    return nullptr;
-  }
-  PyObject* r = make_nary(LOGSUMEXP, y, 0.0, ops, ops.size(), nullptr, 0, 0);
-  drop(keep);
-  return r;
-}
+// --------------------------------------------------------------- softmax
 
 // softmax and log_softmax: a hidden logsumexp node L, then one binary node
 // per output reading (x_i, L). Output i's backward is O(1), L's is O(n).
@@ -348,7 +319,7 @@ template <int OP, class S>
 static PyObject* softmax_like(PyObject* arg, const char* fn) {
   std::vector<Operand> ops;
   Ref hold;
-  if (!gather(arg, fn, "values", ops, hold) || !nonempty(ops, fn) || !fits(ops.size(), fn)) return nullptr;
+  if (!gather_values(arg, fn, ops, hold)) return nullptr;
   size_t n = ops.size();
   double L = forward_of<LogSumExp>(ops, n, 0.0);
   if (anomaly_enabled) {
@@ -375,14 +346,12 @@ static PyObject* softmax_like(PyObject* arg, const char* fn) {
     }
     return out;
   }
-  std::vector<Node*> keep;
+  Keep keep;
   if (!nodes_for_numbers(ops, keep)) {
-    drop(keep);
     Py_DECREF(out);
     return nullptr;
   }
   PyObject* lw = make_nary(LOGSUMEXP, L, 0.0, ops, n, nullptr, 0, 0);
-  drop(keep);
   if (!lw) {
     Py_DECREF(out);
     return nullptr;
