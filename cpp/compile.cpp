@@ -2,9 +2,8 @@
 // topological order, so that forward and backward are two tight loops over
 // plain arrays with no Python and no pointer chasing.
 //
-// Values and gradients are bit-identical to the eager engine: the same op
-// structs compute them, in the same order, accumulating into the same
-// starting gradients.
+// Values, and gradients from zeroed .grad, are bit-identical to the eager
+// engine: the same op structs compute them, in the same order.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -78,6 +77,12 @@ struct Compiled {
   // Returns the failing entry, or NONE. No Python calls: may run without the GIL.
   uint32_t run_forward(Err& err);
   void run_backward();
+  // Runs f, without the GIL if the graph is long enough to be worth it.
+  template <class F> auto replay(F f) {
+    if (size() <= GIL_RELEASE_NODES) return f();
+    py::gil_scoped_release nogil;
+    return f();
+  }
   bool is_single = false;
 };
 
@@ -304,13 +309,7 @@ py::object Compiled::forward() {
   BusyGuard busy_guard(busy);
   for (size_t i = 0; i < nleaves; ++i) val[i] = leaf_nodes[i]->data;
   Err err = OK;
-  uint32_t failed;
-  if (size() > GIL_RELEASE_NODES) {
-    py::gil_scoped_release nogil;
-    failed = run_forward(err);
-  } else {
-    failed = run_forward(err);
-  }
+  uint32_t failed = replay([&] { return run_forward(err); });
   if (failed != NONE) {
     // Same exception as eager mode; the leaves were only read.
     uint32_t k = failed;
@@ -366,26 +365,21 @@ void Compiled::backward(py::object grad_outputs) {
   std::fill(grad.begin(), grad.end(), 0.0);
   for (size_t i = 0; i < out_index.size(); ++i) {
     uint32_t k = out_index[i];
-    if (k < nleaves || out_index.size() > 1) grad[k] += seeds[i];
+    if (out_index.size() > 1) grad[k] += seeds[i];  // an output listed twice gets both
     else grad[k] = seeds[i];
   }
-  if (size() > GIL_RELEASE_NODES) {
-    py::gil_scoped_release nogil;
-    run_backward();
-  } else {
-    run_backward();
-  }
+  replay([&] { run_backward(); });
   for (size_t i = 0; i < nleaves; ++i)
     if (flags[i] & REQUIRES_GRAD) leaf_nodes[i]->grad += grad[i];
   if (anomaly_enabled) {
     // The first op in sweep order whose step gave an input a non-finite grad.
     for (size_t k = size(); k-- > nleaves;) {
+      if (!(flags[k] & REQUIRES_GRAD)) continue;
       bool bad = false;
       auto check = [&](uint32_t i) { bad |= i != NONE && (flags[i] & REQUIRES_GRAD) && !std::isfinite(grad[i]); };
-      if (!(flags[k] & REQUIRES_GRAD)) continue;
       if (is_nary(op[k])) {
-        uint32_t nn = (flags[k] & CONST_Y) ? b[k] / 2 : b[k];
-        for (uint32_t j = 0; j < nn; ++j) check(args[a[k] + j]);
+        Slots x = slots(k);
+        for (uint32_t j = 0; j < x.nodes; ++j) check(x.ix[j]);
       } else {
         check(a[k]);
         check(b[k]);
