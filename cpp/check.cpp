@@ -4,7 +4,8 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
-#include <unordered_map>
+#include <algorithm>
+#include <functional>
 #include <vector>
 
 #include "graph.hpp"
@@ -20,67 +21,73 @@ static void fail(const std::string& what) { throw std::runtime_error("engine inv
 
 py::dict check_invariants() {
   const size_t per = pool::chunk_nodes();
-  std::unordered_map<const Node*, size_t> expected;  // references each live node should have
-  size_t live = 0, wrapped = 0;
+  std::vector<Node*> bases;  // sorted, so that a pointer finds its chunk by binary search
+  for (size_t c = 0; c < pool::chunk_count(); ++c) bases.push_back(pool::chunk(c));
+  std::sort(bases.begin(), bases.end());
   auto in_arena = [&](const Node* p) {
-    for (size_t c = 0; c < pool::chunk_count(); ++c) {
-      const Node* base = pool::chunk(c);
-      if (p >= base && p < base + per) return (reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(base)) % sizeof(Node) == 0;
-    }
-    return false;
+    auto it = std::upper_bound(bases.begin(), bases.end(), p, std::less<const Node*>());
+    if (it == bases.begin()) return false;
+    const Node* base = *--it;
+    return p < base + per &&
+           (reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(base)) % sizeof(Node) == 0;
   };
+  auto each_node = [&](auto f) {
+    for (Node* base : bases)
+      for (size_t i = 0; i < per; ++i) f(base + i);
+  };
+  // `pending` is free between traversals: it counts the references found.
+  each_node([](Node* n) { n->pending = 0; });
+  size_t live = 0, wrapped = 0;
   // Pass 1: live nodes, their wrappers, their inputs.
-  for (size_t c = 0; c < pool::chunk_count(); ++c) {
-    Node* base = pool::chunk(c);
-    for (size_t i = 0; i < per; ++i) {
-      Node* n = base + i;
-      if (n->op == OP_FREE) continue;
-      ++live;
-      if (n->op >= NUM_OPS) fail("node with unknown op code " + std::to_string(n->op));
-      if (n->refs == 0) fail("live node with no references (op " + std::string(op_name(n->op)) + ")");
-      if (n->stamp > current_epoch()) fail("stamp from the future");
-      if (n->py) {
-        ++wrapped;
-        if (Py_TYPE(n->py) != &ValueType || node_of(n->py) != n) fail("wrapper does not point back to its node");
-        if (Py_REFCNT(n->py) <= 0) fail("wrapper with a non-positive reference count");
-        expected[n] += 1;
-      }
-      if (is_nary(n->op)) {
-        if (n->nin == 0 || !n->args) fail("n-ary node without operands");
-        if ((n->flags & CONST_Y) && (n->op != DOT || n->nin % 2)) fail("CONST_Y on a node that is not a dot");
-      } else if (is_binary(n->op)) {
-        if (!n->in[0] != bool(n->flags & CONST_A) || !n->in[1] != bool(n->flags & CONST_B))
-          fail("binary node whose constant flags disagree with its inputs");
-      } else if (is_unary(n->op)) {
-        if (!n->in[0] || n->in[1]) fail("unary node without exactly one input");
-      } else if (n->in[0] || n->in[1]) {
-        fail("leaf with inputs");
-      }
-      // An op node requires grad iff one of its inputs did when it was built.
-      // Op nodes never change the flag, leaves may (the requires_grad setter,
-      // as in torch: the existing graph keeps what it was built with).
-      bool op_input_rg = false, leaf_input = false;
-      for_each_input(n, [&](Node* in) {
-        if (!in_arena(in)) fail("input pointer outside the arena");
-        if (in->op == OP_FREE) fail("input that has been freed (op " + std::string(op_name(n->op)) + ")");
-        expected[in] += 1;
-        if (in->op == LEAF) leaf_input = true;
-        else op_input_rg |= bool(in->flags & REQUIRES_GRAD);
-      });
-      bool rg = n->flags & REQUIRES_GRAD;
-      if (n->op != LEAF && ((op_input_rg && !rg) || (rg && !op_input_rg && !leaf_input)))
-        fail("requires_grad of an op node does not follow from its inputs'");
+  each_node([&](Node* n) {
+    if (n->op == OP_FREE) return;
+    ++live;
+    if (n->op >= NUM_OPS) fail("node with unknown op code " + std::to_string(n->op));
+    if (n->refs == 0) fail("live node with no references (op " + std::string(op_name(n->op)) + ")");
+    if (n->stamp > current_epoch()) fail("stamp from the future");
+    if (n->py) {
+      ++wrapped;
+      if (Py_TYPE(n->py) != &ValueType || node_of(n->py) != n) fail("wrapper does not point back to its node");
+      if (Py_REFCNT(n->py) <= 0) fail("wrapper with a non-positive reference count");
+      n->pending += 1;
     }
+    if (is_nary(n->op)) {
+      if (n->nin == 0 || !n->args) fail("n-ary node without operands");
+      if ((n->flags & CONST_Y) && (n->op != DOT || n->nin % 2)) fail("CONST_Y on a node that is not a dot");
+    } else if (is_binary(n->op)) {
+      if (!n->in[0] != bool(n->flags & CONST_A) || !n->in[1] != bool(n->flags & CONST_B))
+        fail("binary node whose constant flags disagree with its inputs");
+    } else if (is_unary(n->op)) {
+      if (!n->in[0] || n->in[1]) fail("unary node without exactly one input");
+    } else if (n->in[0] || n->in[1]) {
+      fail("leaf with inputs");
+    }
+    // An op node requires grad iff one of its inputs did when it was built.
+    // Op nodes never change the flag, leaves may (the requires_grad setter,
+    // as in torch: the existing graph keeps what it was built with).
+    bool op_input_rg = false, leaf_input = false;
+    for_each_input(n, [&](Node* in) {
+      if (!in_arena(in)) fail("input pointer outside the arena");
+      if (in->op == OP_FREE) fail("input that has been freed (op " + std::string(op_name(n->op)) + ")");
+      in->pending += 1;
+      if (in->op == LEAF) leaf_input = true;
+      else op_input_rg |= bool(in->flags & REQUIRES_GRAD);
+    });
+    bool rg = n->flags & REQUIRES_GRAD;
+    if (n->op != LEAF && ((op_input_rg && !rg) || (rg && !op_input_rg && !leaf_input)))
+      fail("requires_grad of an op node does not follow from its inputs'");
+  });
+  for (Node* n : compiled_refs()) {
+    if (n->op == OP_FREE) fail("a compiled graph holds a freed node");
+    n->pending += 1;
   }
-  for (Node* n : compiled_refs()) expected[n] += 1;
-  // Pass 2: counts.
-  for (const auto& kv : expected) {
-    if (kv.first->op == OP_FREE) fail("a compiled graph holds a freed node");
-    if (kv.first->refs != kv.second)
-      fail("reference count " + std::to_string(kv.first->refs) + " but " + std::to_string(kv.second) +
-           " references found (op " + op_name(kv.first->op) + ")");
-  }
-  if (expected.size() != live) fail("a live node that nothing refers to (leaked)");
+  // Pass 2: every live node has exactly the references found (a leaked node
+  // has more than were found, a node about to be freed twice fewer).
+  each_node([](Node* n) {
+    if (n->op != OP_FREE && n->refs != n->pending)
+      fail("reference count " + std::to_string(n->refs) + " but " + std::to_string(n->pending) +
+           " references found (op " + op_name(n->op) + ")");
+  });
   if (live != pool::live) fail("live count " + std::to_string(pool::live) + " but " + std::to_string(live) + " live nodes");
   // The free list holds exactly the free nodes.
   size_t free_count = 0;
