@@ -11,13 +11,40 @@ from ._core import set_grad_enabled
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _GradMode:
-    """Context manager (and decorator) that sets recording for its block.
+class _Switch:
+    """Sets a per-thread engine switch for a ``with`` block and restores it
+    after; also a decorator doing the same around each call."""
+
+    _mode: bool
+    _set: Callable[[bool], bool]  # the engine's setter; returns the previous mode
+
+    def __enter__(self) -> None:
+        self._prev = self._set(self._mode)
+
+    def __exit__(self, *exc: object) -> None:
+        self._set(self._prev)
+
+    def __call__(self, fn: F) -> F:
+        setter, mode = self._set, self._mode
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            prev = setter(mode)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                setter(prev)
+
+        return wrapper  # type: ignore[return-value]
+
+
+class _GradMode(_Switch):
+    """Graph recording on or off for a block.
 
     Usable as ``with no_grad():``, ``@no_grad()`` and, as in torch, ``@no_grad``.
     """
 
-    _mode: bool
+    _set = staticmethod(set_grad_enabled)
 
     def __new__(cls, fn: Any = None) -> Any:
         self = super().__new__(cls)
@@ -29,20 +56,6 @@ class _GradMode:
 
     def __init__(self, fn: Any = None) -> None:
         pass
-
-    def __enter__(self) -> None:
-        self._prev = set_grad_enabled(self._mode)
-
-    def __exit__(self, *exc: object) -> None:
-        set_grad_enabled(self._prev)
-
-    def __call__(self, fn: F) -> F:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with self.__class__():
-                return fn(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
 
 
 class no_grad(_GradMode):
@@ -61,7 +74,7 @@ class enable_grad(_GradMode):
     _mode = True
 
 
-class detect_anomaly:
+class detect_anomaly(_Switch):
     """Inside ``with ag.detect_anomaly():`` the first NaN or infinity is an error.
 
     Any op whose result is not finite raises ``FloatingPointError`` naming the
@@ -71,19 +84,7 @@ class detect_anomaly:
     ``torch.autograd.detect_anomaly``; also usable as a decorator.
     """
 
+    _set = staticmethod(_core.set_detect_anomaly)
+
     def __init__(self, mode: bool = True) -> None:
         self._mode = mode
-
-    def __enter__(self) -> None:
-        self._prev = _core.set_detect_anomaly(self._mode)
-
-    def __exit__(self, *exc: object) -> None:
-        _core.set_detect_anomaly(self._prev)
-
-    def __call__(self, fn: F) -> F:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with detect_anomaly(self._mode):
-                return fn(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
