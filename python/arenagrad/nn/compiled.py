@@ -17,7 +17,7 @@ made on first use and kept.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import numpy as np
 
@@ -50,6 +50,15 @@ def _hinge(outs: List[Any], targets: List[Any]) -> Any:
 
 def _mse(outs: List[Any], targets: List[Any]) -> Any:
     return F.mse_loss(outs, targets)
+
+
+class _Recording(NamedTuple):
+    """One batch size's recording: placeholders, the compiled graph, the outputs."""
+
+    inputs: List[List[Any]]
+    targets: List[Any]
+    graph: Any  # CompiledGraph
+    outputs: List[Any]
 
 
 LOSSES: Dict[str, LossBuilder] = {
@@ -111,12 +120,12 @@ class CompiledStep:
         self.num_classes = num_classes
         self.target_width = target_width
         self.penalty = penalty
-        self._recordings: Dict[int, tuple] = {}
+        self._recordings: Dict[int, _Recording] = {}
         self._record(int(batch_size))
         #: The model's outputs (Values) for the last batch, refreshed by each call.
         self.outputs: List[Any] = []
 
-    def _record(self, n: int) -> tuple:
+    def _record(self, n: int) -> _Recording:
         """Build the graph once for batches of n samples and compile it."""
         xs = [[_core.Value(0.0, requires_grad=False) for _ in range(self.in_features)] for _ in range(n)]
         if self.target_width is None:
@@ -130,7 +139,7 @@ class CompiledStep:
         # The model's outputs are watched so that forward() refreshes them too:
         # callers read them for accuracy without a second pass.
         flat = [o for out in outs for o in (out if isinstance(out, list) else [out])]
-        rec = (xs, ts, _compile(loss, watch=flat), loss, outs)
+        rec = _Recording(xs, ts, _compile(loss, watch=flat), outs)
         self._recordings[n] = rec
         return rec
 
@@ -156,11 +165,10 @@ class CompiledStep:
             raise ValueError(f"inputs have shape {x.shape}, expected (batch, {self.in_features})")
         n = x.shape[0]
         rec = self._recordings.get(n) or self._record(n)
-        xs, ts, graph, _, outs = rec
-        graph.set_data(xs, x)
-        graph.set_data(ts, self._targets(yb, n))
-        self.outputs = outs
-        return graph
+        rec.graph.set_data(rec.inputs, x)
+        rec.graph.set_data(rec.targets, self._targets(yb, n))
+        self.outputs = rec.outputs
+        return rec.graph
 
     def __call__(self, xb: Any, yb: Any) -> float:
         """Forward and backward on one batch; gradients accumulate into the parameters."""
@@ -174,5 +182,5 @@ class CompiledStep:
         return self._load(xb, yb).forward()
 
     def __repr__(self) -> str:
-        sizes = ", ".join(f"{n}: {r[2].num_nodes} nodes" for n, r in sorted(self._recordings.items()))
+        sizes = ", ".join(f"{n}: {r.graph.num_nodes} nodes" for n, r in sorted(self._recordings.items()))
         return f"CompiledStep(loss={self.loss_name!r}, recorded={{{sizes}}})"
