@@ -354,6 +354,22 @@ class EngineMachine(RuleBasedStateMachine):
         """Run one op as recorded, or inside ``with ag.no_grad()``."""
         return ag.no_grad() if data.draw(st.integers(0, 4)) == 0 else contextlib.nullcontext()
 
+    def apply_scalar_op(self, data, op, shadow, call, exact, children, spec, what):
+        """Run one unary or binary op against its shadow: the same failure
+        (and no node left behind) or the same value, then hold the result."""
+        with self.grad_context(data):
+            before = live()
+            try:
+                want = shadow()
+            except EXPECTED as e:
+                self.expect_failure(type(e), call, before)
+                return
+            out = call()
+            got = out.data
+            tol = 0.0 if exact else 1e-12 * abs(want)
+            assert near(got, want, tol), f"{what} = {got!r}, want {want!r}"
+            self.hold(self.result(op, got, children, spec), out)
+
     def expect_failure(self, exc_type, fn, before):
         with pytest.raises(exc_type):
             fn()
@@ -429,19 +445,10 @@ class EngineMachine(RuleBasedStateMachine):
         else:
             call = getattr(v, name)
         fn, exact = UNARY[name]
-        with self.grad_context(data):
-            before = live()
-            try:
-                p = 0.01 if slope is None else as_float(slope)
-                want = fn(r.data, p)
-            except EXPECTED as e:
-                self.expect_failure(type(e), call, before)
-                return
-            out = call()
-            got = out.data
-            tol = 0.0 if exact else 1e-12 * abs(want)
-            assert near(got, want, tol), f"{name}({r.data!r}) = {got!r}, want {want!r}"
-            self.hold(self.result(name, got, [r], ("unary", name, slope)), out)
+        self.apply_scalar_op(
+            data, name, lambda: fn(r.data, 0.01 if slope is None else as_float(slope)), call, exact,
+            [r], ("unary", name, slope), f"{name}({r.data!r})",
+        )
 
     @precondition(lambda self: self.held)
     @rule(data=st.data())
@@ -458,19 +465,10 @@ class EngineMachine(RuleBasedStateMachine):
         ea, eb = self.engine_arg(a), self.engine_arg(b)
         call = lambda: OPS[op](ea, eb)  # noqa: E731
         fn, exact = BINARY[op]
-        with self.grad_context(data):
-            before = live()
-            try:
-                want = fn(self.shadow_of(a), self.shadow_of(b))
-            except EXPECTED as e:
-                self.expect_failure(type(e), call, before)
-                return
-            out = call()
-            got = out.data
-            tol = 0.0 if exact else 1e-12 * abs(want)
-            assert near(got, want, tol), f"({a!r}) {op} ({b!r}) = {got!r}, want {want!r}"
-            children = [x for x in (a, b) if isinstance(x, Rec)]
-            self.hold(self.result(op, got, children, ("binary", op, a, b)), out)
+        self.apply_scalar_op(
+            data, op, lambda: fn(self.shadow_of(a), self.shadow_of(b)), call, exact,
+            [x for x in (a, b) if isinstance(x, Rec)], ("binary", op, a, b), f"({a!r}) {op} ({b!r})",
+        )
 
     def draw_items(self, data):
         n = 0 if data.draw(st.integers(0, 15)) == 15 else data.draw(st.integers(1, 6))
