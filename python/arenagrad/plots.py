@@ -111,18 +111,21 @@ def plot_decision_boundary(
             probabilities on it, shape ``(len(ys), len(xs), k)``.
         path: the PNG to write.
     """
-    return _save_figure(lambda ax: _draw_boundary(ax, X, y, xs, ys, probs), path, title, dpi, (4.2, 4.2))
+    return _save_figure(lambda axes: _draw_boundary(axes[0], X, y, xs, ys, probs), path, title, dpi, (4.2, 4.2))
 
 
 def _save_figure(draw: Any, path: PathLike, title: Optional[str], dpi: int,
-                 figsize: Tuple[float, float]) -> Path:
-    """One figure with one axes: draw(ax), an optional title, saved and closed."""
+                 figsize: Tuple[float, float], panels: int = 1, over_figure: bool = False) -> Path:
+    """A row of ``panels`` axes: draw(axes), a title (on the first axes, or
+    over the whole figure), saved and closed."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=figsize)
+    fig, axes = plt.subplots(1, panels, figsize=figsize, squeeze=False)
     try:
-        draw(ax)
-        if title:
-            ax.set_title(title, fontsize=10)
+        draw(list(axes[0]))
+        if title and over_figure:
+            fig.suptitle(title, fontsize=10)
+        elif title:
+            axes[0][0].set_title(title, fontsize=10)
         fig.tight_layout()
         fig.savefig(path, dpi=dpi)
     finally:
@@ -212,14 +215,13 @@ def plot_history(
             ``test_acc`` (accuracy in [0, 1]) or ``train_mse``, ``test_mse``.
         metric: ``"accuracy"`` (two panels: loss and accuracy) or ``"mse"`` (one panel).
     """
-    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     epochs = history["epoch"]
     panels = 2 if metric == "accuracy" else 1
-    fig, axes = plt.subplots(1, panels, figsize=(4.0 * panels, 3.2), squeeze=False)
-    try:
-        ax = axes[0][0]
+
+    def draw(axes: List[Any]) -> None:
+        ax = axes[0]
         ax.plot(epochs, history["loss"], label="train loss", color="#1f77b4")
         if history.get("test_loss"):
             ax.plot(epochs, history["test_loss"], label="test loss", color="#ff7f0e")
@@ -231,7 +233,7 @@ def plot_history(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         if metric == "accuracy":
-            ax = axes[0][1]
+            ax = axes[1]
             ax.plot(epochs, [100 * a for a in history["train_acc"]], label="train",
                     color="#1f77b4")
             if history.get("test_acc"):
@@ -243,13 +245,8 @@ def plot_history(
             ax.set_ylim(top=101)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-        if title:
-            fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, dpi=dpi)
-    finally:
-        plt.close(fig)
-    return Path(path)
+
+    return _save_figure(draw, path, title, dpi, (4.0 * panels, 3.2), panels, over_figure=True)
 
 
 def _draw_fit(ax: Any, X: np.ndarray, y: np.ndarray, xs: np.ndarray, ys_pred: np.ndarray,
@@ -279,7 +276,7 @@ def plot_regression(
         xs, ys_pred: a dense sorted set of inputs and the model's predictions there.
         truth: optionally the noise-free target on ``xs`` (drawn dashed).
     """
-    return _save_figure(lambda ax: _draw_fit(ax, X, y, xs, ys_pred, truth), path, title, dpi, (5.0, 3.4))
+    return _save_figure(lambda axes: _draw_fit(axes[0], X, y, xs, ys_pred, truth), path, title, dpi, (5.0, 3.4))
 
 
 def plot_minimize(
@@ -294,17 +291,16 @@ def plot_minimize(
 
     With ``xs`` and ``ys`` (the parameters' path) a second panel shows the path.
     """
-    plt = _pyplot()
     panels = 2 if xs is not None and ys is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(4.0 * panels, 3.2), squeeze=False)
-    try:
-        ax = axes[0][0]
+
+    def draw(axes: List[Any]) -> None:
+        ax = axes[0]
         ax.plot(range(len(values)), values, color="#1f77b4")
         ax.set_xlabel("iteration")
         ax.set_ylabel("f")
         ax.grid(alpha=0.3)
         if panels == 2:
-            ax = axes[0][1]
+            ax = axes[1]
             ax.plot(xs, ys, ".-", color="#d62728", markersize=2, linewidth=0.8)
             ax.plot(xs[0], ys[0], "o", color="k", markersize=4, label="start")
             ax.plot(xs[-1], ys[-1], "*", color="#2ca02c", markersize=9, label="end")
@@ -312,10 +308,5 @@ def plot_minimize(
             ax.set_ylabel("y")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-        if title:
-            fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, dpi=dpi)
-    finally:
-        plt.close(fig)
-    return Path(path)
+
+    return _save_figure(draw, path, title, dpi, (4.0 * panels, 3.2), panels, over_figure=True)
