@@ -218,6 +218,19 @@ def make_xor(
     return _shuffled(rng, X, y)
 
 
+def _two_classes(
+    rng: np.random.Generator, outer: np.ndarray, inner: np.ndarray, noise: float
+) -> Tuple[np.ndarray, np.ndarray]:
+    """sklearn's moons/circles tail: class 0 the ``outer`` points, class 1 the
+    ``inner`` ones (each a ``(2, k)`` array of x and y rows), shuffled, then
+    Gaussian noise of standard deviation ``noise`` on every coordinate."""
+    X = np.hstack([outer, inner]).T
+    y = np.hstack([np.zeros(outer.shape[1], np.int64), np.ones(inner.shape[1], np.int64)])
+    X, y = _shuffled(rng, X, y)
+    X += rng.normal(scale=noise, size=X.shape)
+    return X, y
+
+
 def make_moons(
     n: int = 100, noise: float = 0.1, seed: SeedLike = None
 ) -> Tuple[np.ndarray, np.ndarray]:
@@ -236,16 +249,9 @@ def make_moons(
     n_in = n - n_out
     t_out = np.linspace(0, np.pi, n_out)
     t_in = np.linspace(0, np.pi, n_in)
-    X = np.vstack(
-        [
-            np.append(np.cos(t_out), 1 - np.cos(t_in)),
-            np.append(np.sin(t_out), 1 - np.sin(t_in) - 0.5),
-        ]
-    ).T
-    y = np.hstack([np.zeros(n_out, np.int64), np.ones(n_in, np.int64)])
-    X, y = _shuffled(rng, X, y)
-    X += rng.normal(scale=noise, size=X.shape)
-    return X, y
+    outer = np.vstack([np.cos(t_out), np.sin(t_out)])
+    inner = np.vstack([1 - np.cos(t_in), 1 - np.sin(t_in) - 0.5])
+    return _two_classes(rng, outer, inner, noise)
 
 
 def make_circles(
@@ -267,16 +273,9 @@ def make_circles(
     n_in = n - n_out
     t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
     t_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
-    X = np.vstack(
-        [
-            np.append(np.cos(t_out), factor * np.cos(t_in)),
-            np.append(np.sin(t_out), factor * np.sin(t_in)),
-        ]
-    ).T
-    y = np.hstack([np.zeros(n_out, np.int64), np.ones(n_in, np.int64)])
-    X, y = _shuffled(rng, X, y)
-    X += rng.normal(scale=noise, size=X.shape)
-    return X, y
+    outer = np.vstack([np.cos(t_out), np.sin(t_out)])
+    inner = np.vstack([factor * np.cos(t_in), factor * np.sin(t_in)])
+    return _two_classes(rng, outer, inner, noise)
 
 
 def make_spiral(
