@@ -17,6 +17,7 @@
 #include "value.hpp"
 
 namespace py = pybind11;
+using namespace pybind11::literals;
 
 namespace ag {
 
@@ -37,7 +38,10 @@ struct Compiled {
   std::vector<uint32_t> out_index;
   std::vector<Node*> watch_nodes;  // referenced: forward writes their data too
   std::vector<uint32_t> watch_index;
+  std::vector<uint8_t> fed;         // leaf i receives a gradient (a swept consumer, or it is an output)
+  std::vector<double> prev_leaves;  // the leaves' values before the running forward, to undo a failed one
   size_t nleaves = 0;
+  bool stale = false;  // a failed forward could not be undone: backward refuses until one succeeds
   std::atomic<bool> busy{false};
 
   Compiled(py::object outputs, py::object watch);
@@ -48,7 +52,7 @@ struct Compiled {
   py::object forward();
   void backward(py::object grad_outputs);
   py::list leaves() const;
-  void set_data(py::object values, py::array_t<double, py::array::c_style | py::array::forcecast> arr);
+  void set_data(py::object values, py::object array);
   size_t size() const { return op.size(); }
   std::string repr() const {
     return "CompiledGraph(outputs=" + std::to_string(out_nodes.size()) + ", nodes=" + std::to_string(size()) +
@@ -77,17 +81,31 @@ struct Compiled {
   // Returns the failing entry, or NONE. No Python calls: may run without the GIL.
   uint32_t run_forward(Err& err);
   void run_backward();
-  // Runs f, without the GIL if the graph is long enough to be worth it.
-  template <class F> auto replay(F f) {
-    if (size() <= GIL_RELEASE_NODES) return f();
-    py::gil_scoped_release nogil;
-    return f();
+  // Runs f (which must not throw), without the GIL if the graph is long
+  // enough to be worth it. Not py::gil_scoped_release: at interpreter exit,
+  // taking the GIL back ends a daemon thread (pthread_exit), and doing that
+  // inside a destructor terminates the whole process.
+  template <class F> void replay(F f) {
+    if (size() <= GIL_RELEASE_NODES) {
+      f();
+      return;
+    }
+    PyThreadState* ts = PyEval_SaveThread();
+    f();
+    PyEval_RestoreThread(ts);
   }
+  // The entry with the first non-finite value, or NONE (detect_anomaly).
+  uint32_t first_nonfinite() const;
+  // Whether leaf i's gradient is written back: as eager backward decides,
+  // by the leaf's requires_grad now, not when it was compiled.
+  bool writes_back(size_t i) const { return fed[i] && (leaf_nodes[i]->flags & REQUIRES_GRAD); }
+  bool receives(uint32_t i) const { return i < nleaves ? writes_back(i) : bool(flags[i] & REQUIRES_GRAD); }
   bool is_single = false;
 };
 
-// Every live compiled graph, for the invariant checker (check.cpp).
-static std::vector<const Compiled*> live_graphs;
+// Every live compiled graph, for the invariant checker (check.cpp). Never
+// destroyed: no static destructor may run at exit under a replaying thread.
+static std::vector<const Compiled*>& live_graphs = *new std::vector<const Compiled*>;
 
 std::vector<Node*> compiled_refs() {
   std::vector<Node*> r;
@@ -111,10 +129,24 @@ struct BusyGuard {
   ~BusyGuard() { flag.store(false); }
 };
 
-static Node* node_arg(py::handle h, const char* what) {
-  if (!is_value(h.ptr()))
-    throw py::type_error(std::string(what) + " must be a Value, not '" + Py_TYPE(h.ptr())->tp_name + "'");
+static Node* node_arg(py::handle h, const std::string& what) {
+  if (!is_value(h.ptr())) throw py::type_error(what + " must be a Value, not '" + Py_TYPE(h.ptr())->tp_name + "'");
   return node_of(h.ptr());
+}
+
+static double number_of(py::handle h, const std::string& what) {
+  double d;
+  if (!number_arg(h.ptr(), what.c_str(), &d)) throw py::error_already_set();
+  return d;
+}
+
+// A list or tuple copy of a sequence argument (not a string), holding its items.
+static py::tuple sequence_arg(py::handle h, const std::string& what) {
+  if (PyUnicode_Check(h.ptr()) || PyBytes_Check(h.ptr()) || !PySequence_Check(h.ptr()))
+    throw py::type_error(what + " must be a sequence, not '" + Py_TYPE(h.ptr())->tp_name + "'");
+  PyObject* t = PySequence_Tuple(h.ptr());
+  if (!t) throw py::error_already_set();
+  return py::reinterpret_steal<py::tuple>(t);
 }
 
 Compiled::Compiled(py::object outputs, py::object watch) {
@@ -145,8 +177,10 @@ Compiled::Compiled(py::object outputs, py::object watch) {
   // emission order is the backward sweep order, its reverse a valid
   // forward order. Leaves go first, in order of appearance.
   std::vector<Node*> order;
+  if (!reserve_traversal()) throw std::bad_alloc();
   {
     std::vector<Node*> emitted;
+    emitted.reserve(pool::live);
     auto all = [](Node*) { return true; };
     count_consumers(roots.data(), roots.size(), all, [](Node*) {});
     // Watched Values must be in the graph: reached by this traversal.
@@ -203,17 +237,32 @@ Compiled::Compiled(py::object outputs, py::object watch) {
   }
   for (Node* r : roots) out_index.push_back(r->pending);
   for (Node* w : watch_nodes) watch_index.push_back(w->pending);
+  fed.assign(nleaves, 0);
+  for (size_t k = nleaves; k < N; ++k) {
+    if (!(flags[k] & REQUIRES_GRAD)) continue;
+    auto feed = [&](uint32_t i) {
+      if (i < nleaves) fed[i] = 1;
+    };
+    if (is_nary(op[k])) {
+      Slots x = slots(k);
+      for (uint32_t j = 0; j < x.nodes; ++j) feed(x.ix[j]);
+    } else {
+      if (a[k] != NONE) feed(a[k]);
+      if (b[k] != NONE) feed(b[k]);
+    }
+  }
+  for (uint32_t k : out_index)
+    if (k < nleaves) fed[k] = 1;
+  prev_leaves.resize(nleaves);
 
-  for (size_t i = 0; i < nleaves; ++i) {
-    incref(order[i]);
-    leaf_nodes.push_back(order[i]);
-  }
-  for (Node* r : roots) {
-    incref(r);
-    out_nodes.push_back(r);
-  }
-  for (Node* w : watch_nodes) incref(w);
+  // Everything that allocates is done: from here on nothing can fail, so the
+  // references taken below are always given back by the destructor.
+  leaf_nodes.assign(order.begin(), order.begin() + nleaves);
+  out_nodes = roots;
   live_graphs.push_back(this);
+  for (Node* n : leaf_nodes) incref(n);
+  for (Node* r : out_nodes) incref(r);
+  for (Node* w : watch_nodes) incref(w);
 }
 
 Compiled::~Compiled() {
@@ -305,13 +354,21 @@ void Compiled::run_backward() {
   }
 }
 
+uint32_t Compiled::first_nonfinite() const {
+  for (size_t k = nleaves; k < size(); ++k)
+    if (!std::isfinite(val[k])) return static_cast<uint32_t>(k);
+  return NONE;
+}
+
 py::object Compiled::forward() {
   BusyGuard busy_guard(busy);
+  std::copy(val.begin(), val.begin() + nleaves, prev_leaves.begin());
   for (size_t i = 0; i < nleaves; ++i) val[i] = leaf_nodes[i]->data;
   Err err = OK;
-  uint32_t failed = replay([&] { return run_forward(err); });
+  uint32_t failed = NONE;
+  replay([&] { failed = run_forward(err); });
   if (failed != NONE) {
-    // Same exception as eager mode; the leaves were only read.
+    // Same exception as eager mode, formatted before the values are undone.
     uint32_t k = failed;
     double x = 0, y = 0;
     bool binary = is_binary(op[k]);
@@ -321,14 +378,22 @@ py::object Compiled::forward() {
       y = rhs(k);
     }
     raise_op_error(op_name(op[k]), err, x, y, binary);
+  } else if (anomaly_enabled && (failed = first_nonfinite()) != NONE) {
+    raise_anomaly(op_name(op[failed]), "forward", val[failed]);
+  }
+  if (failed != NONE) {
+    // A failed forward changes nothing: recompute the values of the last
+    // good leaves (the same loop over the same inputs gives the same bits).
+    // Only if that too fails (leaf data changed between building and
+    // compiling) is there no consistent state to return to.
+    std::copy(prev_leaves.begin(), prev_leaves.end(), val.begin());
+    Err again = OK;
+    uint32_t refailed = NONE;
+    replay([&] { refailed = run_forward(again); });
+    stale = refailed != NONE;
     throw py::error_already_set();
   }
-  if (anomaly_enabled)
-    for (size_t k = nleaves; k < size(); ++k)
-      if (!std::isfinite(val[k])) {
-        raise_anomaly(op_name(op[k]), "forward", val[k]);
-        throw py::error_already_set();
-      }
+  stale = false;
   for (size_t i = 0; i < out_nodes.size(); ++i) out_nodes[i]->data = val[out_index[i]];
   for (size_t i = 0; i < watch_nodes.size(); ++i) watch_nodes[i]->data = val[watch_index[i]];
   if (is_single) return py::float_(val[out_index[0]]);
@@ -340,14 +405,15 @@ py::object Compiled::forward() {
 void Compiled::backward(py::object grad_outputs) {
   std::vector<double> seeds(out_nodes.size(), 1.0);
   if (!grad_outputs.is_none()) {
-    if (is_single && !py::isinstance<py::sequence>(grad_outputs)) {
-      seeds[0] = py::cast<double>(grad_outputs);
+    if (is_single && !PySequence_Check(grad_outputs.ptr())) {
+      seeds[0] = number_of(grad_outputs, "backward(): grad_outputs");
     } else {
-      std::vector<double> g = py::cast<std::vector<double>>(grad_outputs);
+      py::tuple g = sequence_arg(grad_outputs, "backward(): grad_outputs");
       if (g.size() != seeds.size())
         throw py::value_error("backward(): got " + std::to_string(g.size()) + " output gradients for " +
                               std::to_string(seeds.size()) + " outputs");
-      seeds = g;
+      for (size_t i = 0; i < seeds.size(); ++i)
+        seeds[i] = number_of(g[i], "backward(): grad_outputs[" + std::to_string(i) + "]");
     }
   }
   bool any = false;
@@ -356,6 +422,10 @@ void Compiled::backward(py::object grad_outputs) {
     throw std::runtime_error(
         "backward(): no output requires grad (they were built only from Values with "
         "requires_grad=False, or under ag.no_grad())");
+  if (stale)
+    throw std::runtime_error(
+        "backward(): the last forward() failed and no earlier values could be restored; "
+        "call forward() with data at which every op is defined first");
   BusyGuard busy_guard(busy);
   // Leaf gradients are summed from zero and added to the leaves' .grad at the
   // end, under the GIL: another thread's replay over the same leaves may run
@@ -370,13 +440,15 @@ void Compiled::backward(py::object grad_outputs) {
   }
   replay([&] { run_backward(); });
   for (size_t i = 0; i < nleaves; ++i)
-    if (flags[i] & REQUIRES_GRAD) leaf_nodes[i]->grad += grad[i];
+    if (writes_back(i)) leaf_nodes[i]->grad += grad[i];
   if (anomaly_enabled) {
     // The first op in sweep order whose step gave an input a non-finite grad.
     for (size_t k = size(); k-- > nleaves;) {
       if (!(flags[k] & REQUIRES_GRAD)) continue;
-      bool bad = false;
-      auto check = [&](uint32_t i) { bad |= i != NONE && (flags[i] & REQUIRES_GRAD) && !std::isfinite(grad[i]); };
+      uint32_t bad = NONE;
+      auto check = [&](uint32_t i) {
+        if (bad == NONE && i != NONE && receives(i) && !std::isfinite(grad[i])) bad = i;
+      };
       if (is_nary(op[k])) {
         Slots x = slots(k);
         for (uint32_t j = 0; j < x.nodes; ++j) check(x.ix[j]);
@@ -384,8 +456,8 @@ void Compiled::backward(py::object grad_outputs) {
         check(a[k]);
         check(b[k]);
       }
-      if (bad) {
-        raise_anomaly(op_name(op[k]), "backward", NAN);
+      if (bad != NONE) {
+        raise_anomaly(op_name(op[k]), "backward", grad[bad]);
         throw py::error_already_set();
       }
     }
@@ -403,37 +475,61 @@ py::list Compiled::leaves() const {
   return r;
 }
 
-void Compiled::set_data(py::object values, py::array_t<double, py::array::c_style | py::array::forcecast> arr) {
+// The array argument of set_data as float64, C order. Numbers only: numpy
+// would turn None into NaN and '1.5' into 1.5 without a word.
+static py::array_t<double> numbers_array(py::handle array) {
+  py::module_ np = py::module_::import("numpy");
+  py::array arr = np.attr("asarray")(array);
+  char kind = arr.dtype().kind();
+  if (kind == 'f' || kind == 'i' || kind == 'u' || kind == 'b')
+    return np.attr("ascontiguousarray")(arr, "dtype"_a = "float64").cast<py::array_t<double>>();
+  if (kind != 'O')
+    throw py::type_error("set_data(): array must hold real numbers, not dtype " +
+                         py::str(arr.dtype()).cast<std::string>());
+  py::array_t<double> out(std::vector<py::ssize_t>(arr.shape(), arr.shape() + arr.ndim()));
+  py::list items = arr.attr("ravel")().attr("tolist")();  // holds the items while they convert
+  double* p = out.mutable_data();
+  for (size_t i = 0; i < items.size(); ++i)
+    p[i] = number_of(items[i], "set_data(): array item " + std::to_string(i));
+  return out;
+}
+
+void Compiled::set_data(py::object values, py::object array) {
   // values: a flat sequence of leaf Values, or a sequence of such sequences
-  // (a batch of rows); arr must have the same shape.
+  // (a batch of rows); array must have the same shape.
   std::vector<Node*> nodes;
   std::vector<py::ssize_t> shape;
-  auto leaf = [&](py::handle h, size_t at) {
-    Node* n = node_arg(h, "set_data(): each value");
+  auto leaf = [&](py::handle h, const std::string& where) {
+    Node* n = node_arg(h, "set_data(): " + where);
     if (n->op != LEAF)
-      throw py::value_error("set_data(): value " + std::to_string(at) +
-                            " is not a leaf; replay recomputes it from the leaves");
+      throw py::value_error("set_data(): " + where + " is not a leaf; replay recomputes it from the leaves");
     nodes.push_back(n);
   };
-  // Lists hold the items (and rows) until the data is written: a sequence
+  // Tuples hold the items (and rows) until the data is written: a sequence
   // may make its items on the fly, and nothing else would keep them alive.
-  py::list seq(values);
-  std::vector<py::list> rows;
+  py::tuple seq = sequence_arg(values, "set_data(): values");
+  std::vector<py::tuple> rows;
   shape.push_back(static_cast<py::ssize_t>(seq.size()));
   bool nested = !seq.empty() && !is_value(seq[0].ptr());
   if (nested) {
     py::ssize_t width = -1;
-    for (py::handle row : seq) {
-      rows.emplace_back(py::reinterpret_borrow<py::object>(row));
+    for (size_t r = 0; r < seq.size(); ++r) {
+      std::string where = "values[" + std::to_string(r) + "]";
+      if (is_value(seq[r].ptr()) || !PySequence_Check(seq[r].ptr()) || PyUnicode_Check(seq[r].ptr()))
+        throw py::type_error("set_data(): values must be leaf Values or rows of them; " + where + " is '" +
+                             Py_TYPE(seq[r].ptr())->tp_name + "'");
+      rows.push_back(sequence_arg(seq[r], "set_data(): " + where));
       py::ssize_t w = static_cast<py::ssize_t>(rows.back().size());
       if (width >= 0 && w != width) throw py::value_error("set_data(): values is a ragged list of rows");
       width = w;
-      for (py::handle h : rows.back()) leaf(h, nodes.size());
+      for (size_t c = 0; c < rows.back().size(); ++c)
+        leaf(rows.back()[c], where + "[" + std::to_string(c) + "]");
     }
     shape.push_back(width);
   } else {
-    for (py::handle h : seq) leaf(h, nodes.size());
+    for (size_t i = 0; i < seq.size(); ++i) leaf(seq[i], "values[" + std::to_string(i) + "]");
   }
+  py::array_t<double> arr = numbers_array(array);
   std::vector<py::ssize_t> got(arr.shape(), arr.shape() + arr.ndim());
   if (got != shape) {
     auto fmt = [](const std::vector<py::ssize_t>& s) {
@@ -447,22 +543,47 @@ void Compiled::set_data(py::object values, py::array_t<double, py::array::c_styl
   for (size_t i = 0; i < nodes.size(); ++i) nodes[i]->data = p[i];
 }
 
+// The C++ object behind a CompiledGraph. An instance made by
+// CompiledGraph.__new__ without __init__ has none: pybind11 would hand the
+// method uninitialised memory.
+static Compiled* made(py::handle self) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(self.ptr());
+  auto v_h = inst->get_value_and_holder(py::detail::get_type_info(typeid(Compiled)));
+  return v_h.inst && v_h.holder_constructed() ? v_h.value_ptr<Compiled>() : nullptr;
+}
+
+static Compiled& self_of(py::handle self) {
+  Compiled* c = made(self);
+  if (!c) throw py::type_error("CompiledGraph was created without __init__; use ag.compile(outputs)");
+  return *c;
+}
+
 void bind_compile(py::module_& m) {
   py::class_<Compiled>(m, "CompiledGraph",
                        "A recorded graph flattened for replay: forward() re-reads the leaves' .data and\n"
                        "recomputes every value; backward() accumulates into the leaves' .grad.")
       .def(py::init<py::object, py::object>(), py::arg("outputs"), py::arg("watch") = py::none())
-      .def("forward", &Compiled::forward,
-           "Recompute from the leaves' current .data; returns the output value (a list for several outputs).")
-      .def("backward", &Compiled::backward, py::arg("grad_outputs") = py::none(),
-           "Accumulate d(outputs)/d(leaf) into each leaf's .grad (seeded with 1.0 or grad_outputs).")
-      .def_property_readonly("leaves", &Compiled::leaves,
-                             "The leaf Values the graph reads, in a stable order (numbers folded into ops excluded).")
-      .def("set_data", &Compiled::set_data, py::arg("values"), py::arg("array"),
-           "Set the .data of leaf Values from a numpy array of the same shape.")
-      .def_property_readonly("num_nodes", &Compiled::size, "Number of nodes, leaves included.")
-      .def_property_readonly("num_leaves", [](const Compiled& c) { return c.nleaves; })
-      .def("__repr__", &Compiled::repr);
+      .def(
+          "forward", [](py::handle self) { return self_of(self).forward(); },
+          "Recompute from the leaves' current .data; returns the output value (a list for several outputs).")
+      .def(
+          "backward", [](py::handle self, py::object g) { self_of(self).backward(g); },
+          py::arg("grad_outputs") = py::none(),
+          "Accumulate d(outputs)/d(leaf) into each leaf's .grad (seeded with 1.0 or grad_outputs).")
+      .def_property_readonly(
+          "leaves", [](py::handle self) { return self_of(self).leaves(); },
+          "The leaf Values the graph reads, in a stable order (numbers folded into ops excluded).")
+      .def(
+          "set_data", [](py::handle self, py::object v, py::object a) { self_of(self).set_data(v, a); },
+          py::arg("values"), py::arg("array"), "Set the .data of leaf Values from a numpy array of the same shape.")
+      .def_property_readonly(
+          "num_nodes", [](py::handle self) { return self_of(self).size(); }, "Number of nodes, leaves included.")
+      .def_property_readonly(
+          "num_leaves", [](py::handle self) { return self_of(self).nleaves; }, "Number of leaves.")
+      .def("__repr__", [](py::handle self) {
+        Compiled* c = made(self);
+        return c ? c->repr() : std::string("CompiledGraph(<not initialised>)");
+      });
 }
 
 }  // namespace ag

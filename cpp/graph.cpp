@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <exception>
 
 namespace ag {
 
@@ -20,27 +21,22 @@ const char* op_name(int op) {
 // ------------------------------------------------------------------ release
 
 void release(Node* n) {
-  // Walk the nodes whose count dropped to zero. The first input that dies
-  // is followed directly (the common chain case needs no stack); any others
-  // wait in `work`.
-  static std::vector<Node*> work;
-  size_t base = work.size();  // release never re-enters, but stay correct if it did
-  Node* next = n;
-  while (next) {
-    Node* x = next;
-    next = nullptr;
+  // Nodes whose count reached zero wait on a stack threaded through their own
+  // next_dying field, so a graph of any shape is released with no allocation
+  // and no recursion (a chain never holds more than one node on the stack).
+  n->next_dying = nullptr;
+  Node* dying = n;
+  while (dying) {
+    Node* x = dying;
+    dying = x->next_dying;
     for_each_input(x, [&](Node* in) {
       if (--in->refs == 0) {
-        if (!next) next = in;
-        else work.push_back(in);
+        in->next_dying = dying;
+        dying = in;
       }
     });
     if (is_nary(x->op)) pool::free_slots(x->args, x->nin);
     pool::free_node(x);
-    if (!next && work.size() > base) {
-      next = work.back();
-      work.pop_back();
-    }
   }
 }
 
@@ -60,8 +56,18 @@ uint32_t current_epoch() { return epoch; }
 void set_epoch(uint32_t e) { epoch = e; }
 
 std::vector<Node*>& traversal_stack() {
-  static std::vector<Node*> stack;
+  // Never destroyed (see pool.cpp's chunks): no static destructor at exit.
+  static std::vector<Node*>& stack = *new std::vector<Node*>;
   return stack;
+}
+
+bool reserve_traversal() {
+  try {
+    traversal_stack().reserve(pool::live + 1);
+    return true;
+  } catch (const std::exception&) {  // bad_alloc, or length_error past max_size
+    return false;
+  }
 }
 
 // ----------------------------------------------------------------- backward
@@ -108,10 +114,10 @@ void backward_step(Node* n) {
   }
 }
 
-Node* backward(Node* root, double seed, bool check) {
+Anomaly backward(Node* root, double seed, bool check) {
   if (root->op == LEAF) {
     root->grad += seed;
-    return nullptr;
+    return {};
   }
   // Only non-leaf nodes that require grad take part: leaves just receive.
   auto descend = [](Node* in) { return in->op != LEAF && (in->flags & REQUIRES_GRAD); };
@@ -119,14 +125,14 @@ Node* backward(Node* root, double seed, bool check) {
   root->grad = seed;
   if (!check) {
     consumers_first(&root, 1, descend, backward_step);
-    return nullptr;
+    return {};
   }
-  Node* bad = nullptr;
+  Anomaly bad;
   consumers_first(&root, 1, descend, [&](Node* n) {
     backward_step(n);
-    if (bad) return;
+    if (bad.node) return;
     for_each_input(n, [&](Node* in) {
-      if (!bad && (in->flags & REQUIRES_GRAD) && !std::isfinite(in->grad)) bad = n;
+      if (!bad.node && (in->flags & REQUIRES_GRAD) && !std::isfinite(in->grad)) bad = {n, in->grad};
     });
   });
   return bad;

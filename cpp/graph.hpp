@@ -50,7 +50,14 @@ void set_epoch(uint32_t e);  // tests only: bring the wrap-around near
 // a chain never touches the work stack. Eager backward and compile share
 // these two functions, which is what makes replay bit-identical to eager.
 
+// The work stack both passes share. Its capacity is reserved up front
+// (reserve_traversal) so that a traversal never allocates halfway: running
+// out of memory is reported before any gradient or value has been touched.
 std::vector<Node*>& traversal_stack();
+
+// Makes room for a traversal over up to every live node (each pass pushes a
+// node at most once). false when out of memory; never throws.
+bool reserve_traversal();
 
 // The arena hands out nodes in address order, so a node's inputs usually sit
 // just below it: traversals run down through memory. Prefetching 64 nodes
@@ -123,11 +130,18 @@ void consumers_first(Node* const* roots, size_t nroots, Descend descend, Emit em
   }
 }
 
+// What backward found under detect_anomaly: the first node, in sweep order,
+// whose step gave an input a non-finite gradient, and that gradient.
+struct Anomaly {
+  Node* node = nullptr;
+  double grad = 0.0;
+};
+
 // Reverse-mode sweep from root, seeded with `seed`: leaf gradients
-// accumulate, intermediate gradients are overwritten. With `check` (for
-// detect_anomaly) it returns the first node, in sweep order, whose step gave
-// an input a non-finite gradient; else nullptr.
-Node* backward(Node* root, double seed, bool check = false);
+// accumulate, intermediate gradients are overwritten. Needs
+// reserve_traversal() first. With `check` (detect_anomaly) it reports the
+// first non-finite gradient; the sweep completes either way.
+Anomaly backward(Node* root, double seed, bool check = false);
 
 // The local backward step of one node: adds g * d(node)/d(input) into the
 // grad of every input that requires grad.

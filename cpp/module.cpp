@@ -3,6 +3,8 @@
 // pybind11.
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "graph.hpp"
 #include "value.hpp"
 
@@ -22,19 +24,25 @@ PYBIND11_MODULE(_core, m) {
   m.add_object("Value", reinterpret_cast<PyObject*>(&ag::ValueType));
   if (PyModule_AddFunctions(m.ptr(), ag::nary_methods) < 0) throw py::error_already_set();
 
+  // A mode is a bool: pybind11 would also take None (as False) and 0.5 (as True).
+  auto mode_arg = [](py::handle on, const char* fn) {
+    if (!PyBool_Check(on.ptr()))
+      throw py::type_error(std::string(fn) + "(): mode must be a bool, not '" + Py_TYPE(on.ptr())->tp_name + "'");
+    return on.ptr() == Py_True;
+  };
   m.def(
       "set_grad_enabled",
-      [](bool on) {
+      [mode_arg](py::handle on) {
         bool was = ag::grad_enabled;
-        ag::grad_enabled = on;
+        ag::grad_enabled = mode_arg(on, "set_grad_enabled");
         return was;
       },
       py::arg("mode"), "Turn graph recording on or off for this thread; returns the previous mode.");
   m.def(
       "set_detect_anomaly",
-      [](bool on) {
+      [mode_arg](py::handle on) {
         bool was = ag::anomaly_enabled;
-        ag::anomaly_enabled = on;
+        ag::anomaly_enabled = mode_arg(on, "set_detect_anomaly");
         return was;
       },
       py::arg("mode"), "Turn NaN/inf detection on or off for this thread; returns the previous mode.");

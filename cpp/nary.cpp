@@ -4,6 +4,8 @@
 // one Python call, one allocation, and an O(n) backward. Operands may be
 // Values or numbers. Everything is validated and computed before anything is
 // allocated, so a bad argument leaves the graph as it was.
+#include <new>
+#include <stdexcept>
 #include <vector>
 
 #include "graph.hpp"
@@ -26,21 +28,28 @@ struct Operand {
   double value() const { return node ? node->data : num; }
 };
 
-// The operands of a Python iterable; false with TypeError/ValueError set.
-// `hold` keeps the items alive (a generator's Values have no other owner)
-// until the new node has taken its references.
+// The operands of a Python iterable; false with an error set. The items are
+// read from a private tuple that `hold` keeps until the new node has taken
+// its references: converting an item (a numpy scalar subclass's __float__)
+// runs Python code, which could empty the caller's list and free Values
+// whose nodes were already read, and a generator's Values have no other owner.
 bool gather(PyObject* seq_obj, const char* fn, const char* arg, std::vector<Operand>& out, Ref& hold) {
-  PyObject* seq = PySequence_Fast(seq_obj, "");
+  PyObject* seq = PySequence_Tuple(seq_obj);
   if (!seq) {
-    PyErr_Format(PyExc_TypeError, "%s(): %s must be an iterable of Values or numbers, not '%.200s'", fn, arg,
-                 Py_TYPE(seq_obj)->tp_name);
+    // An error raised while iterating passes through, as with the builtin
+    // sum(); only a non-iterable argument is reported as such.
+    if (!Py_TYPE(seq_obj)->tp_iter && !PySequence_Check(seq_obj)) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_TypeError, "%s(): %s must be an iterable of Values or numbers, not '%.200s'", fn, arg,
+                   Py_TYPE(seq_obj)->tp_name);
+    }
     return false;
   }
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-  PyObject** items = PySequence_Fast_ITEMS(seq);
+  hold.p = seq;
+  Py_ssize_t n = PyTuple_GET_SIZE(seq);
   out.resize(static_cast<size_t>(n));
   for (Py_ssize_t i = 0; i < n; ++i) {
-    PyObject* o = items[i];
+    PyObject* o = PyTuple_GET_ITEM(seq, i);
     if (is_value(o)) {
       out[i] = {node_of(o), 0.0};
       continue;
@@ -51,12 +60,10 @@ bool gather(PyObject* seq_obj, const char* fn, const char* arg, std::vector<Oper
       if (r == 0)
         PyErr_Format(PyExc_TypeError, "%s(): %s[%zd] is '%.200s', not a Value or a number", fn, arg, i,
                      Py_TYPE(o)->tp_name);
-      Py_DECREF(seq);
       return false;
     }
     out[i] = {nullptr, d};
   }
-  hold.p = seq;
   return true;
 }
 
@@ -151,6 +158,19 @@ double forward_of(const std::vector<Operand>& ops, size_t count, double aux) {
   return y;
 }
 
+// The operand vectors are C++ allocations, which throw when memory runs out;
+// CPython must see MemoryError, never an exception unwinding through it.
+// Whatever the call had made is released by the destructors on the way out.
+template <class F> PyObject* oom_guard(F f) noexcept {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return PyErr_NoMemory();
+  } catch (const std::length_error&) {
+    return PyErr_NoMemory();
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- fast paths
@@ -232,7 +252,7 @@ general:
 
 // ------------------------------------------------------------------- sum
 
-static PyObject* py_sum(PyObject*, PyObject* arg) {
+static PyObject* sum_of(PyObject* arg) {
   if (PyObject* r = fast_sum(arg)) return r;
   if (PyErr_Occurred()) return nullptr;
   std::vector<Operand> ops;
@@ -264,12 +284,19 @@ static PyObject* over_all(PyObject* arg, const char* fn) {
   return make_nary(OP, y, 0.0, ops, ops.size(), nullptr, 0, 0);
 }
 
-static PyObject* py_mean(PyObject*, PyObject* arg) { return over_all<MEAN, Mean>(arg, "mean"); }
-static PyObject* py_logsumexp(PyObject*, PyObject* arg) { return over_all<LOGSUMEXP, LogSumExp>(arg, "logsumexp"); }
+static PyObject* py_sum(PyObject*, PyObject* arg) {
+  return oom_guard([&] { return sum_of(arg); });
+}
+static PyObject* py_mean(PyObject*, PyObject* arg) {
+  return oom_guard([&] { return over_all<MEAN, Mean>(arg, "mean"); });
+}
+static PyObject* py_logsumexp(PyObject*, PyObject* arg) {
+  return oom_guard([&] { return over_all<LOGSUMEXP, LogSumExp>(arg, "logsumexp"); });
+}
 
 // ------------------------------------------------------------------- dot
 
-static PyObject* py_dot(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+static PyObject* dot_of(PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
     PyErr_Format(PyExc_TypeError, "dot() takes 2 arguments (xs, ys), got %zd", nargs);
     return nullptr;
@@ -309,6 +336,10 @@ static PyObject* py_dot(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   if (grad_enabled && !nodes_for_numbers(slots, keep)) return nullptr;
   return make_nary(DOT, y, 0.0, slots, 2 * n, nullptr, 0, 0);
+}
+
+static PyObject* py_dot(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  return oom_guard([&] { return dot_of(args, nargs); });
 }
 
 // --------------------------------------------------------------- softmax
@@ -380,9 +411,11 @@ static PyObject* softmax_like(PyObject* arg, const char* fn) {
   return out;
 }
 
-static PyObject* py_softmax(PyObject*, PyObject* arg) { return softmax_like<SOFTMAX_OUT, SoftmaxOut>(arg, "softmax"); }
+static PyObject* py_softmax(PyObject*, PyObject* arg) {
+  return oom_guard([&] { return softmax_like<SOFTMAX_OUT, SoftmaxOut>(arg, "softmax"); });
+}
 static PyObject* py_log_softmax(PyObject*, PyObject* arg) {
-  return softmax_like<LOG_SOFTMAX_OUT, LogSoftmaxOut>(arg, "log_softmax");
+  return oom_guard([&] { return softmax_like<LOG_SOFTMAX_OUT, LogSoftmaxOut>(arg, "log_softmax"); });
 }
 
 PyMethodDef nary_methods[] = {

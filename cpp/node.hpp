@@ -41,7 +41,10 @@ struct Node {
     };
     Node* next_free;
   };
-  PyObject* py;      // the Python Value wrapping this node, if any (borrowed)
+  union {
+    PyObject* py;      // the Python Value wrapping this node, if any (borrowed)
+    Node* next_dying;  // during release: the next node to free (a dying node has no wrapper)
+  };
   uint32_t refs;     // Python wrapper + consuming nodes
   uint32_t stamp;    // traversal mark: equals the current epoch once visited
   uint32_t pending;  // during a traversal: consumers not yet processed
@@ -59,7 +62,7 @@ namespace pool {
 // Fast path inline; the slow path (a new chunk) lives in pool.cpp.
 extern Node* free_head;
 extern size_t live;
-bool grow();  // false when the system is out of memory
+bool grow();  // false when the system is out of memory (never throws)
 
 inline Node* alloc() {
   if (!free_head && !grow()) return nullptr;
@@ -89,7 +92,8 @@ void reset_stamps();   // set every node's stamp to 0 (epoch wrap-around)
 
 }  // namespace pool
 
-// Frees n and, iteratively, every input whose last consumer it was.
+// Frees n and, iteratively, every input whose last consumer it was. Runs
+// inside deallocation, where nothing may fail: it allocates nothing.
 void release(Node* n);
 
 inline void incref(Node* n) { ++n->refs; }

@@ -4,6 +4,7 @@
 // training loop that builds the same graph every step allocates nothing after
 // its first step.
 #include <cstdlib>
+#include <new>
 #include <vector>
 
 #include "node.hpp"
@@ -14,14 +15,21 @@ namespace pool {
 Node* free_head = nullptr;
 size_t live = 0;
 
-static std::vector<Node*> chunks;
+// Never destroyed: a static with a destructor would be torn down at exit
+// under any thread still running in the engine.
+static std::vector<Node*>& chunks = *new std::vector<Node*>;
 static constexpr size_t CHUNK_NODES = 1 << 14;  // 1 MiB of nodes per chunk
 
 bool grow() {
   void* mem = std::aligned_alloc(64, CHUNK_NODES * sizeof(Node));
   if (!mem) return false;
   Node* c = static_cast<Node*>(mem);
-  chunks.push_back(c);
+  try {
+    chunks.push_back(c);
+  } catch (const std::bad_alloc&) {
+    std::free(mem);
+    return false;
+  }
   // Thread the new chunk onto the free list in address order so that a graph
   // built in one go lies contiguously in memory.
   for (size_t i = 0; i + 1 < CHUNK_NODES; ++i) c[i].next_free = &c[i + 1];

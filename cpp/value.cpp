@@ -93,12 +93,14 @@ int as_number(PyObject* o, double* out) {
   return 0;
 }
 
-// A number argument: false with TypeError ("<what> must be a real number")
-// or the conversion's error set.
-static bool number_arg(PyObject* o, const char* what, double* out) {
+bool number_arg(PyObject* o, const char* what, double* out) {
   int r = as_number(o, out);
-  if (r == 0)
+  if (r == 0) {
     PyErr_Format(PyExc_TypeError, "%s must be a real number, not '%.200s'", what, Py_TYPE(o)->tp_name);
+  } else if (r < 0 && PyErr_ExceptionMatches(PyExc_OverflowError)) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_OverflowError, "%s is too large to convert to a float", what);
+  }
   return r > 0;
 }
 
@@ -250,7 +252,9 @@ static PyObject* method_backward(PyObject* self, PyObject* args, PyObject* kw) {
                     "with requires_grad=False, or under ag.no_grad())");
     return nullptr;
   }
-  if (Node* bad = backward(n, g, anomaly_enabled)) return raise_anomaly(op_name(bad->op), "backward", NAN);
+  if (!reserve_traversal()) return PyErr_NoMemory();
+  Anomaly bad = backward(n, g, anomaly_enabled);
+  if (bad.node) return raise_anomaly(op_name(bad.node->op), "backward", bad.grad);
   Py_RETURN_NONE;
 }
 

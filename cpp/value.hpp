@@ -33,6 +33,10 @@ PyObject* wrap(Node* n);
 // -1 with a Python error set (an int too large for a float).
 int as_number(PyObject* o, double* out);
 
+// A number argument named `what` in messages: false with TypeError ("<what>
+// must be a real number") or OverflowError (an int too large for a float) set.
+bool number_arg(PyObject* o, const char* what, double* out);
+
 // Raises the Python exception for a failed op; always returns nullptr.
 PyObject* raise_op_error(const char* op, Err e, double a, double b, bool binary);
 

@@ -2,10 +2,12 @@
 
 A ``RuleBasedStateMachine`` drives the engine with random sequences of what a
 user can do: make leaves (0, negatives, huge, subnormal, nan, inf, ints,
-bools, numpy scalars, ints too large for a float), apply every unary, binary
+bools, numpy scalars, ints too large for a float, numbers whose conversion
+runs Python code that empties the list being read), apply every unary, binary
 (Value op Value, Value op number, number op Value) and n-ary op including the
-ones that raise, run softmax/log_softmax, drop Python references, call
-backward, zero and set grads, set data, work under ``no_grad``, compile
+ones that raise (over lists, tuples, generators and iterables that raise part
+way, whose exception must pass through unchanged), run softmax/log_softmax,
+drop Python references, call backward, zero and set grads, set data, work under ``no_grad``, compile
 random Values (with ``watch``) and replay them (forward, backward,
 set_data), drop compiled graphs and read ``.inputs``/``_prev``/``.op``.
 
@@ -51,6 +53,7 @@ import operator
 import os
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +75,37 @@ SPECIAL = [
     1e300, -1e300, 1e308, 1e-300, -1e-310, 5e-324,
     709.0, 710.0, -746.0, INF, -INF, NAN,
 ]
+class Clearing(np.int64):
+    """A number whose conversion runs Python code: it empties the list it was
+    passed in (``target``, a weak reference set by ``EngineMachine.container``),
+    dropping that list's references to its Values while the engine reads them."""
+
+    def __float__(self):
+        target = getattr(self, "target", lambda: None)()
+        if target is not None:
+            target.clear()
+        return float(int(self))
+
+
+class WeakList(list):
+    """A list that ``Clearing`` items can refer to without a reference cycle."""
+
+
+class Boom(Exception):
+    """Raised part way through iterating an op's argument; must pass through."""
+
+
+class Failing:
+    """An iterable that yields ``items[:k]`` and then raises ``Boom``."""
+
+    def __init__(self, items, k):
+        self.items, self.k = list(items), k
+
+    def __iter__(self):
+        yield from self.items[: self.k]
+        raise Boom(f"after {self.k} items")
+
+
 floats = st.one_of(
     st.sampled_from(SPECIAL),
     st.floats(-5.0, 5.0),
@@ -87,13 +121,17 @@ numbers = st.one_of(
     floats.map(np.float64),
     st.integers(-3, 3).map(np.int64),
     st.sampled_from([np.float32(0.1), np.float32(-2.5)]),
+    st.integers(-3, 3).map(Clearing),
 )
 # Things that are not numbers: TypeError wherever a number is expected.
 bad = st.sampled_from(["x", None, 1j, b"1", (1.0,)])
 
 
+
 def as_float(x):
     """The engine's reading of a number operand (same errors as the engine)."""
+    if isinstance(x, Clearing):
+        return float(int(x))  # without running its side effect
     if isinstance(x, (bool, int, float, np.integer, np.floating)):
         return float(x)  # OverflowError for ints beyond a float
     raise TypeError(f"not a number: {x!r}")
@@ -476,21 +514,35 @@ class EngineMachine(RuleBasedStateMachine):
 
     @staticmethod
     def container(data, xs):
-        kind = data.draw(st.sampled_from(["list", "list", "tuple", "gen"]))
+        """The items as an op's argument: a list, a list that its ``Clearing``
+        items empty while the engine converts them, a tuple, a generator, or
+        an iterable that raises ``Boom`` part way."""
+        kind = data.draw(st.sampled_from(["list", "list", "clearing", "tuple", "gen", "failing"]))
         if kind == "list":
             return list(xs)
+        if kind == "clearing":
+            items = WeakList(xs)
+            for x in items:
+                if isinstance(x, Clearing):
+                    x.target = weakref.ref(items)
+            return items
         if kind == "tuple":
             return tuple(xs)
+        if kind == "failing":
+            return Failing(xs, data.draw(st.integers(0, len(xs))))
         return (x for x in xs)
 
     @rule(data=st.data())
     def nary(self, data):
         fn = data.draw(st.sampled_from(["sum", "mean", "logsumexp", "softmax", "log_softmax"]))
         items = self.draw_items(data)
-        args = [self.engine_arg(x) for x in items]
-        call = lambda: getattr(ag, fn)(self.container(data, args))  # noqa: E731
+        arg = self.container(data, [self.engine_arg(x) for x in items])
+        call = lambda: getattr(ag, fn)(arg)  # noqa: E731
         with self.grad_context(data):
             before = live()
+            if isinstance(arg, Failing):
+                self.expect_failure(Boom, call, before)
+                return
             try:
                 xs = [self.shadow_of(x) for x in items]
                 if not xs:
@@ -561,11 +613,16 @@ class EngineMachine(RuleBasedStateMachine):
         with self.grad_context(data):
             before = live()
             try:
+                # The engine reads xs whole, then ys: the first failure wins.
+                if isinstance(ax, Failing):
+                    raise Boom
                 sx = [self.shadow_of(x) for x in xs]
+                if isinstance(ay, Failing):
+                    raise Boom
                 sy = [self.shadow_of(y) for y in ys]
                 if len(sx) != len(sy) or not sx:
                     raise ValueError("lengths")
-            except EXPECTED as e:
+            except (Boom, *EXPECTED) as e:
                 self.expect_failure(type(e), call, before)
                 return
             out = call()

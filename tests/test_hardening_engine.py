@@ -1,0 +1,564 @@
+"""The engine cannot be crashed or corrupted from Python.
+
+Each crash class runs in a child interpreter and is judged by its exit status
+(a segfault or abort is a negative status, never a passing test):
+
+1. Python code that runs while the engine reads a caller's container (an
+   item's ``__float__``, a sequence's ``__iter__``/``__getitem__``) and drops
+   the container's items;
+2. exceptions raised while iterating pass through unchanged;
+3. out of memory (``RLIMIT_AS``) is ``MemoryError`` with the graph unchanged,
+   and releasing a graph allocates nothing;
+4. interpreter exit while a daemon thread is inside a replay;
+5. a ``CompiledGraph`` made by ``__new__`` without ``__init__``;
+
+and in process:
+
+6. a failed replay changes nothing;
+7. replay follows eager semantics when a leaf's ``requires_grad`` changes
+   after compiling;
+8. bad arguments get Python errors naming the argument;
+11. ``detect_anomaly`` names ``inf`` when a gradient is infinite.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import arenagrad as ag
+from arenagrad import _core
+
+FUSED = ["sum", "mean", "logsumexp", "softmax", "log_softmax"]
+
+
+def run_child(code: str, limits: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Runs ``code`` in a fresh interpreter (after LIMIT's helpers if ``limits``);
+    its exit status tells a crash apart."""
+    source = (LIMIT if limits else "") + textwrap.dedent(code)
+    return subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=timeout)
+
+
+def assert_clean_exit(proc: subprocess.CompletedProcess, expect_out: str = "") -> None:
+    assert proc.returncode == 0, (
+        f"exit status {proc.returncode}{' (killed by a signal)' if proc.returncode < 0 else ''}\n"
+        f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
+    assert "terminate called" not in proc.stderr
+    assert expect_out in proc.stdout, proc.stdout
+
+
+# Sets RLIMIT_AS to what the process maps now plus `extra` bytes: the next
+# large allocation fails wherever it is made.
+LIMIT = """
+import resource
+def limit_memory(extra):
+    with open("/proc/self/status") as f:
+        vm = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (vm + extra, resource.RLIM_INFINITY))
+def unlimit():
+    resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+"""
+
+# ------------------------------------------- 1. Python code inside a read
+
+
+def test_items_converted_by_python_code_that_empties_the_list_stay_alive():
+    # np.float32 subclass: its __float__ runs during the engine's read and
+    # frees every Value the list held; new Values made right after would
+    # adopt freed nodes if the engine had not kept its own references.
+    proc = run_child(
+        """
+        import gc, numpy as np, arenagrad as ag
+        class Clearing(np.float32):
+            def __float__(self):
+                items.clear(); gc.collect(); return 1.0
+        for fn in ["sum", "mean", "logsumexp", "softmax", "log_softmax", "dot"]:
+            items = [ag.Value(float(i)) for i in range(5)] + [Clearing(2.0)]
+            r = ag.dot(items, [1.0] * 6) if fn == "dot" else getattr(ag, fn)(items)
+            r = r[-1] if isinstance(r, list) else r
+            decoys = [ag.Value(100.0 + i) for i in range(20)]
+            ag._core._check_invariants()
+            r.backward()
+            ag._core._check_invariants()
+            print(fn, r.data)
+        print("done")
+        """
+    )
+    assert_clean_exit(proc, "done")
+    got = dict(line.split() for line in proc.stdout.splitlines()[:-1])
+    xs = [0.0, 1.0, 2.0, 3.0, 4.0, 1.0]
+    lse = math.log(sum(math.exp(x) for x in xs))
+    assert float(got["sum"]) == pytest.approx(sum(xs), rel=1e-15)
+    assert float(got["mean"]) == pytest.approx(sum(xs) / 6, rel=1e-15)
+    assert float(got["logsumexp"]) == pytest.approx(lse, rel=1e-15)
+    assert float(got["softmax"]) == pytest.approx(math.exp(1.0 - lse), rel=1e-14)
+    assert float(got["log_softmax"]) == pytest.approx(1.0 - lse, rel=1e-14)
+    assert float(got["dot"]) == pytest.approx(sum(xs), rel=1e-15)
+
+
+def test_sequence_whose_getitem_drops_its_items_stays_safe():
+    proc = run_child(
+        """
+        import gc, arenagrad as ag
+        class Dropping:
+            def __init__(self, vs): self.vs = vs
+            def __len__(self): return 3
+            def __getitem__(self, i):
+                if i >= 3: raise IndexError(i)
+                v = self.vs[i]
+                if i == 2: self.vs = None; gc.collect()
+                return v
+        for fn in ["sum", "mean", "logsumexp", "softmax"]:
+            r = getattr(ag, fn)(Dropping([ag.Value(1.0), ag.Value(2.0), ag.Value(3.0)]))
+            r = r[0] if isinstance(r, list) else r
+            decoys = [ag.Value(-1.0) for _ in range(20)]
+            ag._core._check_invariants()
+            r.backward()
+        a, b = ag.Value(1.0), ag.Value(2.0)
+        cg = ag.compile(a * b)
+        cg.set_data(Dropping([a, b, a]), [3.0, 4.0, 3.0])
+        decoys = [ag.Value(-1.0) for _ in range(20)]
+        print("done", cg.forward())
+        """
+    )
+    assert_clean_exit(proc, "done 12.0")
+
+
+# ------------------------------------------- 2. exceptions pass through
+
+
+class Custom(Exception):
+    pass
+
+
+def failing_sequence(exc):
+    class Failing:
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            raise exc
+
+    return Failing()
+
+
+@pytest.mark.parametrize("fn", FUSED + ["dot"])
+def test_domain_error_inside_a_generator_passes_through(fn):
+    before = ag.engine_stats()["live_nodes"]
+    xs = [1.0, -1.0]
+    with pytest.raises(ValueError, match="math domain error"):
+        if fn == "dot":
+            ag.dot((ag.Value(x).log() for x in xs), [1.0, 1.0])
+        else:
+            getattr(ag, fn)(ag.Value(x).log() for x in xs)
+    assert ag.engine_stats()["live_nodes"] == before
+
+
+@pytest.mark.parametrize("fn", FUSED)
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, MemoryError, OSError, Custom])
+def test_exceptions_from_a_custom_sequence_pass_through(fn, exc):
+    with pytest.raises(exc):
+        getattr(ag, fn)(failing_sequence(exc("from the sequence")))
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, OSError])
+def test_exceptions_from_dot_arguments_pass_through(exc):
+    with pytest.raises(exc):
+        ag.dot([ag.Value(1.0)], failing_sequence(exc("ys")))
+    with pytest.raises(exc):
+        ag.dot(failing_sequence(exc("xs")), [1.0])
+
+
+def test_a_non_iterable_is_still_a_type_error_naming_the_argument():
+    with pytest.raises(TypeError, match=r"sum\(\): values must be an iterable"):
+        ag.sum(3.0)
+    with pytest.raises(TypeError, match=r"dot\(\): ys must be an iterable"):
+        ag.dot([ag.Value(1.0)], 2.0)
+
+
+# ------------------------------------------------------- 3. out of memory
+
+
+def test_backward_out_of_memory_is_memory_error_and_changes_nothing():
+    proc = run_child(
+        """
+        import arenagrad as ag
+        xs = [ag.Value(0.001 * i) for i in range(1000)]
+        # A wide graph: backward's work stack must grow with it.
+        terms = [(xs[i % 1000] * xs[(7 * i) % 1000]).tanh() for i in range(300_000)]
+        out = ag.sum(terms)
+        mid = terms[5]
+        mid.grad = 42.0
+        limit_memory(1 << 20)
+        try:
+            out.backward()
+            print("no error")
+        except MemoryError:
+            print("MemoryError")
+        unlimit()
+        assert all(x.grad == 0.0 for x in xs), "a failed backward changed leaf grads"
+        assert mid.grad == 42.0, "a failed backward changed an intermediate grad"
+        out.backward()
+        assert xs[3].grad != 0.0
+        ag._core._check_invariants()
+        print("done")
+        """,
+        limits=True,
+    )
+    assert_clean_exit(proc, "MemoryError\ndone")
+
+
+def test_releasing_a_wide_graph_under_a_memory_limit_does_not_allocate():
+    proc = run_child(
+        """
+        import arenagrad as ag
+        x = ag.Value(0.5)
+        # Each term dies with the sum and has its own inputs to release: the
+        # release work list holds many nodes at once.
+        out = ag.sum([(x * (1e-6 * i)).exp().tanh() for i in range(400_000)])
+        limit_memory(0)
+        del out
+        unlimit()
+        assert ag.engine_stats()["live_nodes"] == 1
+        ag._core._check_invariants()
+        print("done")
+        """,
+        limits=True,
+    )
+    assert_clean_exit(proc, "done")
+
+
+@pytest.mark.parametrize("fn", FUSED + ["dot"])
+def test_fused_op_on_huge_input_out_of_memory_is_memory_error(fn):
+    proc = run_child(
+        f"""
+        import arenagrad as ag
+        x = ag.Value(1.0)
+        items = [x] * 3_000_000 + [1.0]  # not all Values: the general path
+        before = ag.engine_stats()["live_nodes"]
+        limit_memory(30 << 20)
+        try:
+            r = ag.dot(items, items) if "{fn}" == "dot" else ag.{fn}(items)
+            print("no error")
+        except MemoryError:
+            print("MemoryError")
+        unlimit()
+        assert ag.engine_stats()["live_nodes"] == before
+        ag._core._check_invariants()
+        print("done")
+        """,
+        limits=True,
+    )
+    assert_clean_exit(proc, "MemoryError\ndone")
+
+
+def test_new_arena_chunk_out_of_memory_is_memory_error():
+    proc = run_child(
+        """
+        import arenagrad as ag
+        x = ag.Value(1.0)
+        keep = []
+        limit_memory(64 << 20)
+        try:
+            while True:
+                keep.append(x * 2.0)
+        except MemoryError:
+            print("MemoryError")
+        n = len(keep)
+        del keep
+        unlimit()
+        assert n > 1000
+        ag._core._check_invariants()
+        print("done")
+        """,
+        limits=True,
+    )
+    assert_clean_exit(proc, "MemoryError\ndone")
+
+
+def test_compile_out_of_memory_is_memory_error_and_leaks_no_reference():
+    proc = run_child(
+        """
+        import arenagrad as ag
+        xs = [ag.Value(0.001 * i) for i in range(100)]
+        out = ag.sum([(xs[i % 100] * xs[(3 * i) % 100]).sin() for i in range(300_000)])
+        limit_memory(2 << 20)
+        try:
+            ag.compile(out)
+            print("no error")
+        except MemoryError:
+            print("MemoryError")
+        unlimit()
+        ag._core._check_invariants()
+        cg = ag.compile(out)
+        assert cg.forward() == out.data
+        print("done")
+        """,
+        limits=True,
+    )
+    assert_clean_exit(proc, "MemoryError\ndone")
+
+
+# ------------------------------------------- 4. exit during a replay
+
+
+@pytest.mark.parametrize("what", ["forward", "backward"])
+def test_interpreter_exit_while_a_daemon_thread_replays(what):
+    # The graph is long enough for replays to release the GIL; the main
+    # thread exits while the daemon thread is inside one.
+    proc = run_child(
+        f"""
+        import threading, time, arenagrad as ag
+        x = ag.Value(0.5)
+        y = x
+        for _ in range(200_000):
+            y = (y * 1.0000001).tanh() + 0.1
+        cg = ag.compile(y)
+        started = threading.Event()
+        def spin():
+            started.set()
+            while True:
+                cg.{what}()
+        threading.Thread(target=spin, daemon=True).start()
+        started.wait()
+        time.sleep(0.3)
+        print("exiting")
+        """
+    )
+    assert_clean_exit(proc, "exiting")
+
+
+# --------------------------------------------------- 5. half-made objects
+
+
+def test_compiled_graph_made_without_init_raises_type_error():
+    proc = run_child(
+        """
+        import arenagrad as ag
+        CG = ag.CompiledGraph
+        c = CG.__new__(CG)
+        calls = [
+            lambda: c.forward(), lambda: c.backward(), lambda: c.leaves,
+            lambda: c.set_data([], []), lambda: c.num_nodes, lambda: c.num_leaves,
+        ]
+        for call in calls:
+            try:
+                call()
+                print("no error")
+            except TypeError as e:
+                assert "without __init__" in str(e), e
+        print(repr(c))
+        class Sub(CG):
+            def __init__(self):
+                pass
+        try:
+            Sub()
+            print("no error")
+        except TypeError:
+            pass
+        del c
+        print("done")
+        """
+    )
+    assert_clean_exit(proc, "done")
+    assert "no error" not in proc.stdout
+    assert "CompiledGraph(<not initialised>)" in proc.stdout
+
+
+# ------------------------------------------- 6. a failed replay changes nothing
+
+
+def test_failed_forward_leaves_values_and_next_backward_as_before():
+    x = ag.Value(2.0)
+    y = ag.Value(3.0)
+    out = (x * y).log() + (x / y).sqrt()
+    cg = ag.compile(out)
+    x.data = 1.5
+    good = cg.forward()
+    cg.backward()
+    g_good = (x.grad, y.grad)
+    x.grad = y.grad = 0.0
+
+    x.data = -1.0  # log and sqrt out of domain
+    with pytest.raises(ValueError, match="math domain error"):
+        cg.forward()
+    assert out.data == good
+    cg.backward()
+    assert (x.grad, y.grad) == g_good  # the gradient at x = 1.5, not at a mix of points
+
+    # An anomaly-detection failure is undone the same way.
+    x.grad = y.grad = 0.0
+    x.data, y.data = 1e308, 1e308
+    with ag.detect_anomaly(), pytest.raises(FloatingPointError):
+        cg.forward()
+    cg.backward()
+    assert (x.grad, y.grad) == g_good
+
+    # Eager reference at the last good point, independent of replay.
+    x2, y2 = ag.Value(1.5), ag.Value(3.0)
+    ((x2 * y2).log() + (x2 / y2).sqrt()).backward()
+    assert g_good == (x2.grad, y2.grad)
+
+
+def test_failed_first_forward_with_no_good_point_makes_backward_refuse():
+    x = ag.Value(2.0)
+    out = x.log()
+    x.data = -1.0  # changed between building and compiling
+    cg = ag.compile(out)
+    with pytest.raises(ValueError):
+        cg.forward()
+    with pytest.raises(RuntimeError, match="last forward"):
+        cg.backward()
+    assert x.grad == 0.0
+    x.data = 4.0
+    assert cg.forward() == math.log(4.0)
+    cg.backward()
+    assert x.grad == 0.25
+
+
+# --------------------------------- 7. requires_grad changed after compiling
+
+
+def grads_after(build, toggle, replay):
+    a, b = ag.Value(0.7), ag.Value(-1.3, requires_grad=False)
+    out = build(a, b)
+    cg = ag.compile(out) if replay else None
+    toggle(a, b)
+    a.grad = b.grad = 0.0
+    if replay:
+        cg.forward()
+        cg.backward()
+    else:
+        out.backward()
+    return a.grad, b.grad
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda a, b: (a * b).tanh() + a, lambda a, b: ag.sum([a * b, b.exp(), a]), lambda a, b: ag.dot([a, b], [b, a])],
+)
+@pytest.mark.parametrize(
+    "toggle",
+    [
+        lambda a, b: setattr(a, "requires_grad", False),
+        lambda a, b: setattr(b, "requires_grad", True),
+        lambda a, b: (setattr(a, "requires_grad", False), setattr(b, "requires_grad", True)),
+    ],
+)
+def test_replay_follows_eager_when_requires_grad_changes_after_compile(build, toggle):
+    eager = grads_after(build, toggle, replay=False)
+    replay = grads_after(build, toggle, replay=True)
+    assert replay == eager
+    # and the toggles have an effect the test can see
+    untoggled = grads_after(build, lambda a, b: None, replay=False)
+    assert untoggled != eager
+
+
+# ------------------------------------------------ 8. argument errors
+
+
+@pytest.fixture
+def single():
+    x = ag.Value(2.0)
+    return x, ag.compile(x * x)
+
+
+@pytest.fixture
+def double():
+    x = ag.Value(2.0)
+    return x, ag.compile([x * x, x + 1.0])
+
+
+def test_backward_seed_errors_name_the_argument(single, double):
+    _, cg = single
+    with pytest.raises(TypeError, match="grad_outputs must be a sequence"):
+        cg.backward("x")
+    with pytest.raises(OverflowError, match="grad_outputs is too large"):
+        cg.backward(10**400)
+    with pytest.raises(TypeError, match=r"grad_outputs\[0\] must be a real number, not 'NoneType'"):
+        cg.backward([None])
+    _, cg2 = double
+    with pytest.raises(TypeError, match=r"grad_outputs\[0\] must be a real number"):
+        cg2.backward([None, 1.0])
+    with pytest.raises(OverflowError, match=r"grad_outputs\[1\] is too large"):
+        cg2.backward([1.0, -(10**400)])
+    with pytest.raises(TypeError, match="grad_outputs must be a sequence"):
+        cg2.backward(1.0)
+    with pytest.raises(TypeError, match="grad_outputs must be a sequence"):
+        cg2.backward(b"ab")
+
+
+def test_valid_seeds_still_work(single, double):
+    x, cg = single
+    cg.backward(np.float32(0.5))
+    assert x.grad == 2.0
+    cg.backward((2,))
+    assert x.grad == 2.0 + 8.0
+    x2, cg2 = double
+    cg2.backward(np.array([1.0, 2.0]))
+    assert x2.grad == 4.0 + 2.0
+
+
+def test_set_data_rejects_what_is_not_a_number(single):
+    x, cg = single
+    for bad, err in [
+        ([None], TypeError),
+        (np.array([None], dtype=object), TypeError),
+        (np.array(["1.5"]), TypeError),
+        ([1 + 2j], TypeError),
+        ([10**400], OverflowError),
+    ]:
+        with pytest.raises(err, match="set_data"):
+            cg.set_data([x], bad)
+        assert x.data == 2.0
+    with pytest.raises(TypeError, match="set_data"):
+        cg.set_data([x], np.array([ag.Value(3.0)], dtype=object))  # data, not graph nodes
+    cg.set_data([x], np.array([np.float32(3.0)], dtype=object))
+    assert x.data == 3.0
+    cg.set_data([x], [True])
+    assert x.data == 1.0
+
+
+def test_set_data_values_errors_name_the_argument(single):
+    x, cg = single
+    with pytest.raises(TypeError, match=r"values\[0\]\[0\] must be a Value"):
+        cg.set_data([[1.0, 2.0]], np.zeros((1, 2)))
+    with pytest.raises(TypeError, match=r"values must be leaf Values or rows of them; values\[0\] is 'float'"):
+        cg.set_data([1.0, 2.0], np.zeros(2))
+    with pytest.raises(TypeError, match="values must be a sequence"):
+        cg.set_data(x, [1.0])
+    with pytest.raises(TypeError, match=r"values\[1\] must be a Value"):
+        cg.set_data([x, "y"], [1.0, 2.0])
+
+
+@pytest.mark.parametrize("setter", [_core.set_grad_enabled, _core.set_detect_anomaly, ag.set_grad_enabled])
+@pytest.mark.parametrize("bad", [None, 0.5, "yes", 1])
+def test_modes_are_bools(setter, bad):
+    before = (ag.is_grad_enabled(), ag.is_anomaly_enabled())
+    with pytest.raises(TypeError):
+        setter(bad)
+    assert (ag.is_grad_enabled(), ag.is_anomaly_enabled()) == before
+
+
+# ------------------------------------------------ 11. anomaly names inf
+
+
+def test_detect_anomaly_names_inf_in_backward_eager_and_replay():
+    x = ag.Value(0.0)
+    y = x.sqrt()  # d sqrt / dx at 0 is +inf
+    with ag.detect_anomaly():
+        with pytest.raises(FloatingPointError, match=r"sqrt produced inf in backward"):
+            y.backward()
+        cg = ag.compile(y)
+        with pytest.raises(FloatingPointError, match=r"sqrt produced inf in backward"):
+            cg.backward()
+    z = ag.Value(0.0)
+    w = -(z.sqrt())
+    with ag.detect_anomaly(), pytest.raises(FloatingPointError, match=r"sqrt produced -inf in backward"):
+        w.backward()
