@@ -1,21 +1,20 @@
 // The engine's invariant checker, for tests and fuzzing: walks every chunk of
 // the arena and verifies what the fast paths take for granted. O(nodes); never
 // called by the engine itself.
-#include <pybind11/pybind11.h>
+#include "check.hpp"
 
-#include <string>
 #include <algorithm>
 #include <functional>
+#include <string>
 #include <vector>
 
+#include "compile.hpp"
 #include "graph.hpp"
 #include "value.hpp"
 
 namespace py = pybind11;
 
 namespace ag {
-
-std::vector<Node*> compiled_refs();  // compile.cpp: nodes held by live compiled graphs
 
 static void fail(const std::string& what) { throw std::runtime_error("engine invariant violated: " + what); }
 
@@ -35,8 +34,7 @@ py::dict check_invariants() {
     for (Node* base : bases)
       for (size_t i = 0; i < per; ++i) f(base + i);
   };
-  // `pending` is free between traversals: it counts the references found.
-  each_node([](Node* n) { n->pending = 0; });
+  each_node([](Node* n) { n->found = 0; });
   size_t live = 0, wrapped = 0;
   // Pass 1: live nodes, their wrappers, their inputs.
   each_node([&](Node* n) {
@@ -49,7 +47,7 @@ py::dict check_invariants() {
       ++wrapped;
       if (Py_TYPE(n->py) != &ValueType || node_of(n->py) != n) fail("wrapper does not point back to its node");
       if (Py_REFCNT(n->py) <= 0) fail("wrapper with a non-positive reference count");
-      n->pending += 1;
+      n->found += 1;
     }
     if (is_nary(n->op)) {
       if (n->nin == 0 || !n->args) fail("n-ary node without operands");
@@ -69,7 +67,7 @@ py::dict check_invariants() {
     for_each_input(n, [&](Node* in) {
       if (!in_arena(in)) fail("input pointer outside the arena");
       if (in->op == OP_FREE) fail("input that has been freed (op " + std::string(op_name(n->op)) + ")");
-      in->pending += 1;
+      in->found += 1;
       if (in->op == LEAF) leaf_input = true;
       else op_input_rg |= bool(in->flags & REQUIRES_GRAD);
     });
@@ -79,19 +77,19 @@ py::dict check_invariants() {
   });
   for (Node* n : compiled_refs()) {
     if (n->op == OP_FREE) fail("a compiled graph holds a freed node");
-    n->pending += 1;
+    n->found += 1;
   }
   // Pass 2: every live node has exactly the references found (a leaked node
   // has more than were found, a node about to be freed twice fewer).
   each_node([](Node* n) {
-    if (n->op != OP_FREE && n->refs != n->pending)
-      fail("reference count " + std::to_string(n->refs) + " but " + std::to_string(n->pending) +
+    if (n->op != OP_FREE && n->refs != n->found)
+      fail("reference count " + std::to_string(n->refs) + " but " + std::to_string(n->found) +
            " references found (op " + op_name(n->op) + ")");
   });
-  if (live != pool::live) fail("live count " + std::to_string(pool::live) + " but " + std::to_string(live) + " live nodes");
+  if (live != pool::live()) fail("live count " + std::to_string(pool::live()) + " but " + std::to_string(live) + " live nodes");
   // The free list holds exactly the free nodes.
   size_t free_count = 0;
-  for (Node* f = pool::free_head; f; f = f->next_free) {
+  for (Node* f = pool::free_list(); f; f = f->next_free) {
     if (++free_count > pool::capacity()) fail("the free list has a cycle");
     if (!in_arena(f)) fail("free list entry outside the arena");
     if (f->op != OP_FREE) fail("a live node on the free list");

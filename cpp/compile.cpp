@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "compile.hpp"
+
 #include "graph.hpp"
 #include "value.hpp"
 
@@ -64,18 +66,20 @@ struct Compiled {
   // right (the constant for a CONST side), an n-ary op's slots.
   double lhs(size_t k) const { return (flags[k] & CONST_A) ? aux[k] : val[a[k]]; }
   double rhs(size_t k) const { return (flags[k] & CONST_B) ? aux[k] : val[b[k]]; }
-  struct Slots {
-    const double* v;
-    const uint32_t* ix;  // node slots [0, nodes)
-    const double* nums;  // number slots [nodes, ...)
-    uint32_t nodes;
-    size_t count;  // operands as the op counts them (dot: pairs)
-    double operator()(size_t i) const { return i < nodes ? v[ix[i]] : nums[i]; }
-  };
-  Slots slots(size_t k) const {
-    uint32_t cnt = b[k];
-    return {val.data(), args.data() + a[k], argnum.data() + a[k], (flags[k] & CONST_Y) ? cnt / 2 : cnt,
-            op[k] == DOT ? cnt / 2 : size_t(cnt)};
+  // Entry k's n-ary operands: slots [0, nodes) index into val, the rest are
+  // numbers in argnum (both start at a[k]; b[k] counts them).
+  NaryShape shape(size_t k) const { return nary_shape(op[k], b[k], flags[k] & CONST_Y); }
+  double slot(size_t k, NaryShape sh, size_t i) const {
+    return i < sh.nodes ? val[args[a[k] + i]] : argnum[a[k] + i];
+  }
+  template <class F> void for_each_operand(size_t k, F f) const {  // f(entry) for each node operand
+    if (is_nary(op[k])) {
+      NaryShape sh = shape(k);
+      for (uint32_t j = 0; j < sh.nodes; ++j) f(args[a[k] + j]);
+    } else {
+      if (a[k] != NONE) f(a[k]);
+      if (b[k] != NONE) f(b[k]);
+    }
   }
 
   // Returns the failing entry, or NONE. No Python calls: may run without the GIL.
@@ -169,6 +173,9 @@ Compiled::Compiled(py::object outputs, py::object watch) {
   // tuple keeps them alive until they are referenced below.
   py::tuple watched;
   if (!watch.is_none()) {
+    if (!py::isinstance<py::iterable>(watch) || py::isinstance<py::str>(watch))
+      throw py::type_error("compile(): watch must be an iterable of Values, not '" +
+                           std::string(Py_TYPE(watch.ptr())->tp_name) + "'");
     watched = py::tuple(watch);
     for (py::handle h : watched) watch_nodes.push_back(node_arg(h, "compile(): each watched value"));
   }
@@ -180,7 +187,7 @@ Compiled::Compiled(py::object outputs, py::object watch) {
   if (!reserve_traversal()) throw std::bad_alloc();
   {
     std::vector<Node*> emitted;
-    emitted.reserve(pool::live);
+    emitted.reserve(pool::live());
     auto all = [](Node*) { return true; };
     count_consumers(roots.data(), roots.size(), all, [](Node*) {});
     // Watched Values must be in the graph: reached by this traversal.
@@ -197,10 +204,8 @@ Compiled::Compiled(py::object outputs, py::object watch) {
   }
   if (order.size() >= NONE) throw py::value_error("compile(): graph too large (more than 2**32 - 2 nodes)");
 
-  // Index each node by its position in `pending`, free until the next
-  // traversal (which sets it afresh for every node it reaches).
   size_t N = order.size();
-  for (size_t i = 0; i < N; ++i) order[i]->pending = static_cast<uint32_t>(i);
+  for (size_t i = 0; i < N; ++i) order[i]->index = static_cast<uint32_t>(i);
   op.resize(N);
   flags.resize(N);
   a.assign(N, NONE);
@@ -223,7 +228,7 @@ Compiled::Compiled(py::object outputs, py::object watch) {
       b[i] = n->nin;
       for (uint32_t s = 0; s < n->nin; ++s) {
         if (s < nn) {
-          args.push_back(n->args[s].node->pending);
+          args.push_back(n->args[s].node->index);
           argnum.push_back(0.0);
         } else {
           args.push_back(NONE);
@@ -231,26 +236,18 @@ Compiled::Compiled(py::object outputs, py::object watch) {
         }
       }
     } else {
-      if (n->in[0]) a[i] = n->in[0]->pending;
-      if (n->in[1]) b[i] = n->in[1]->pending;
+      if (n->in[0]) a[i] = n->in[0]->index;
+      if (n->in[1]) b[i] = n->in[1]->index;
     }
   }
-  for (Node* r : roots) out_index.push_back(r->pending);
-  for (Node* w : watch_nodes) watch_index.push_back(w->pending);
+  for (Node* r : roots) out_index.push_back(r->index);
+  for (Node* w : watch_nodes) watch_index.push_back(w->index);
   fed.assign(nleaves, 0);
-  for (size_t k = nleaves; k < N; ++k) {
-    if (!(flags[k] & REQUIRES_GRAD)) continue;
-    auto feed = [&](uint32_t i) {
-      if (i < nleaves) fed[i] = 1;
-    };
-    if (is_nary(op[k])) {
-      Slots x = slots(k);
-      for (uint32_t j = 0; j < x.nodes; ++j) feed(x.ix[j]);
-    } else {
-      if (a[k] != NONE) feed(a[k]);
-      if (b[k] != NONE) feed(b[k]);
-    }
-  }
+  for (size_t k = nleaves; k < N; ++k)
+    if (flags[k] & REQUIRES_GRAD)
+      for_each_operand(k, [&](uint32_t i) {
+        if (i < nleaves) fed[i] = 1;
+      });
   for (uint32_t k : out_index)
     if (k < nleaves) fed[k] = 1;
   prev_leaves.resize(nleaves);
@@ -276,31 +273,17 @@ uint32_t Compiled::run_forward(Err& err) {
   const size_t N = op.size();
   double* v = val.data();
   for (size_t k = nleaves; k < N; ++k) {
-    Err e = OK;
-    switch (op[k]) {
-#define AG_UNARY_CASE(E, S)                \
-  case E:                                  \
-    e = S::f(v[a[k]], aux[k], v[k]);       \
-    break;
-      AG_UNARY_OPS(AG_UNARY_CASE)
-#undef AG_UNARY_CASE
-#define AG_BINARY_CASE(E, S)           \
-  case E:                              \
-    e = S::f(lhs(k), rhs(k), v[k]);    \
-    break;
-      AG_BINARY_OPS(AG_BINARY_CASE)
-#undef AG_BINARY_CASE
-#define AG_NARY_CASE(E, S) \
-  case E: {                \
-    Slots x = slots(k);    \
-    e = S::f(x.count, x, aux[k], v[k]); \
-    break;                 \
-  }
-      AG_NARY_OPS(AG_NARY_CASE)
-#undef AG_NARY_CASE
-      default:
-        break;
-    }
+    Err e = with_op<Err>(op[k], [&](auto t) {
+      using S = typename decltype(t)::op;
+      if constexpr (t.arity == UNARY) {
+        return S::f(v[a[k]], aux[k], v[k]);
+      } else if constexpr (t.arity == BINARY) {
+        return S::f(lhs(k), rhs(k), v[k]);
+      } else {
+        NaryShape sh = shape(k);
+        return S::f(sh.count, [&](size_t i) { return slot(k, sh, i); }, aux[k], v[k]);
+      }
+    });
     if (e) {
       err = e;
       return static_cast<uint32_t>(k);
@@ -317,40 +300,26 @@ void Compiled::run_backward() {
   // Unlike eager backward, no requires-grad test per input: an entry that
   // does not require grad is never swept and, if a leaf, never written back,
   // so what it receives here is scratch.
-  auto give = [g](uint32_t i, double d) { g[i] += d; };
   for (size_t k = N; k-- > nleaves;) {
     if (!(fl[k] & REQUIRES_GRAD)) continue;
     const double gk = g[k];
-    switch (op[k]) {
-#define AG_UNARY_CASE(E, S)                           \
-  case E:                                             \
-    give(a[k], gk * S::d(v[a[k]], v[k], aux[k]));     \
-    break;
-      AG_UNARY_OPS(AG_UNARY_CASE)
-#undef AG_UNARY_CASE
-#define AG_BINARY_CASE(E, S)                   \
-  case E: {                                    \
-    double dx, dy;                             \
-    S::d(lhs(k), rhs(k), v[k], dx, dy);        \
-    if (a[k] != NONE) give(a[k], gk * dx);     \
-    if (b[k] != NONE) give(b[k], gk * dy);     \
-    break;                                     \
-  }
-      AG_BINARY_OPS(AG_BINARY_CASE)
-#undef AG_BINARY_CASE
-#define AG_NARY_CASE(E, S)                                                           \
-  case E: {                                                                          \
-    Slots x = slots(k);                                                              \
-    S::d(x.count, x, v[k], gk, [&x, &give](size_t i, double d) {                     \
-      if (i < x.nodes) give(x.ix[i], d);                                             \
-    });                                                                              \
-    break;                                                                           \
-  }
-      AG_NARY_OPS(AG_NARY_CASE)
-#undef AG_NARY_CASE
-      default:
-        break;
-    }
+    with_op<void>(op[k], [&](auto t) {
+      using S = typename decltype(t)::op;
+      if constexpr (t.arity == UNARY) {
+        g[a[k]] += gk * S::d(v[a[k]], v[k], aux[k]);
+      } else if constexpr (t.arity == BINARY) {
+        double dx, dy;
+        S::d(lhs(k), rhs(k), v[k], dx, dy);
+        if (a[k] != NONE) g[a[k]] += gk * dx;
+        if (b[k] != NONE) g[b[k]] += gk * dy;
+      } else {
+        NaryShape sh = shape(k);
+        const uint32_t* ix = args.data() + a[k];
+        S::d(sh.count, [&](size_t i) { return slot(k, sh, i); }, v[k], gk, [&](size_t i, double d) {
+          if (i < sh.nodes) g[ix[i]] += d;
+        });
+      }
+    });
   }
 }
 
@@ -446,16 +415,9 @@ void Compiled::backward(py::object grad_outputs) {
     for (size_t k = size(); k-- > nleaves;) {
       if (!(flags[k] & REQUIRES_GRAD)) continue;
       uint32_t bad = NONE;
-      auto check = [&](uint32_t i) {
-        if (bad == NONE && i != NONE && receives(i) && !std::isfinite(grad[i])) bad = i;
-      };
-      if (is_nary(op[k])) {
-        Slots x = slots(k);
-        for (uint32_t j = 0; j < x.nodes; ++j) check(x.ix[j]);
-      } else {
-        check(a[k]);
-        check(b[k]);
-      }
+      for_each_operand(k, [&](uint32_t i) {
+        if (bad == NONE && receives(i) && !std::isfinite(grad[i])) bad = i;
+      });
       if (bad != NONE) {
         raise_anomaly(op_name(op[k]), "backward", grad[bad]);
         throw py::error_already_set();

@@ -6,18 +6,6 @@
 
 namespace ag {
 
-const char* op_name(int op) {
-  switch (op) {
-#define AG_NAME(E, S) \
-  case E:             \
-    return S::name;
-    AG_UNARY_OPS(AG_NAME) AG_BINARY_OPS(AG_NAME) AG_NARY_OPS(AG_NAME)
-#undef AG_NAME
-    default:
-      return "";
-  }
-}
-
 // ------------------------------------------------------------------ release
 
 void release(Node* n) {
@@ -63,7 +51,7 @@ std::vector<Node*>& traversal_stack() {
 
 bool reserve_traversal() {
   try {
-    traversal_stack().reserve(pool::live + 1);
+    traversal_stack().reserve(pool::live() + 1);
     return true;
   } catch (const std::exception&) {  // bad_alloc, or length_error past max_size
     return false;
@@ -78,40 +66,26 @@ static inline void give(Node* in, double g) {
 
 void backward_step(Node* n) {
   const double g = n->grad;
-  switch (n->op) {
-#define AG_UNARY_CASE(E, S)                               \
-  case E:                                                 \
-    give(n->in[0], g * S::d(n->in[0]->data, n->data, n->aux)); \
-    break;
-    AG_UNARY_OPS(AG_UNARY_CASE)
-#undef AG_UNARY_CASE
-
-#define AG_BINARY_CASE(E, S)                                       \
-  case E: {                                                        \
-    double a = (n->flags & CONST_A) ? n->aux : n->in[0]->data;     \
-    double b = (n->flags & CONST_B) ? n->aux : n->in[1]->data;     \
-    double da, db;                                                 \
-    S::d(a, b, n->data, da, db);                                   \
-    if (n->in[0]) give(n->in[0], g * da);                          \
-    if (n->in[1]) give(n->in[1], g * db);                          \
-    break;                                                         \
-  }
-    AG_BINARY_OPS(AG_BINARY_CASE)
-#undef AG_BINARY_CASE
-
-#define AG_NARY_CASE(E, S)                                                  \
-  case E: {                                                                 \
-    NaryArgs x = nary_args(n->args, n->nin, n->op, n->flags);               \
-    S::d(x.count, x, n->data, g, [&x](size_t i, double gi) {                \
-      if (i < x.nodes) give(x.s[i].node, gi);                               \
-    });                                                                     \
-    break;                                                                  \
-  }
-    AG_NARY_OPS(AG_NARY_CASE)
-#undef AG_NARY_CASE
-    default:
-      break;
-  }
+  with_op<void>(n->op, [&](auto t) {
+    using S = typename decltype(t)::op;
+    if constexpr (t.arity == UNARY) {
+      give(n->in[0], g * S::d(n->in[0]->data, n->data, n->aux));
+    } else if constexpr (t.arity == BINARY) {
+      // A null input is a constant operand, stored in aux.
+      double a = (n->flags & CONST_A) ? n->aux : n->in[0]->data;
+      double b = (n->flags & CONST_B) ? n->aux : n->in[1]->data;
+      double da, db;
+      S::d(a, b, n->data, da, db);
+      if (n->in[0]) give(n->in[0], g * da);
+      if (n->in[1]) give(n->in[1], g * db);
+    } else {
+      const Slot* s = n->args;
+      NaryShape sh = nary_shape(n);
+      S::d(sh.count, [&](size_t i) { return slot_value(s, sh, i); }, n->data, g, [&](size_t i, double gi) {
+        if (i < sh.nodes) give(s[i].node, gi);
+      });
+    }
+  });
 }
 
 Anomaly backward(Node* root, double seed, bool check) {

@@ -9,19 +9,12 @@
 
 namespace ag {
 
-// An n-ary node's operands as its op struct reads them: x(i) is slot i's
-// value (a node's data, or a number for dot's CONST_Y half); `nodes` slots
-// hold nodes; `count` is what the op counts (dot: pairs).
-struct NaryArgs {
-  const Slot* s;
-  uint32_t nodes;
-  size_t count;
-  double operator()(size_t i) const { return i < nodes ? s[i].node->data : s[i].num; }
-};
+// An n-ary node's operand shape (ops.hpp's nary_shape) from its fields.
+inline NaryShape nary_shape(const Node* n) { return nary_shape(n->op, n->nin, n->flags & CONST_Y); }
 
-inline NaryArgs nary_args(const Slot* s, uint32_t nin, int op, uint8_t flags) {
-  return {s, (flags & CONST_Y) ? nin / 2 : nin, op == DOT ? size_t(nin / 2) : size_t(nin)};
-}
+// Operand i of an n-ary node as its op struct reads it: the node in slot i,
+// or the number stored there (dot's CONST_Y half).
+inline double slot_value(const Slot* s, NaryShape sh, size_t i) { return i < sh.nodes ? s[i].node->data : s[i].num; }
 
 // Calls f(Node*) for every node operand of n (constant operands are skipped;
 // a leaf's inputs are null, so it has none).
@@ -30,7 +23,7 @@ template <class F> inline void for_each_input(const Node* n, F f) {
     if (n->in[0]) f(n->in[0]);
     if (n->in[1]) f(n->in[1]);
   } else {
-    uint32_t k = nary_args(n->args, n->nin, n->op, n->flags).nodes;
+    uint32_t k = nary_shape(n).nodes;
     for (uint32_t i = 0; i < k; ++i) f(n->args[i].node);
   }
 }

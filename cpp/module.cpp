@@ -5,15 +5,34 @@
 
 #include <string>
 
+#include "check.hpp"
+#include "compile.hpp"
 #include "graph.hpp"
+#include "nary.hpp"
 #include "value.hpp"
 
 namespace py = pybind11;
 
-namespace ag {
-extern PyMethodDef nary_methods[];
-void bind_compile(py::module_& m);
-py::dict check_invariants();
+// The op table as Python sees it: one dict per op, in op-code order.
+static py::list op_table() {
+  py::list ops;
+  for (int code = ag::LEAF + 1; code < ag::NUM_OPS; ++code)
+    ag::with_op<void>(code, [&](auto t) {
+      using S = typename decltype(t)::op;
+      py::dict d;
+      d["name"] = S::name;
+      d["arity"] = t.arity == ag::UNARY ? "unary" : t.arity == ag::BINARY ? "binary" : "nary";
+      d["kind"] = ag::KIND_NAMES[S::kind];
+      d["doc"] = S::doc;
+      d["method"] = py::none();
+      d["param"] = py::none();
+      if constexpr (t.arity == ag::UNARY) {
+        if (S::method) d["method"] = S::name;
+        if (S::param) d["param"] = py::make_tuple(S::param, S::param_default);
+      }
+      ops.append(d);
+    });
+  return ops;
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -22,7 +41,7 @@ PYBIND11_MODULE(_core, m) {
   if (!ag::init_value_type()) throw py::error_already_set();
   Py_INCREF(&ag::ValueType);
   m.add_object("Value", reinterpret_cast<PyObject*>(&ag::ValueType));
-  if (PyModule_AddFunctions(m.ptr(), ag::nary_methods) < 0) throw py::error_already_set();
+  if (!ag::add_fused_ops(m.ptr())) throw py::error_already_set();
 
   // A mode is a bool: pybind11 would also take None (as False) and 0.5 (as True).
   auto mode_arg = [](py::handle on, const char* fn) {
@@ -54,7 +73,7 @@ PYBIND11_MODULE(_core, m) {
       "engine_stats",
       [] {
         py::dict d;
-        d["live_nodes"] = ag::pool::live;
+        d["live_nodes"] = ag::pool::live();
         d["capacity_nodes"] = ag::pool::capacity();
         d["chunks"] = ag::pool::chunk_count();
         d["node_bytes"] = sizeof(ag::Node);
@@ -63,6 +82,10 @@ PYBIND11_MODULE(_core, m) {
       },
       "Arena counters: live nodes, nodes carved, bytes per node, side-pool slots in use.");
   m.attr("NODE_BYTES") = sizeof(ag::Node);
+  m.def("ops", &op_table,
+        "The op table, one dict per op: name, arity ('unary', 'binary', 'nary'), kind\n"
+        "('arithmetic', 'activation', 'exp_log'), doc, method (the Value method's name or None)\n"
+        "and param ((name, default) of the method's optional argument, or None).");
   m.def(
       "_set_traversal_epoch",
       [](uint32_t e) {

@@ -4,6 +4,8 @@
 // one Python call, one allocation, and an O(n) backward. Operands may be
 // Values or numbers. Everything is validated and computed before anything is
 // allocated, so a bad argument leaves the graph as it was.
+#include "nary.hpp"
+
 #include <new>
 #include <stdexcept>
 #include <vector>
@@ -192,10 +194,11 @@ PyObject** items_of(PyObject* o, Py_ssize_t* n) {
 
 // A sum or dot over slots the fast paths filled; takes the slots.
 PyObject* finish_nary(int op, Slot* s, uint32_t nin, uint32_t nodes, uint8_t flags) {
-  NaryArgs x = nary_args(s, nin, op, flags);
+  NaryShape sh = nary_shape(op, nin, flags & CONST_Y);
+  auto x = [&](size_t i) { return slot_value(s, sh, i); };
   double y;
-  if (op == DOT) Dot::f(x.count, x, 0.0, y);
-  else Sum::f(x.count, x, 0.0, y);
+  if (op == DOT) Dot::f(sh.count, x, 0.0, y);
+  else Sum::f(sh.count, x, 0.0, y);
   return node_over_slots(op, y, 0.0, s, nin, nodes, flags);
 }
 
@@ -418,7 +421,7 @@ static PyObject* py_log_softmax(PyObject*, PyObject* arg) {
   return oom_guard([&] { return softmax_like<LOG_SOFTMAX_OUT, LogSoftmaxOut>(arg, "log_softmax"); });
 }
 
-PyMethodDef nary_methods[] = {
+static PyMethodDef fused_ops[] = {
     {"sum", py_sum, METH_O, "sum(values) -> Value: one node for the sum of Values and numbers."},
     {"mean", py_mean, METH_O, "mean(values) -> Value: the arithmetic mean, one node."},
     {"dot", (PyCFunction)(void (*)(void))py_dot, METH_FASTCALL,
@@ -427,5 +430,7 @@ PyMethodDef nary_methods[] = {
     {"softmax", py_softmax, METH_O, "softmax(values) -> list[Value]: exp(v_i) / sum(exp(v)), stable."},
     {"log_softmax", py_log_softmax, METH_O, "log_softmax(values) -> list[Value]: v_i - logsumexp(v)."},
     {nullptr, nullptr, 0, nullptr}};
+
+bool add_fused_ops(PyObject* module) { return PyModule_AddFunctions(module, fused_ops) == 0; }
 
 }  // namespace ag

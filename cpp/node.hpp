@@ -45,9 +45,13 @@ struct Node {
     PyObject* py;      // the Python Value wrapping this node, if any (borrowed)
     Node* next_dying;  // during release: the next node to free (a dying node has no wrapper)
   };
-  uint32_t refs;     // Python wrapper + consuming nodes
-  uint32_t stamp;    // traversal mark: equals the current epoch once visited
-  uint32_t pending;  // during a traversal: consumers not yet processed
+  uint32_t refs;   // Python wrapper + consuming nodes
+  uint32_t stamp;  // traversal mark: equals the current epoch once visited
+  union {          // scratch for whoever walks the graph; one user at a time
+    uint32_t pending;  // a traversal: consumers not yet processed
+    uint32_t index;    // compile: the node's position in the flattened graph
+    uint32_t found;    // the invariant checker: references to it found so far
+  };
   uint8_t op;
   uint8_t flags;
 };
@@ -59,34 +63,20 @@ constexpr uint8_t OP_FREE = 0xff;
 
 namespace pool {
 
-// Fast path inline; the slow path (a new chunk) lives in pool.cpp.
-extern Node* free_head;
-extern size_t live;
-bool grow();  // false when the system is out of memory (never throws)
-
-inline Node* alloc() {
-  if (!free_head && !grow()) return nullptr;
-  Node* n = free_head;
-  free_head = n->next_free;
-  ++live;
-  return n;
-}
-
-inline void free_node(Node* n) {
-  n->op = OP_FREE;
-  n->py = nullptr;
-  n->next_free = free_head;
-  free_head = n;
-  --live;
-}
+// A fresh node off the free list (fields other than the list link are
+// stale), or nullptr when the system is out of memory. Never throws.
+Node* alloc();
+void free_node(Node* n);
 
 Slot* alloc_slots(uint32_t n);  // nullptr when out of memory
 void free_slots(Slot* s, uint32_t n);
 
+size_t live();         // nodes in use
 size_t capacity();     // nodes carved so far
 size_t chunk_count();
 Node* chunk(size_t i);  // chunk i's first node; each holds chunk_nodes()
 size_t chunk_nodes();
+Node* free_list();     // the first free node; the rest follow next_free
 size_t slots_live();
 void reset_stamps();   // set every node's stamp to 0 (epoch wrap-around)
 

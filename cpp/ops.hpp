@@ -1,9 +1,12 @@
 // The op table: every operation's forward value, domain check, local
-// derivative and display name, side by side, one struct per op.
+// derivative, display name, kind and docstring, side by side, one struct per op.
 //
-// Adding an op: write its struct here and add one line to the matching list
-// at the bottom. Eager building (value.cpp, nary.cpp), the backward sweep
-// (graph.cpp) and replay (compile.cpp) are generic over these lists.
+// Adding an op is one struct here and one line in the matching list at the
+// bottom; docs/architecture.md, "How to add an op", has the recipe. Eager
+// building (value.cpp, nary.cpp), the Value methods (value.cpp), the backward
+// sweep (graph.cpp), replay (compile.cpp), the invariant checker and the
+// Python-side table (`_core.ops()`, which viz and the tests read) are all
+// generated from these lists.
 //
 // Errors follow Python's float and math module: the forward reports what
 // went wrong and the caller raises ZeroDivisionError, ValueError or
@@ -11,10 +14,24 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 namespace ag {
 
 enum Err { OK = 0, ERR_DOMAIN, ERR_ZERODIV, ERR_OVERFLOW };
+
+// What an op is, for pictures (viz colours nodes by it) and the docs.
+enum Kind { ARITHMETIC, ACTIVATION, EXP_LOG };
+constexpr const char* KIND_NAMES[] = {"arithmetic", "activation", "exp_log"};
+
+// A unary op is a Value method of its own name unless it says otherwise
+// (`method = false`: neg is spelled -x); `param`, if any, is the method's
+// one optional argument, stored in the node (leaky_relu's slope).
+struct UnaryOp {
+  static constexpr bool method = true;
+  static constexpr const char* param = nullptr;
+  static constexpr double param_default = 0.0;
+};
 
 // An overflow is an infinite result from finite inputs (math.exp(1000)).
 inline Err overflow_if(double y, double x) {
@@ -24,38 +41,53 @@ inline Err overflow_if(double y, double x) {
 // ---------------------------------------------------------------- unary ops
 // f(x, p, y) computes y; d(x, y, p) is dy/dx. p is the node's parameter.
 
-struct Neg {
+struct Neg : UnaryOp {
   static constexpr const char* name = "neg";
+  static constexpr Kind kind = ARITHMETIC;
+  static constexpr const char* doc = "-x.";
+  static constexpr bool method = false;
   static Err f(double x, double, double& y) { y = -x; return OK; }
   static double d(double, double, double) { return -1.0; }
 };
 
-struct Abs {
+struct Abs : UnaryOp {
   static constexpr const char* name = "abs";
+  static constexpr Kind kind = ARITHMETIC;
+  static constexpr const char* doc = "|x| (also abs(v)); its derivative at 0 is 0.";
   static Err f(double x, double, double& y) { y = std::fabs(x); return OK; }
   static double d(double x, double, double) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }
 };
 
-struct Relu {
+struct Relu : UnaryOp {
   static constexpr const char* name = "relu";
+  static constexpr Kind kind = ACTIVATION;
+  static constexpr const char* doc = "max(0, x); its derivative at 0 is 0.";
   static Err f(double x, double, double& y) { y = x > 0 || std::isnan(x) ? x : 0.0; return OK; }
   static double d(double x, double, double) { return x > 0 ? 1.0 : 0.0; }
 };
 
-struct LeakyRelu {  // p = negative slope
+struct LeakyRelu : UnaryOp {  // p = the slope for x <= 0
   static constexpr const char* name = "leaky_relu";
+  static constexpr Kind kind = ACTIVATION;
+  static constexpr const char* doc = "x if x > 0 else slope * x.";
+  static constexpr const char* param = "slope";
+  static constexpr double param_default = 0.01;
   static Err f(double x, double p, double& y) { y = x > 0 ? x : p * x; return OK; }
   static double d(double x, double, double p) { return x > 0 ? 1.0 : p; }
 };
 
-struct Tanh {
+struct Tanh : UnaryOp {
   static constexpr const char* name = "tanh";
+  static constexpr Kind kind = ACTIVATION;
+  static constexpr const char* doc = "Hyperbolic tangent.";
   static Err f(double x, double, double& y) { y = std::tanh(x); return OK; }
   static double d(double, double y, double) { return 1.0 - y * y; }
 };
 
-struct Sigmoid {
+struct Sigmoid : UnaryOp {
   static constexpr const char* name = "sigmoid";
+  static constexpr Kind kind = ACTIVATION;
+  static constexpr const char* doc = "1 / (1 + exp(-x)), computed without overflow.";
   static Err f(double x, double, double& y) {
     // Two branches so that exp never overflows.
     if (x >= 0) {
@@ -69,14 +101,18 @@ struct Sigmoid {
   static double d(double, double y, double) { return y * (1.0 - y); }
 };
 
-struct Exp {
+struct Exp : UnaryOp {
   static constexpr const char* name = "exp";
+  static constexpr Kind kind = EXP_LOG;
+  static constexpr const char* doc = "e**x; OverflowError when the result does not fit a float.";
   static Err f(double x, double, double& y) { y = std::exp(x); return overflow_if(y, x); }
   static double d(double, double y, double) { return y; }
 };
 
-struct Log {
+struct Log : UnaryOp {
   static constexpr const char* name = "log";
+  static constexpr Kind kind = EXP_LOG;
+  static constexpr const char* doc = "Natural logarithm; ValueError for x <= 0.";
   static Err f(double x, double, double& y) {
     if (x <= 0) return ERR_DOMAIN;  // NaN passes through, as math.log(nan)
     y = std::log(x);
@@ -85,8 +121,10 @@ struct Log {
   static double d(double x, double, double) { return 1.0 / x; }
 };
 
-struct Sqrt {
+struct Sqrt : UnaryOp {
   static constexpr const char* name = "sqrt";
+  static constexpr Kind kind = ACTIVATION;
+  static constexpr const char* doc = "Square root; ValueError for x < 0.";
   static Err f(double x, double, double& y) {
     if (x < 0) return ERR_DOMAIN;
     y = std::sqrt(x);
@@ -95,8 +133,10 @@ struct Sqrt {
   static double d(double, double y, double) { return 0.5 / y; }
 };
 
-struct Softplus {  // log(1 + e^x), stable for large |x|
+struct Softplus : UnaryOp {  // log(1 + e^x), stable for large |x|
   static constexpr const char* name = "softplus";
+  static constexpr Kind kind = ACTIVATION;
+  static constexpr const char* doc = "log(1 + exp(x)), stable for large |x|.";
   static Err f(double x, double, double& y) {
     y = (x > 0 ? x : 0.0) + std::log1p(std::exp(-std::fabs(x)));
     return OK;
@@ -108,8 +148,10 @@ struct Softplus {  // log(1 + e^x), stable for large |x|
   }
 };
 
-struct Sin {
+struct Sin : UnaryOp {
   static constexpr const char* name = "sin";
+  static constexpr Kind kind = ACTIVATION;
+  static constexpr const char* doc = "Sine; ValueError for infinite x.";
   static Err f(double x, double, double& y) {
     if (std::isinf(x)) return ERR_DOMAIN;  // math.sin(inf) raises
     y = std::sin(x);
@@ -118,8 +160,10 @@ struct Sin {
   static double d(double x, double, double) { return std::cos(x); }
 };
 
-struct Cos {
+struct Cos : UnaryOp {
   static constexpr const char* name = "cos";
+  static constexpr Kind kind = ACTIVATION;
+  static constexpr const char* doc = "Cosine; ValueError for infinite x.";
   static Err f(double x, double, double& y) {
     if (std::isinf(x)) return ERR_DOMAIN;
     y = std::cos(x);
@@ -135,24 +179,32 @@ struct Cos {
 
 struct Add {
   static constexpr const char* name = "+";
+  static constexpr Kind kind = ARITHMETIC;
+  static constexpr const char* doc = "a + b.";
   static Err f(double a, double b, double& y) { y = a + b; return OK; }
   static void d(double, double, double, double& da, double& db) { da = 1.0; db = 1.0; }
 };
 
 struct Sub {
   static constexpr const char* name = "-";
+  static constexpr Kind kind = ARITHMETIC;
+  static constexpr const char* doc = "a - b.";
   static Err f(double a, double b, double& y) { y = a - b; return OK; }
   static void d(double, double, double, double& da, double& db) { da = 1.0; db = -1.0; }
 };
 
 struct Mul {
   static constexpr const char* name = "*";
+  static constexpr Kind kind = ARITHMETIC;
+  static constexpr const char* doc = "a * b.";
   static Err f(double a, double b, double& y) { y = a * b; return OK; }
   static void d(double a, double b, double, double& da, double& db) { da = b; db = a; }
 };
 
 struct Div {
   static constexpr const char* name = "/";
+  static constexpr Kind kind = ARITHMETIC;
+  static constexpr const char* doc = "a / b; ZeroDivisionError for b == 0.";
   static Err f(double a, double b, double& y) {
     if (b == 0) return ERR_ZERODIV;
     y = a / b;
@@ -166,6 +218,8 @@ struct Div {
 
 struct Pow {
   static constexpr const char* name = "**";
+  static constexpr Kind kind = ARITHMETIC;
+  static constexpr const char* doc = "a ** b, as Python's float: ValueError for a fractional power of a negative number.";
   static Err f(double a, double b, double& y) {
     // As Python's float: 0.0 ** -1 and (-8.0) ** 0.5 raise; infinities do not.
     if (a == 0 && b < 0 && std::isfinite(b)) return ERR_ZERODIV;
@@ -183,6 +237,8 @@ struct Pow {
 // softmax(x)_i = exp(x_i - L) with L = logsumexp(x), one such node per output.
 struct SoftmaxOut {
   static constexpr const char* name = "softmax";
+  static constexpr Kind kind = EXP_LOG;
+  static constexpr const char* doc = "One output of ag.softmax: exp(x_i - logsumexp(x)).";
   static Err f(double a, double b, double& y) { y = std::exp(a - b); return OK; }
   static void d(double, double, double y, double& da, double& db) { da = y; db = -y; }
 };
@@ -190,6 +246,8 @@ struct SoftmaxOut {
 // log_softmax(x)_i = x_i - L.
 struct LogSoftmaxOut {
   static constexpr const char* name = "log_softmax";
+  static constexpr Kind kind = EXP_LOG;
+  static constexpr const char* doc = "One output of ag.log_softmax: x_i - logsumexp(x).";
   static Err f(double a, double b, double& y) { y = a - b; return OK; }
   static void d(double, double, double, double& da, double& db) { da = 1.0; db = -1.0; }
 };
@@ -200,6 +258,8 @@ struct LogSoftmaxOut {
 
 struct Sum {  // p = the sum of any numbers folded in
   static constexpr const char* name = "sum";
+  static constexpr Kind kind = ARITHMETIC;
+  static constexpr const char* doc = "ag.sum(values): the sum of Values and numbers, one node.";
   template <class X> static Err f(size_t n, X x, double p, double& y) {
     double s = p;
     for (size_t i = 0; i < n; ++i) s += x(i);
@@ -213,6 +273,8 @@ struct Sum {  // p = the sum of any numbers folded in
 
 struct Mean {
   static constexpr const char* name = "mean";
+  static constexpr Kind kind = ARITHMETIC;
+  static constexpr const char* doc = "ag.mean(values): the arithmetic mean, one node.";
   template <class X> static Err f(size_t n, X x, double, double& y) {
     double s = 0;
     for (size_t i = 0; i < n; ++i) s += x(i);
@@ -227,6 +289,8 @@ struct Mean {
 
 struct Dot {  // sum_i x(i) * x(n + i)
   static constexpr const char* name = "dot";
+  static constexpr Kind kind = ARITHMETIC;
+  static constexpr const char* doc = "ag.dot(xs, ys): the sum of xs[i] * ys[i], one node.";
   template <class X> static Err f(size_t n, X x, double, double& y) {
     double s = 0;
     for (size_t i = 0; i < n; ++i) s += x(i) * x(n + i);
@@ -243,6 +307,8 @@ struct Dot {  // sum_i x(i) * x(n + i)
 
 struct LogSumExp {  // max-shifted so that no exp overflows
   static constexpr const char* name = "logsumexp";
+  static constexpr Kind kind = EXP_LOG;
+  static constexpr const char* doc = "ag.logsumexp(values): log(sum(exp(v))), max-shifted.";
   template <class X> static Err f(size_t n, X x, double, double& y) {
     double m = -INFINITY;
     for (size_t i = 0; i < n; ++i) m = x(i) > m ? x(i) : m;
@@ -289,6 +355,54 @@ inline bool is_unary(int op) { return op > LEAF && op < UNARY_END; }
 inline bool is_binary(int op) { return op > UNARY_END && op < BINARY_END; }
 inline bool is_nary(int op) { return op > BINARY_END && op < NUM_OPS; }
 
-const char* op_name(int op);  // "" for leaves
+// ------------------------------------------------------------- the dispatch
+
+enum Arity { UNARY = 1, BINARY = 2, NARY = 3 };
+
+// Names an op's struct and arity as a type, for with_op's callback.
+template <class S, Arity A> struct OpTag {
+  using op = S;
+  static constexpr Arity arity = A;
+};
+
+// The one switch over op codes: calls f(OpTag<Struct, arity>{}) for `op`
+// and returns what f returns; for a leaf (or no op) returns R(). Every loop
+// that treats ops generically (backward, replay, names) goes through here,
+// so a new list line reaches all of them.
+template <class R, class F> inline R with_op(int op, F&& f) {
+  switch (op) {
+#define AG_CASE_UNARY(E, S) \
+  case E:                   \
+    return f(OpTag<S, UNARY>{});
+#define AG_CASE_BINARY(E, S) \
+  case E:                    \
+    return f(OpTag<S, BINARY>{});
+#define AG_CASE_NARY(E, S) \
+  case E:                  \
+    return f(OpTag<S, NARY>{});
+    AG_UNARY_OPS(AG_CASE_UNARY) AG_BINARY_OPS(AG_CASE_BINARY) AG_NARY_OPS(AG_CASE_NARY)
+#undef AG_CASE_UNARY
+#undef AG_CASE_BINARY
+#undef AG_CASE_NARY
+    default:
+      return R();
+  }
+}
+
+inline const char* op_name(int op) {  // "" for leaves
+  const char* s = with_op<const char*>(op, [](auto t) { return decltype(t)::op::name; });
+  return s ? s : "";
+}
+
+// How an n-ary node's nin operand slots split: slots [0, nodes) are nodes,
+// the rest numbers (dot with constant ys, CONST_Y); `count` is what the op
+// counts (dot: pairs). Eager backward and replay read operands through this.
+struct NaryShape {
+  uint32_t nodes;
+  size_t count;
+};
+inline NaryShape nary_shape(int op, uint32_t nin, bool const_y) {
+  return {const_y ? nin / 2 : nin, op == DOT ? size_t(nin / 2) : size_t(nin)};
+}
 
 }  // namespace ag

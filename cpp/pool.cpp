@@ -12,15 +12,16 @@
 namespace ag {
 namespace pool {
 
-Node* free_head = nullptr;
-size_t live = 0;
+static Node* free_head = nullptr;
+static size_t live_nodes = 0;
 
 // Never destroyed: a static with a destructor would be torn down at exit
 // under any thread still running in the engine.
 static std::vector<Node*>& chunks = *new std::vector<Node*>;
 static constexpr size_t CHUNK_NODES = 1 << 14;  // 1 MiB of nodes per chunk
 
-bool grow() {
+// Carves a new chunk onto the free list; false when out of memory.
+static bool grow() {
   void* mem = std::aligned_alloc(64, CHUNK_NODES * sizeof(Node));
   if (!mem) return false;
   Node* c = static_cast<Node*>(mem);
@@ -42,6 +43,26 @@ bool grow() {
   return true;
 }
 
+// alloc and free_node are the per-op hot path; link-time optimisation
+// (pybind11_add_module turns it on) inlines them into their callers.
+Node* alloc() {
+  if (!free_head && !grow()) return nullptr;
+  Node* n = free_head;
+  free_head = n->next_free;
+  ++live_nodes;
+  return n;
+}
+
+void free_node(Node* n) {
+  n->op = OP_FREE;
+  n->py = nullptr;
+  n->next_free = free_head;
+  free_head = n;
+  --live_nodes;
+}
+
+size_t live() { return live_nodes; }
+Node* free_list() { return free_head; }
 size_t capacity() { return chunks.size() * CHUNK_NODES; }
 Node* chunk(size_t i) { return chunks[i]; }
 size_t chunk_nodes() { return CHUNK_NODES; }

@@ -2,19 +2,11 @@
 #include "value.hpp"
 
 #include <cstdint>
+#include <string>
 
 #include "graph.hpp"
 
 namespace ag {
-
-thread_local bool grad_enabled = true;
-thread_local bool anomaly_enabled = false;
-
-PyObject* raise_anomaly(const char* op, const char* where, double y) {
-  PyErr_Format(PyExc_FloatingPointError, "%s produced %s in %s (ag.detect_anomaly() is on)", op,
-               std::isnan(y) ? "nan" : (y > 0 ? "inf" : "-inf"), where);
-  return nullptr;
-}
 
 // ------------------------------------------------------------ wrapper objects
 
@@ -52,58 +44,6 @@ static void value_dealloc(PyObject* self) {
 
 // ------------------------------------------------------------------ numbers
 
-// numpy.number and numpy.complexfloating, or None when numpy is absent.
-static PyObject* numpy_number = nullptr;
-static PyObject* numpy_complex = nullptr;
-
-int as_number(PyObject* o, double* out) {
-  if (PyFloat_Check(o)) {  // float and numpy.float64
-    *out = PyFloat_AS_DOUBLE(o);
-    return 1;
-  }
-  if (PyLong_Check(o)) {  // int and bool
-    double d = PyLong_AsDouble(o);
-    if (d == -1.0 && PyErr_Occurred()) return -1;
-    *out = d;
-    return 1;
-  }
-  if (!numpy_number) {
-    PyObject* np = PyImport_ImportModule("numpy");
-    if (np) {
-      numpy_number = PyObject_GetAttrString(np, "number");
-      numpy_complex = PyObject_GetAttrString(np, "complexfloating");
-      Py_DECREF(np);
-    }
-    if (!numpy_number || !numpy_complex) {
-      PyErr_Clear();
-      Py_XDECREF(numpy_number);
-      Py_XDECREF(numpy_complex);
-      Py_INCREF(Py_None);
-      Py_INCREF(Py_None);
-      numpy_number = numpy_complex = Py_None;
-    }
-  }
-  if (numpy_number != Py_None && PyObject_TypeCheck(o, reinterpret_cast<PyTypeObject*>(numpy_number)) &&
-      !PyObject_TypeCheck(o, reinterpret_cast<PyTypeObject*>(numpy_complex))) {
-    double d = PyFloat_AsDouble(o);
-    if (d == -1.0 && PyErr_Occurred()) return -1;
-    *out = d;
-    return 1;
-  }
-  return 0;
-}
-
-bool number_arg(PyObject* o, const char* what, double* out) {
-  int r = as_number(o, out);
-  if (r == 0) {
-    PyErr_Format(PyExc_TypeError, "%s must be a real number, not '%.200s'", what, Py_TYPE(o)->tp_name);
-  } else if (r < 0 && PyErr_ExceptionMatches(PyExc_OverflowError)) {
-    PyErr_Clear();
-    PyErr_Format(PyExc_OverflowError, "%s is too large to convert to a float", what);
-  }
-  return r > 0;
-}
-
 // An operand of a binary op or comparison: a Value (*node set) or a number
 // (*node null). As as_number: 1, 0 for neither, -1 with an error set.
 static inline int operand(PyObject* o, Node** node, double* v) {
@@ -114,35 +54,6 @@ static inline int operand(PyObject* o, Node** node, double* v) {
   }
   *node = nullptr;
   return as_number(o, v);
-}
-
-static PyObject* float_repr(double d) {
-  char* s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, nullptr);
-  if (!s) return nullptr;
-  PyObject* r = PyUnicode_FromString(s);
-  PyMem_Free(s);
-  return r;
-}
-
-PyObject* raise_op_error(const char* op, Err e, double a, double b, bool binary) {
-  PyObject* sa = float_repr(a);
-  PyObject* sb = binary ? float_repr(b) : nullptr;
-  if (!sa || (binary && !sb)) {
-    Py_XDECREF(sa);
-    Py_XDECREF(sb);
-    return nullptr;
-  }
-  PyObject* exc = e == ERR_ZERODIV ? PyExc_ZeroDivisionError
-                  : e == ERR_OVERFLOW ? PyExc_OverflowError
-                                      : PyExc_ValueError;
-  const char* why = e == ERR_ZERODIV ? "division by zero"
-                    : e == ERR_OVERFLOW ? "math range error (result too large)"
-                                        : "math domain error";
-  if (binary) PyErr_Format(exc, "(%U) %s (%U): %s", sa, op, sb, why);
-  else PyErr_Format(exc, "%s(%U): %s", op, sa, why);
-  Py_DECREF(sa);
-  Py_XDECREF(sb);
-  return nullptr;
 }
 
 // --------------------------------------------------------------- op builders
@@ -216,27 +127,48 @@ static PyNumberMethods value_as_number = {};
 
 // ------------------------------------------------------------------ methods
 
-#define AG_UNARY_METHOD(E, S) \
-  static PyObject* method_##E(PyObject* self, PyObject*) { return apply_unary<E, S>(node_of(self), 0.0); }
-AG_UNARY_METHOD(RELU, Relu)
-AG_UNARY_METHOD(TANH, Tanh)
-AG_UNARY_METHOD(SIGMOID, Sigmoid)
-AG_UNARY_METHOD(EXP, Exp)
-AG_UNARY_METHOD(LOG, Log)
-AG_UNARY_METHOD(SQRT, Sqrt)
-AG_UNARY_METHOD(SOFTPLUS, Softplus)
-AG_UNARY_METHOD(SIN, Sin)
-AG_UNARY_METHOD(COS, Cos)
-AG_UNARY_METHOD(ABS, Abs)
-#undef AG_UNARY_METHOD
+// One optional number argument named `name` (nullptr: none allowed), by
+// position or keyword, in the fast-call convention; false with TypeError set.
+static bool optional_number(const char* fn, const char* name, PyObject* const* args, Py_ssize_t nargs,
+                            PyObject* kwnames, double* out) {
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  if (nargs + nkw == 0) return true;
+  if (!name || nargs + nkw > 1) {
+    PyErr_Format(PyExc_TypeError, "%s() takes %s argument%s (%zd given)", fn, name ? "at most 1" : "no",
+                 name ? "" : "s", nargs + nkw);
+    return false;
+  }
+  if (nkw && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), name) != 0) {
+    PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fn, PyTuple_GET_ITEM(kwnames, 0));
+    return false;
+  }
+  char what[128];
+  PyOS_snprintf(what, sizeof what, "%s(): %s", fn, name);
+  return number_arg(args[0], what, out);
+}
 
-static PyObject* method_leaky_relu(PyObject* self, PyObject* args, PyObject* kw) {
-  static const char* names[] = {"slope", nullptr};
-  PyObject* slope_obj = nullptr;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:leaky_relu", const_cast<char**>(names), &slope_obj)) return nullptr;
-  double slope = 0.01;
-  if (slope_obj && !number_arg(slope_obj, "leaky_relu(): slope", &slope)) return nullptr;
-  return apply_unary<LEAKY_RELU, LeakyRelu>(node_of(self), slope);
+// Every unary op with `method` is a Value method of its name, its parameter
+// (if any) an optional argument: v.relu(), v.leaky_relu(slope=0.01).
+template <int OP, class S>
+static PyObject* unary_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  double p = S::param_default;
+  if (!optional_number(S::name, S::param, args, nargs, kwnames, &p)) return nullptr;
+  return apply_unary<OP, S>(node_of(self), p);
+}
+
+// The method's docstring, led by the signature line that inspect.signature
+// and stubtest read. Built once per op and never freed.
+template <class S> static const char* unary_doc() {
+  static const char* doc = [] {
+    std::string sig = std::string(S::name) + "($self, /";
+    if (S::param) {
+      char* d = PyOS_double_to_string(S::param_default, 'r', 0, 0, nullptr);  // repr: shortest exact
+      sig += std::string(", ") + S::param + "=" + (d ? d : "0.0");
+      PyMem_Free(d);
+    }
+    return (new std::string(sig + ")\n--\n\n" + S::doc))->c_str();
+  }();
+  return doc;
 }
 
 static PyObject* method_backward(PyObject* self, PyObject* args, PyObject* kw) {
@@ -265,24 +197,27 @@ static PyObject* method_detach(PyObject* self, PyObject*) {
 
 static PyObject* method_item(PyObject* self, PyObject*) { return PyFloat_FromDouble(node_of(self)->data); }
 
-static PyMethodDef value_methods[] = {
-    {"relu", method_RELU, METH_NOARGS, "max(0, x)."},
-    {"leaky_relu", (PyCFunction)(void (*)(void))method_leaky_relu, METH_VARARGS | METH_KEYWORDS,
-     "leaky_relu(slope=0.01): x if x > 0 else slope * x."},
-    {"tanh", method_TANH, METH_NOARGS, "Hyperbolic tangent."},
-    {"sigmoid", method_SIGMOID, METH_NOARGS, "1 / (1 + exp(-x)), computed without overflow."},
-    {"exp", method_EXP, METH_NOARGS, "e**x; OverflowError when the result does not fit a float."},
-    {"log", method_LOG, METH_NOARGS, "Natural logarithm; ValueError for x <= 0."},
-    {"sqrt", method_SQRT, METH_NOARGS, "Square root; ValueError for x < 0."},
-    {"softplus", method_SOFTPLUS, METH_NOARGS, "log(1 + exp(x)), stable for large |x|."},
-    {"sin", method_SIN, METH_NOARGS, "Sine."},
-    {"cos", method_COS, METH_NOARGS, "Cosine."},
-    {"abs", method_ABS, METH_NOARGS, "|x| (also abs(v))."},
+// The methods that are not ops; init_value_type puts the op methods first.
+static PyMethodDef other_methods[] = {
     {"backward", (PyCFunction)(void (*)(void))method_backward, METH_VARARGS | METH_KEYWORDS,
-     "backward(gradient=1.0): accumulate d(self)/d(leaf) into every leaf's .grad."},
-    {"detach", method_detach, METH_NOARGS, "A new leaf with the same data that requires no grad."},
-    {"item", method_item, METH_NOARGS, "The data as a Python float."},
-    {nullptr, nullptr, 0, nullptr}};
+     "backward($self, /, gradient=None)\n--\n\n"
+     "Accumulate d(self)/d(leaf) into every leaf's .grad (seeded with gradient, default 1.0)."},
+    {"detach", method_detach, METH_NOARGS, "detach($self, /)\n--\n\nA new leaf with the same data that requires no grad."},
+    {"item", method_item, METH_NOARGS, "item($self, /)\n--\n\nThe data as a Python float."},
+};
+static constexpr size_t NOTHER = sizeof other_methods / sizeof other_methods[0];
+static PyMethodDef value_methods[UNARY_END + NOTHER + 1];  // ends with a zeroed sentinel
+
+static void fill_methods() {
+  size_t i = 0;
+#define AG_METHOD_ROW(E, S)                                                                            \
+  if (S::method)                                                                                       \
+    value_methods[i++] = {S::name, (PyCFunction)(void (*)(void))unary_method<E, S>,                   \
+                          METH_FASTCALL | METH_KEYWORDS, unary_doc<S>()};
+  AG_UNARY_OPS(AG_METHOD_ROW)
+#undef AG_METHOD_ROW
+  for (const PyMethodDef& m : other_methods) value_methods[i++] = m;
+}
 
 // ---------------------------------------------------------------- attributes
 
@@ -444,6 +379,7 @@ bool init_value_type() {
       "A scalar in the autograd graph. Arithmetic with Values or numbers builds new\n"
       "Values; .backward() fills .grad of every Value the result depends on.";
   ValueType.tp_richcompare = value_richcompare;
+  fill_methods();
   ValueType.tp_methods = value_methods;
   ValueType.tp_getset = value_getset;
   ValueType.tp_new = value_new;

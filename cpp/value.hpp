@@ -3,13 +3,13 @@
 // Value is written against the CPython C API rather than through pybind11
 // because a graph is built one Python operator at a time: the number slots
 // (nb_add, nb_multiply, ...) called directly cost ~35 ns, a pybind11 operator
-// ~230 ns (see shared/design.md). Each node has at most one Value wrapping it
+// ~230 ns (docs/architecture.md). Each node has at most one Value wrapping it
 // (node->py), so `a.inputs[0] is b` holds and Values hash by identity.
 #pragma once
 #include <Python.h>
 
-#include <cmath>
-
+#include "errors.hpp"
+#include "modes.hpp"
 #include "node.hpp"
 #include "ops.hpp"
 
@@ -27,31 +27,6 @@ inline Node* node_of(PyObject* o) { return reinterpret_cast<PyValue*>(o)->node; 
 
 // The Value for n: its existing wrapper, or a new one (new reference).
 PyObject* wrap(Node* n);
-
-// 1 and *out set if o is a real number (float, int, bool, numpy scalar),
-// 0 if it is not (caller returns NotImplemented or raises TypeError),
-// -1 with a Python error set (an int too large for a float).
-int as_number(PyObject* o, double* out);
-
-// A number argument named `what` in messages: false with TypeError ("<what>
-// must be a real number") or OverflowError (an int too large for a float) set.
-bool number_arg(PyObject* o, const char* what, double* out);
-
-// Raises the Python exception for a failed op; always returns nullptr.
-PyObject* raise_op_error(const char* op, Err e, double a, double b, bool binary);
-
-// Gradient recording mode (`with ag.no_grad():`), per thread as in PyTorch.
-extern thread_local bool grad_enabled;
-
-// `with ag.detect_anomaly():` per thread: the first NaN or infinity an op
-// produces, forward or backward, raises FloatingPointError naming the op.
-extern thread_local bool anomaly_enabled;
-
-// Raises FloatingPointError for an op whose result is not finite; nullptr.
-PyObject* raise_anomaly(const char* op, const char* where, double y);
-
-// The forward check: free unless the result is NaN or infinite.
-inline bool anomalous(double y) { return !std::isfinite(y) && anomaly_enabled; }
 
 // A fresh node: zero grad, no wrapper, no references yet. nullptr (with
 // MemoryError set) if the system is out of memory.
