@@ -537,6 +537,14 @@ def test_set_data_values_errors_name_the_argument(single):
         cg.set_data([x, "y"], [1.0, 2.0])
 
 
+def test_compile_argument_errors_name_the_argument():
+    x = ag.Value(2.0)
+    with pytest.raises(TypeError, match=r"compile\(\): watch must be an iterable of Values, not 'int'"):
+        ag.compile(x * x, watch=3)
+    with pytest.raises(TypeError, match=r"compile\(\): each output must be a Value, not 'float'"):
+        ag.compile([1.0])
+
+
 @pytest.mark.parametrize("setter", [_core.set_grad_enabled, _core.set_detect_anomaly, ag.set_grad_enabled])
 @pytest.mark.parametrize("bad", [None, 0.5, "yes", 1])
 def test_modes_are_bools(setter, bad):
