@@ -11,10 +11,13 @@ kind            what                                                   colour
 ``parameter``   leaf with ``requires_grad=True`` (weights, biases)     blue
 ``input``       leaf without gradient (data, results of ``no_grad``)   grey
 ``constant``    a number folded into an op (``x * 2``: the ``2``)      white
-``arithmetic``  ``+ - * / ** neg abs sum mean dot``                    yellow
-``activation``  ``relu tanh sigmoid leaky_relu softplus sin cos sqrt`` green
-``exp_log``     ``exp log softmax log_softmax logsumexp``              orange
+``arithmetic``  ops of that kind in the engine's op table (``+ * sum``)  yellow
+``activation``  ops of that kind (``relu tanh sigmoid``)               green
+``exp_log``     ops of that kind (``exp log softmax logsumexp``)       orange
 ==============  =====================================================  ==========
+
+An op's kind is declared beside its definition in the engine (``_core.ops()``), so a
+new op is coloured without a change here.
 
 Beyond ``max_nodes`` the nodes nearest the root are kept and one summary node says how
 many were left out, so the file stays something graphviz can lay out.
@@ -31,7 +34,7 @@ from collections import deque
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from ._core import Value
+from ._core import Value, ops
 
 __all__ = ["to_dot", "render", "node_kind", "KIND_COLORS"]
 
@@ -46,11 +49,8 @@ KIND_COLORS: Dict[str, str] = {
     "exp_log": "#fbbc77",
 }
 
-_ARITHMETIC = frozenset({"+", "-", "*", "/", "**", "neg", "abs", "sum", "mean", "dot"})
-_ACTIVATION = frozenset(
-    {"relu", "tanh", "sigmoid", "leaky_relu", "softplus", "sin", "cos", "sqrt"}
-)
-_EXP_LOG = frozenset({"exp", "log", "softmax", "log_softmax", "logsumexp"})
+# Each op's kind, as the engine's op table declares it.
+_OP_KINDS: Dict[str, str] = {op["name"]: op["kind"] for op in ops()}
 # Binary ops whose folded number is recoverable from the node's data and its one input.
 _BINARY = frozenset({"+", "-", "*", "/", "**"})
 
@@ -62,11 +62,7 @@ def node_kind(v: Value, root: bool = False) -> str:
     op = v.op
     if not op:
         return "parameter" if v.requires_grad else "input"
-    if op in _EXP_LOG:
-        return "exp_log"
-    if op in _ACTIVATION:
-        return "activation"
-    return "arithmetic"
+    return _OP_KINDS[op]
 
 
 def _fmt(x: float) -> str:
