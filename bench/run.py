@@ -232,7 +232,7 @@ def tape_floor(n_ops: int, reps: int) -> Optional[Dict[str, float]]:
 
 def bench_graph(quick: bool) -> List[Row]:
     n_ops = 10_000
-    W = f"{n_ops:,}-op scalar graph (design.md)"
+    W = f"{n_ops:,}-op scalar graph (docs/architecture.md)"
     reps = 5 if quick else 11
     rows: List[Row] = []
 

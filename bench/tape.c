@@ -1,5 +1,5 @@
 /* The floor for compiled replay: the many-scalar-ops graph of
- * shared/design.md as a hand-written C tape (structure of arrays, one switch
+ * docs/architecture.md as a hand-written C tape (structure of arrays, one switch
  * per node), built and replayed with no Python at all.
  *
  *   cc -O2 -o tape tape.c -lm && ./tape 10000 200

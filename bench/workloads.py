@@ -12,7 +12,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 
 def scalar_graph_arenagrad(ag: Any, n_ops: int, leaf_values: Optional[Sequence[float]] = None) -> Tuple[list, list]:
-    """shared/design.md's many-scalar-ops graph, built with arenagrad.
+    """docs/architecture.md's many-scalar-ops graph, built with arenagrad.
 
     100 leaves x_i = 0.01 i (or `leaf_values`), then op k by k % 4:
     softplus(nodes[-10]); one 4-input sum; nodes[-20] * nodes[-10];
@@ -105,5 +105,5 @@ def torch_moons_step(torch: Any, model: Any, opt: Any, X: Any, y: Any, alpha: fl
     return float(loss)
 
 
-# The 10,000-op graph's output, float64, agreed by PyTorch (shared/design.md).
+# The 10,000-op graph's output, float64, agreed by PyTorch (docs/architecture.md).
 SCALAR_GRAPH_10K_OUTPUT = 0.12589713828547422

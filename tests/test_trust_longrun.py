@@ -1,4 +1,4 @@
-"""Long runs (issue 6): 20,000 training steps use the memory of their first
+"""Long runs: 20,000 training steps use the memory of their first
 minute, and dropping a model frees its nodes.
 
 A small MLP (2-8-8-1) learns two moons with the hinge loss and SGD with

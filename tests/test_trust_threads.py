@@ -1,4 +1,4 @@
-"""Threads (issue 6): graphs built and differentiated in several Python threads
+"""Threads: graphs built and differentiated in several Python threads
 at once stay correct; grad mode is per thread; a compiled graph used from two
 threads either works or raises a clear RuntimeError; long replays release the
 GIL, so other Python threads run meanwhile.
