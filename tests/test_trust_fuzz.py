@@ -49,7 +49,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import operator
 import os
 import subprocess
 import sys
@@ -64,6 +63,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import arenagrad as ag
 from arenagrad import _core
+
+from op_reference import REFERENCE, engine_op
 
 EXPECTED = (ValueError, ZeroDivisionError, OverflowError, TypeError)
 
@@ -152,47 +153,22 @@ def near(got: float, want: float, tol: float) -> bool:
 
 
 # ------------------------------------------------- shadow semantics (Python)
+# The scalar ops' shadows are REFERENCE's plain-float functions (math and Python's
+# float rules: NaN passes through relu, sigmoid and softplus do not overflow, ``**``
+# raises as Python's float and math.pow do). ``True``: the engine computes the same
+# float operations, so the result must agree bit for bit; otherwise to 1e-12.
+
+EXACT = {"neg", "abs", "relu", "leaky_relu", "+", "-", "*", "/"}
+PARAM = {op["name"]: op["param"] for op in _core.ops()}  # (name, default) or None
+UNARY = {name: (ref.f, name in EXACT) for name, ref in REFERENCE.items() if ref.arity == "unary"}
+# softmax and log_softmax are binary nodes too, made by the n-ary rule
+BINARY = {name: (ref.f, name in EXACT) for name, ref in REFERENCE.items() if ref.arity == "binary" and not ref.multi}
+NARY = ["sum", "mean", "logsumexp", "softmax", "log_softmax"]  # besides dot, which has its own rule
 
 
-def sigmoid(x):
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
-
-
-UNARY = {
-    "neg": (lambda x, p: -x, True),
-    "abs": (lambda x, p: abs(x), True),
-    "relu": (lambda x, p: x if (x > 0 or x != x) else 0.0, True),
-    "leaky_relu": (lambda x, p: x if x > 0 else p * x, True),
-    "tanh": (lambda x, p: math.tanh(x), False),
-    "sigmoid": (lambda x, p: sigmoid(x), False),
-    "exp": (lambda x, p: math.exp(x), False),
-    "log": (lambda x, p: math.log(x), False),
-    "sqrt": (lambda x, p: math.sqrt(x), False),
-    "softplus": (lambda x, p: (x if x > 0 else 0.0) + math.log1p(math.exp(-abs(x))), False),
-    "sin": (lambda x, p: math.sin(x), False),
-    "cos": (lambda x, p: math.cos(x), False),
-}
-
-
-def py_pow(a, b):
-    """Python's float ``**`` (ZeroDivisionError for 0.0 ** negative, OverflowError),
-    except that a negative base to a fractional power raises ValueError as
-    ``math.pow`` does, where ``**`` would go complex."""
-    if a < 0 and math.isfinite(b) and not b.is_integer():
-        return math.pow(a, b)
-    return a**b
-
-
-BINARY = {
-    "+": (operator.add, True),
-    "-": (operator.sub, True),
-    "*": (operator.mul, True),
-    "/": (operator.truediv, True),
-    "**": (py_pow, False),
-}
+def unary_args(slope):
+    """The parameter as passed: none (the op's default), or the drawn one."""
+    return () if slope is None else (slope,)
 
 
 def py_logsumexp(xs):
@@ -292,16 +268,10 @@ def rebuild(rec, memo):
         v = ag.Value(rec.data, requires_grad=rec.rg)
     elif kind == "unary":
         _, name, slope = rec.spec
-        x = arg(rec.children[0])
-        if name == "neg":
-            v = -x
-        elif name == "leaky_relu":
-            v = x.leaky_relu() if slope is None else x.leaky_relu(slope)
-        else:
-            v = getattr(x, name)()
+        v = engine_op(name)(arg(rec.children[0]), *unary_args(slope))
     elif kind == "binary":
         _, op, a, b = rec.spec
-        v = OPS[op](arg(a), arg(b))
+        v = engine_op(op)(arg(a), arg(b))
     elif kind == "nary":
         _, fn, items = rec.spec
         v = getattr(ag, fn)([arg(x) for x in items])
@@ -320,9 +290,6 @@ def rebuild(rec, memo):
         raise AssertionError(kind)
     memo[id(rec)] = v
     return v
-
-
-OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "**": operator.pow}
 
 
 def live():
@@ -471,20 +438,15 @@ class EngineMachine(RuleBasedStateMachine):
             assert (+v) is v
             return
         slope = None
-        if name == "leaky_relu":
+        if PARAM[name] is not None:  # leaky_relu's slope: the default, a number or not a number
             slope = data.draw(st.one_of(st.none(), numbers, bad))
-        form = data.draw(st.booleans())
-        if name == "neg":
-            call = lambda: -v  # noqa: E731
-        elif name == "abs" and form:
+        if name == "abs" and data.draw(st.booleans()):
             call = lambda: abs(v)  # noqa: E731
-        elif name == "leaky_relu":
-            call = lambda: v.leaky_relu() if slope is None else v.leaky_relu(slope)  # noqa: E731
         else:
-            call = getattr(v, name)
+            call = lambda: engine_op(name)(v, *unary_args(slope))  # noqa: E731
         fn, exact = UNARY[name]
         self.apply_scalar_op(
-            data, name, lambda: fn(r.data, 0.01 if slope is None else as_float(slope)), call, exact,
+            data, name, lambda: fn(r.data, *map(as_float, unary_args(slope))), call, exact,
             [r], ("unary", name, slope), f"{name}({r.data!r})",
         )
 
@@ -501,7 +463,7 @@ class EngineMachine(RuleBasedStateMachine):
             if form == "nv":
                 a, b = b, a
         ea, eb = self.engine_arg(a), self.engine_arg(b)
-        call = lambda: OPS[op](ea, eb)  # noqa: E731
+        call = lambda: engine_op(op)(ea, eb)  # noqa: E731
         fn, exact = BINARY[op]
         self.apply_scalar_op(
             data, op, lambda: fn(self.shadow_of(a), self.shadow_of(b)), call, exact,
@@ -534,7 +496,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def nary(self, data):
-        fn = data.draw(st.sampled_from(["sum", "mean", "logsumexp", "softmax", "log_softmax"]))
+        fn = data.draw(st.sampled_from(NARY))
         items = self.draw_items(data)
         arg = self.container(data, [self.engine_arg(x) for x in items])
         call = lambda: getattr(ag, fn)(arg)  # noqa: E731
@@ -1012,6 +974,14 @@ def test_fuzz_public_api():
         f"fuzz run failed (exit status {proc.returncode}"
         f"{', killed by a signal: a crash' if proc.returncode < 0 else ''}):\n{proc.stdout}\n{proc.stderr}"
     )
+
+
+def test_fuzz_covers_every_op():
+    """The machine's rules reach every op of ``_core.ops()``: a new op needs its
+    shadow here (unary and binary ones come from REFERENCE)."""
+    reached = set(UNARY) | set(BINARY) | set(NARY) | {"dot"}
+    missing = sorted(op["name"] for op in _core.ops() if op["name"] not in reached)
+    assert not missing, f"ops the fuzz machine never applies: {missing}"
 
 
 def test_requires_grad_toggle_on_a_consumed_leaf_keeps_invariants():

@@ -2,7 +2,8 @@
 
 1. ``test_random_graphs_match_torch``: hypothesis draws a *program* (leaf values, which
    leaves require grad, and a list of op choices with operand indices) over every op of
-   the engine: the twelve unary ops, ``+ - * / **`` as Value-Value, Value-number and
+   the engine (``REFERENCE`` in ``op_reference.py``, whose engine and torch spellings
+   build both graphs): every unary op, ``+ - * / **`` as Value-Value, Value-number and
    number-Value (``**`` with a Value exponent too), the n-ary ``sum``, ``mean``, ``dot``
    (Values.Values and Values.floats), ``logsumexp`` and the multi-output ``softmax`` and
    ``log_softmax`` (operand lists of random width, with repeats and mixed-in numbers).
@@ -75,6 +76,8 @@ import arenagrad as ag
 
 torch = pytest.importorskip("torch")
 
+from op_reference import REFERENCE, engine_op  # noqa: E402
+
 EXAMPLES = int(os.environ.get("ARENAGRAD_TRUST_EXAMPLES", "200"))
 TRUST = settings(
     max_examples=EXAMPLES,
@@ -95,37 +98,31 @@ BIG = 1e100  # values, local derivatives and mags beyond this: skipped
 TINY = 1e-300
 F64 = torch.float64
 
-UNARY = ["neg", "abs", "relu", "leaky_relu", "tanh", "sigmoid", "exp", "log", "sqrt", "softplus", "sin", "cos"]
-BINARY = ["+", "-", "*", "/", "**"]
-NARY = ["sum", "mean", "dot", "dot_floats", "logsumexp", "softmax", "log_softmax"]
+UNARY = [name for name, ref in REFERENCE.items() if ref.arity == "unary"]
+BINARY = [name for name, ref in REFERENCE.items() if ref.arity == "binary" and not ref.multi]
+# n-ary and multi-output ops, and dot with a list of numbers as ys
+NARY = [name for name, ref in REFERENCE.items() if ref.arity == "nary" or ref.multi] + ["dot_floats"]
+PARAM = {op["name"]: op["param"] for op in ag._core.ops()}  # (name, default) or None
 DOMAIN_ERRORS = (ValueError, ZeroDivisionError, OverflowError)
 
 
 # ------------------------------------------------------------------ the ops, three ways
-# For every op: how arenagrad computes it, how torch computes it, and (in plain floats)
-# its local derivatives with the magnitudes the tolerance floors are built from.
+# For every op: how arenagrad computes it and how torch computes it (both from
+# REFERENCE), and (in plain floats) its local derivatives with the magnitudes the
+# tolerance floors are built from.
+
+
+def _params(name, slope):
+    """The drawn slope, for ops that take a parameter (leaky_relu)."""
+    return (slope,) if PARAM[name] is not None else ()
 
 
 def _arena_unary(name, x, slope):
-    if name == "neg":
-        return -x
-    if name == "leaky_relu":
-        return x.leaky_relu(slope)
-    return getattr(x, name)()
+    return engine_op(name)(x, *_params(name, slope))
 
 
 def _torch_unary(name, t, slope):
-    F = torch.nn.functional
-    if name == "neg":
-        return -t
-    if name == "leaky_relu":
-        return F.leaky_relu(t, slope)
-    if name == "softplus":
-        # torch's default threshold=20 returns x itself above 20, i.e. a derivative of
-        # exactly 1 where the true one is 1 - 2e-9: torch itself is only 2e-9 accurate
-        # there. Above 40 the linear branch is exact in float64 (exp(-40) < ulp(1) / 2).
-        return F.softplus(t, beta=1.0, threshold=40.0)
-    return getattr(torch, name)(t)
+    return REFERENCE[name].torch(torch, t, *_params(name, slope))
 
 
 def _sig(x):
@@ -255,17 +252,9 @@ def _nary_local(name, xs, ms, ys, consts):
     return outs
 
 
-def _py_reference(op, xs, slope=None):
-    """The op on Python floats; raises what Python's float and math raise."""
-    if op in ("exp", "log", "sqrt", "sin", "cos"):
-        return getattr(math, op)(xs[0])
-    a, b = xs
-    if op == "/":
-        return a / b
-    assert op == "**", op
-    if a < 0 and math.isfinite(a) and math.isfinite(b) and b != math.floor(b):
-        raise ValueError("fractional power of a negative number")
-    return a**b
+def _py_reference(op, xs):
+    """The op on Python floats (REFERENCE's); raises what Python's float and math raise."""
+    return REFERENCE[op].f(*xs)
 
 
 def _bits(x):
@@ -546,7 +535,7 @@ class Graph:
 
 def _n_outputs(op):
     kind, name, slots, _ = op
-    return len(slots) if name in ("softmax", "log_softmax") else 1
+    return len(slots) if name in REFERENCE and REFERENCE[name].multi else 1
 
 
 def prune(realized, n_leaves, out_nodes):
@@ -575,49 +564,24 @@ def prune(realized, n_leaves, out_nodes):
 
 
 def _arena_binary(op, a, b):
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if op == "/":
-        return a / b
-    return a**b
+    return engine_op(op)(a, b)
 
 
 def _torch_binary(op, a, b):
-    if op == "**":
-        return torch.pow(a, b)
-    return {"+": torch.add, "-": torch.sub, "*": torch.mul, "/": torch.div}[op](a, b)
+    return REFERENCE[op].torch(torch, a, b)
 
 
 def _arena_nary(name, xs, consts):
-    if name == "dot":
-        return [ag.dot(xs[: len(xs) // 2], xs[len(xs) // 2 :])]
-    if name == "dot_floats":
-        return [ag.dot(xs, consts)]
-    f = getattr(ag, name)
-    r = f(xs)
-    return list(r) if name in ("softmax", "log_softmax") else [r]
+    if name == "dot_floats":  # dot's operands are xs then ys: here the ys are numbers
+        name, xs = "dot", list(xs) + list(consts)
+    r = engine_op(name)(*xs)
+    return list(r) if isinstance(r, list) else [r]
 
 
 def _torch_nary(name, ts, consts):
-    v = torch.stack(ts)
-    if name == "dot":
-        h = len(ts) // 2
-        return [torch.dot(v[:h], v[h:])]
     if name == "dot_floats":
-        return [torch.dot(v, torch.tensor(consts, dtype=F64))]
-    if name == "sum":
-        return [v.sum()]
-    if name == "mean":
-        return [v.mean()]
-    if name == "logsumexp":
-        return [torch.logsumexp(v, 0)]
-    if name == "softmax":
-        return list(torch.softmax(v, 0).unbind(0))
-    return list(torch.log_softmax(v, 0).unbind(0))
+        name, ts = "dot", list(ts) + [torch.tensor(c, dtype=F64) for c in consts]
+    return list(REFERENCE[name].torch(torch, *ts).reshape(-1).unbind(0))
 
 
 # ------------------------------------------------------------------ comparisons
