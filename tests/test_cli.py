@@ -12,8 +12,6 @@ import pytest
 from arenagrad import cli
 from arenagrad.train import TrainConfig, TrainError, train
 
-pytest.importorskip("matplotlib")
-
 PNG = b"\x89PNG\r\n\x1a\n"
 SMALL = ["--epochs", "3", "--samples", "40", "--grid", "20"]
 
@@ -99,15 +97,15 @@ def test_train_digits_reports_test_accuracy_and_seconds_per_epoch(tmp_path, caps
         (["train", "--dataset", "nope"], "invalid choice: 'nope'"),
         (["train", "--lr", "-0.1"], "'-0.1' is not a positive number"),
         (["train", "--lr", "nan"], "is not a positive number"),
-        (["train", "--hidden", "0"], "'0' is not a positive integer"),
-        (["train", "--hidden", "16", "0"], "'0' is not a positive integer"),
-        (["train", "--epochs", "0"], "is not a positive integer"),
+        (["train", "--hidden", "0"], "'0' is not an integer from 1 to 4096"),
+        (["train", "--hidden", "16", "0"], "'0' is not an integer from 1 to 4096"),
+        (["train", "--epochs", "0"], "is not an integer from 1 to 100000"),
         (["train", "--momentum", "1.5"], "is not a number in [0, 1)"),
         (["train", "--dataset", "sine", "--loss", "hinge"], "only --loss mse applies"),
         (["train", "--dataset", "spiral", "--loss", "hinge"], "hinge loss is for two classes"),
         (["train", "--bogus"], "unrecognized arguments: --bogus"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        (["minimize", "--steps", "-3"], "is not a positive integer"),
+        (["minimize", "--steps", "-3"], "is not an integer from 1 to 1000000"),
     ],
 )
 def test_bad_arguments_one_line_nonzero_exit(argv, needle, capsys, tmp_path):
@@ -216,12 +214,186 @@ def test_train_config_errors_are_train_errors(tmp_path):
         train(TrainConfig(lr=-1.0, out=str(tmp_path)))
 
 
-def test_plain_progress_lines_without_tqdm(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm -> ImportError
-    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
-    code, out, err = run(["train", *SMALL, "--no-plots", "--out", str(tmp_path)], capsys)
-    assert code == 0
-    lines = [l for l in err.splitlines() if l.startswith("epoch ")]
-    assert len(lines) == 3
-    assert lines[-1].startswith("epoch 3/3: loss ") and "train acc" in lines[-1]
-    assert not list(tmp_path.iterdir())  # --no-plots
+# ------------------------------------------------- every bad setting is one line, exit 2
+
+
+def one_line_error(argv, capsys):
+    """Run the CLI expecting a usage error: exit 2, one line on stderr, nothing on stdout."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2, err
+    assert out == ""
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"arenagrad {argv[0]}: error: ")
+    return err
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        # a test split that leaves no training samples
+        (["--samples", "4", "--test-split", "0.9"], "holds out 4 of 4 samples, leaving none to train on"),
+        (["--dataset", "digits", "--samples", "4", "--test-split", "0.8"], "leaving none to train on"),
+        # absurd sizes
+        (["--samples", "2000000"], "argument --samples: '2000000' is not an integer from 1 to 1000000"),
+        (["--samples", "1" + "0" * 30], "is not an integer from 1 to 1000000"),
+        (["--dataset", "digits", "--samples", "5000"], "digits has 1797 samples"),
+        (["--samples", "3"], "samples must be an integer from 4 to 1,000,000, got 3"),
+        (["--hidden", "5000"], "argument --hidden: '5000' is not an integer from 1 to 4096"),
+        (["--hidden", *["2"] * 17], "at most 16 hidden layers, got 17"),
+        (["--hidden", "2000", "2000"], "an MLP 2-2000-2000-2 has 4,012,002 parameters; the limit is 1,000,000"),
+        (["--hidden", "700", "700", "--batch-size", "200"], "would build a graph of about"),
+        (["--hidden", "400", "400", "--batch-size", "200", "--compile"], "a compiled training step"),
+        (["--epochs", "1000000"], "argument --epochs: '1000000' is not an integer from 1 to 100000"),
+        # noise is the data's problem, not the learning rate's
+        (["--noise", "1e308"], "argument --noise: '1e308' is not a number in [0, 10]"),
+        (["--noise", "11"], "argument --noise: '11' is not a number in [0, 10]"),
+        (["--dataset", "digits", "--noise", "0.1"], "noise does not apply"),
+        (["--weight-decay", "5"], "argument --weight-decay: '5' is not a number in [0, 1]"),
+        (["--lr", "inf"], "argument --lr: 'inf' is not a positive number"),
+        # a learning rate that diverges is blamed on --lr, without numpy's warnings
+        (["--lr", "1e308", "--optimizer", "adam", "--quiet"], "diverged (became nan) at epoch 1; try a smaller --lr"),
+        (["--lr", "1e308", "--dataset", "sine", "--quiet"], "diverged (became nan) at epoch 1; try a smaller --lr"),
+        (["--grid", "100000"], "grid must be between 5 and 400"),
+    ],
+)
+def test_train_refuses_absurd_settings_in_one_line(argv, needle, capsys, tmp_path):
+    err = one_line_error(["train", *argv, "--out", str(tmp_path)], capsys)
+    assert needle in err
+    if "noise" in needle:
+        assert "--lr" not in err and "diverged" not in err
+    assert not list(tmp_path.iterdir())  # refused before any picture
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["graph", "--hidden", "5000"], "'5000' is not an integer from 1 to 4096"),
+        (["graph", "--inputs", "100000"], "argument --inputs: '100000' is not an integer from 1 to 4096"),
+        (["graph", "--hidden", "2000", "2000"], "an MLP 2-2000-2000-1 has 4,010,001 parameters; the limit is 1,000,000"),
+        (["graph", "--hidden", *["2"] * 17], "at most 16 hidden layers"),
+        (["graph", "--max-nodes", "1000000000"], "is not an integer from 1 to 10000"),
+        (["graph", "--dpi", "100000"], "is not an integer from 1 to 1200"),
+        (["minimize", "--steps", "1000000000000"], "is not an integer from 1 to 1000000"),
+        (["minimize", "--x", "1e308"], "the descent left the domain of f"),
+    ],
+)
+def test_graph_and_minimize_refuse_absurd_settings_in_one_line(argv, needle, capsys, tmp_path):
+    err = one_line_error([*argv, "--out", str(tmp_path)], capsys)
+    assert needle in err
+
+
+@pytest.mark.parametrize(
+    "name, extra",
+    [
+        ("training_curves_moons.png", []),
+        ("decision_boundary_epoch_3_moons.png", []),
+        ("decision_boundary_epoch_2_moons.png", ["--plot-every", "2"]),
+        ("decision_boundary_moons.gif", []),
+        ("graph_moons.dot", ["--graphviz"]),
+        ("graph_moons.svg", ["--graphviz"]),
+    ],
+)
+def test_picture_path_that_is_a_directory_is_refused_before_training(name, extra, capsys, tmp_path):
+    (tmp_path / name).mkdir()
+    err = one_line_error(["train", *SMALL, *extra, "--out", str(tmp_path)], capsys)
+    assert f"cannot write '{tmp_path / name}': it is a directory" in err
+    assert "epoch 1/" not in err  # no training started
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # nothing trained or drawn
+
+
+def test_directory_in_the_way_of_minimize_and_graph(capsys, tmp_path):
+    (tmp_path / "minimize.png").mkdir()
+    err = one_line_error(["minimize", "--out", str(tmp_path)], capsys)
+    assert "minimize.png': it is a directory" in err
+    (tmp_path / "network_graph.dot").mkdir()
+    err = one_line_error(["graph", "--out", str(tmp_path)], capsys)
+    assert "network_graph.dot': it is a directory" in err
+
+
+def test_a_write_failing_after_training_is_still_one_line(capsys, tmp_path, monkeypatch):
+    from arenagrad import plots
+
+    def refuse(history, path, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(plots, "plot_history", refuse)
+    err = one_line_error(["train", *SMALL, "--quiet", "--out", str(tmp_path)], capsys)
+    assert f"cannot write '{tmp_path / 'training_curves_moons.png'}': Permission denied" in err
+
+
+def test_cli_errors_through_python_dash_m_have_no_traceback(tmp_path):
+    (tmp_path / "training_curves_moons.png").mkdir()
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    for argv in (["--samples", "4", "--test-split", "0.9"], ["--noise", "1e308"],
+                 ["--hidden", "100000"], ["--samples", "100000000"], ["--out", str(tmp_path)]):
+        bad = subprocess.run([sys.executable, "-m", "arenagrad", "train", *argv],
+                             capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+        assert bad.returncode == 2, (argv, bad.stderr)
+        assert bad.stdout == ""
+        assert len(bad.stderr.strip().splitlines()) == 1, (argv, bad.stderr)
+        assert bad.stderr.startswith("arenagrad train: error: ") and "Traceback" not in bad.stderr
+
+
+def test_compile_with_a_batch_larger_than_the_data_records_the_data(tmp_path):
+    # 200 samples, batch 1,000,000: the step is recorded for 200, not a million placeholders.
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    done = subprocess.run(
+        [sys.executable, "-m", "arenagrad", "train", "--samples", "200", "--batch-size", "1000000",
+         "--compile", "--epochs", "5", "--no-plots", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "batch 200," in done.stderr
+    assert done.stdout.startswith("moons: final train accuracy")
+
+
+def test_compile_records_at_most_the_training_set(tmp_path, monkeypatch):
+    from arenagrad import nn
+
+    sizes = []
+    real = nn.CompiledStep._record
+
+    def spy(self, n):
+        sizes.append(n)
+        return real(self, n)
+
+    monkeypatch.setattr(nn.CompiledStep, "_record", spy)
+    result = train(TrainConfig(samples=50, test_split=0.2, batch_size=10**6, compile=True, epochs=2,
+                               plots=False, quiet=True, out=str(tmp_path)))
+    assert sizes == [40]  # 50 samples, 10 held out: one recording of the whole training set
+    assert result.train_acc is not None
+
+
+# ---------------------------------------------------------- the same checks from Python
+
+
+def test_train_config_bounds_are_train_errors(tmp_path):
+    def bad(match, **kw):
+        with pytest.raises(TrainError, match=match):
+            train(TrainConfig(out=str(tmp_path), plots=False, quiet=True, **kw))
+
+    bad("samples must be an integer from 4 to 1,000,000", samples=10**7)
+    bad("noise must be a number in", noise=1e308)
+    bad("noise must be a number in", noise=float("nan"))
+    bad("at most 4096 units wide", hidden=[10**6])
+    bad("at most 16 hidden layers", hidden=[2] * 17)
+    bad("parameters; the limit is", hidden=[1000, 1000])
+    bad("epochs must be an integer from 1 to 100000", epochs=10**9)
+    bad("weight decay must be in", weight_decay=2.0)
+    bad("leaving none to train on", samples=10, test_split=0.95)
+    bad("seed must be a non-negative integer", seed=-1)
+
+
+def test_dataset_shapes_used_by_the_size_checks_match_the_data():
+    from arenagrad.train import _SHAPES, load_dataset, resolve_config
+
+    for name, (features, classes) in _SHAPES.items():
+        if name == "digits":
+            pytest.importorskip("sklearn")
+        X, y, _, _ = load_dataset(resolve_config(TrainConfig(dataset=name, samples=None if name == "digits" else 300)))
+        assert X.shape[1] == features, name
+        if name != "sine":
+            assert int(y.max()) + 1 == classes, name

@@ -243,3 +243,53 @@ def test_backward_without_grad_raises_like_eager():
     assert step.forward() == 4.0
     with pytest.raises(RuntimeError, match="requires_grad"):
         step.backward()
+
+
+def test_compiled_step_keeps_at_most_four_recordings_least_recently_used_dropped():
+    model = nn.MLP(2, [4, 2], seed=0)
+    step = nn.CompiledStep(model, "cross-entropy", batch_size=2, in_features=2, num_classes=2)
+    assert step.max_recordings == 4
+    rng = np.random.default_rng(0)
+
+    def batch(n):
+        return rng.normal(size=(n, 2)), rng.integers(0, 2, n)
+
+    for n in (3, 4, 5):
+        step(*batch(n))
+    assert list(step._recordings) == [2, 3, 4, 5]
+    step(*batch(2))  # used again: now the most recent
+    assert list(step._recordings) == [3, 4, 5, 2]
+    step(*batch(6))  # a fifth size drops the least recently used, 3
+    assert list(step._recordings) == [4, 5, 2, 6]
+    step(*batch(3))  # re-recorded on demand, dropping 4; same numbers as a fresh step
+    assert list(step._recordings) == [5, 2, 6, 3]
+    xb, yb = batch(3)
+    fresh = nn.CompiledStep(model, "cross-entropy", batch_size=3, in_features=2, num_classes=2)
+    assert step.loss(xb, yb) == fresh.loss(xb, yb)
+
+
+def test_compiled_step_memory_is_bounded_over_many_batch_sizes():
+    model = nn.MLP(2, [4, 2], seed=0)
+    step = nn.CompiledStep(model, "cross-entropy", batch_size=1, in_features=2, num_classes=2,
+                           max_recordings=2)
+    rng = np.random.default_rng(1)
+
+    def call(n):
+        step(rng.normal(size=(n, 2)), rng.integers(0, 2, n))
+
+    for n in (7, 8):
+        call(n)
+    live = ag.engine_stats()["live_nodes"]
+    for n in range(9, 40):  # 31 more sizes, each its own graph
+        call(n)
+    for n in (7, 8):
+        call(n)
+    assert len(step._recordings) == 2
+    assert ag.engine_stats()["live_nodes"] == live  # the dropped graphs were freed
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, None])
+def test_compiled_step_max_recordings_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match="max_recordings"):
+        nn.CompiledStep(nn.MLP(2, [2]), "cross-entropy", batch_size=1, in_features=2, num_classes=2,
+                        max_recordings=bad)

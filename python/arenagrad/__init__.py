@@ -14,20 +14,18 @@ from ._core import (
     NODE_BYTES,
     Value,
     is_anomaly_enabled,
-    set_detect_anomaly,
     dot,
     engine_stats,
     is_grad_enabled,
     log_softmax,
     logsumexp,
     mean,
-    set_grad_enabled,
     softmax,
     sum,
 )
 from ._core import CompiledGraph
 from . import data, losses, nn, optim, random
-from .grad_mode import detect_anomaly, enable_grad, no_grad
+from .grad_mode import detect_anomaly, enable_grad, no_grad, set_detect_anomaly, set_grad_enabled
 from .random import manual_seed
 from .replay import compile
 

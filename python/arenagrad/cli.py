@@ -21,7 +21,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
-from .train import ACTIVATIONS, DATASET_DEFAULTS, DATASETS, LOSSES, OPTIMIZERS
+from .train import ACTIVATIONS, DATASET_DEFAULTS, DATASETS, LIMITS, LOSSES, OPTIMIZERS
 
 __all__ = ["main", "build_parser"]
 
@@ -56,6 +56,25 @@ positive_float = _number_type(float, lambda v: v > 0, "a positive number")
 nonnegative_float = _number_type(float, lambda v: v >= 0, "a non-negative number")
 unit_float = _number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 any_float = _number_type(float, lambda v: True, "a number")
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    return _number_type(int, lambda v: lo <= v <= hi, f"an integer from {lo} to {hi}")
+
+
+def _float_range(lo: float, hi: float) -> Callable[[str], float]:
+    return _number_type(float, lambda v: lo <= v <= hi, f"a number in [{lo:g}, {hi:g}]")
+
+
+_L = LIMITS
+samples_int = _int_range(1, _L["samples"])
+width_int = _int_range(1, _L["width"])
+epochs_int = _int_range(1, _L["epochs"])
+noise_float = _float_range(0.0, _L["noise"])
+decay_float = _float_range(0.0, _L["weight_decay"])
+steps_int = _int_range(1, 1_000_000)
+max_nodes_int = _int_range(1, 10_000)
+dpi_int = _int_range(1, 1200)
 
 
 def _defaults_table() -> str:
@@ -101,33 +120,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--dataset", choices=DATASETS, default="moons",
                    help="what to learn (default: moons)")
-    t.add_argument("--samples", type=positive_int, metavar="N",
-                   help="number of generated samples (digits: use the first N of 1797)")
-    t.add_argument("--noise", type=nonnegative_float, metavar="SIGMA",
-                   help="noise of the generated data (spiral: on the angle)")
-    t.add_argument("--hidden", type=positive_int, nargs="+", metavar="SIZE",
-                   help="hidden layer widths, e.g. --hidden 16 16")
+    t.add_argument("--samples", type=samples_int, metavar="N",
+                   help=f"number of generated samples, 4 to {_L['samples']:,} (digits: use the "
+                   "first N of 1797)")
+    t.add_argument("--noise", type=noise_float, metavar="SIGMA",
+                   help=f"noise of the generated data, 0 to {_L['noise']:g} (spiral: on the angle; "
+                   "not for digits)")
+    t.add_argument("--hidden", type=width_int, nargs="+", metavar="SIZE",
+                   help=f"hidden layer widths, e.g. --hidden 16 16: at most {_L['depth']} layers "
+                   f"of at most {_L['width']} units, {_L['parameters']:,} parameters in all")
     t.add_argument("--activation", choices=ACTIVATIONS, default="relu",
                    help="hidden-layer activation (default: relu)")
-    t.add_argument("--epochs", type=positive_int, metavar="N", help="passes over the training set")
+    t.add_argument("--epochs", type=epochs_int, metavar="N",
+                   help=f"passes over the training set (at most {_L['epochs']:,})")
     t.add_argument("--lr", type=positive_float, metavar="LR", help="learning rate")
     t.add_argument("--momentum", type=unit_float, metavar="M",
                    help="SGD momentum in [0, 1) (default: 0.9)")
-    t.add_argument("--weight-decay", type=nonnegative_float, default=0.0, metavar="L2",
-                   help="L2 penalty on the weights through the optimizer (default: 0)")
+    t.add_argument("--weight-decay", type=decay_float, default=0.0, metavar="L2",
+                   help="L2 penalty on the weights through the optimizer, 0 to 1 (default: 0)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd (with momentum) or adam")
-    t.add_argument("--batch-size", type=positive_int, metavar="B", help="minibatch size")
+    t.add_argument("--batch-size", type=positive_int, metavar="B",
+                   help="minibatch size (more than the training samples: all of them); the "
+                   f"graph of one step (batch x network) is limited to about "
+                   f"{_L['step_megabytes']:,} MB")
     t.add_argument("--loss", choices=LOSSES,
                    help="cross-entropy on the logits; mse = squared error of the softmax "
                    "probabilities against one-hot targets (the seed trainer's loss); hinge = "
                    "micrograd's max-margin loss on one score (two classes only). sine always "
                    "uses mse on the output")
     t.add_argument("--test-split", type=unit_float, metavar="F",
-                   help="fraction of the samples held out for testing (digits: 0.2, others: 0)")
+                   help="fraction of the samples held out for testing (digits: 0.2, others: 0); "
+                   "at least one sample must be left to train on")
     t.add_argument("--seed", type=nonnegative_int, default=0,
                    help="seed for the data, the weights and the shuffling (default: 0)")
     t.add_argument("--out", default="output", metavar="DIR",
-                   help="where the pictures go (default: ./output)")
+                   help="where the pictures go (default: ./output); checked before training")
     t.add_argument("--plot-every", type=positive_int, metavar="N",
                    help="draw the decision boundary every N epochs (default: epochs / 5)")
     t.add_argument("--gif", action=argparse.BooleanOptionalAction, default=True,
@@ -160,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--x", type=any_float, default=1.0, help="start x (default: 1.0)")
     m.add_argument("--y", type=any_float, default=2.0, help="start y (default: 2.0)")
     m.add_argument("--lr", type=positive_float, default=0.05, help="step size (default: 0.05)")
-    m.add_argument("--steps", type=positive_int, default=200, help="iterations (default: 200)")
+    m.add_argument("--steps", type=steps_int, default=200,
+                   help="iterations, at most 1,000,000 (default: 200)")
     m.add_argument("--out", default="output", metavar="DIR",
                    help="where minimize.png goes (default: ./output)")
     m.add_argument("--no-plot", dest="plot", action="store_false", help="print only")
@@ -176,18 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
         "with every node's op, data and grad, coloured by kind; with graphviz's `dot` "
         "program on PATH also the picture (network_graph.png or .svg).",
     )
-    g.add_argument("--inputs", type=positive_int, default=2, metavar="N",
-                   help="input features (default: 2)")
-    g.add_argument("--hidden", type=positive_int, nargs="+", default=[3], metavar="SIZE",
-                   help="hidden layer widths (default: 3)")
+    g.add_argument("--inputs", type=width_int, default=2, metavar="N",
+                   help=f"input features, at most {_L['width']} (default: 2)")
+    g.add_argument("--hidden", type=width_int, nargs="+", default=[3], metavar="SIZE",
+                   help=f"hidden layer widths (default: 3): at most {_L['depth']} layers of at most "
+                   f"{_L['width']} units, {_L['parameters']:,} parameters in all")
     g.add_argument("--activation", choices=ACTIVATIONS, default="relu",
                    help="hidden-layer activation (default: relu)")
     g.add_argument("--format", choices=("png", "svg", "pdf"), default="png",
                    help="picture format when dot is installed (default: png)")
-    g.add_argument("--max-nodes", type=positive_int, default=500, metavar="N",
-                   help="draw at most N nodes, summarise the rest (default: 500)")
-    g.add_argument("--dpi", type=positive_int, default=72,
-                   help="resolution of a PNG picture (default: 72)")
+    g.add_argument("--max-nodes", type=max_nodes_int, default=500, metavar="N",
+                   help="draw at most N nodes (at most 10,000), summarise the rest (default: 500)")
+    g.add_argument("--dpi", type=dpi_int, default=72,
+                   help="resolution of a PNG picture, at most 1200 (default: 72)")
     g.add_argument("--seed", type=nonnegative_int, default=0, help="weight seed (default: 0)")
     g.add_argument("--out", default="output", metavar="DIR",
                    help="where the files go (default: ./output)")
@@ -198,11 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------- commands
 
 
-def _out_dir(parser: argparse.ArgumentParser, out: str) -> Path:
-    from .train import TrainError, _prepare_out
+def _out_dir(parser: argparse.ArgumentParser, out: str, *names: str) -> Path:
+    """Create ``out`` and check that it and the files ``names`` in it can be written."""
+    from .train import TrainError, _prepare_out, check_writable
 
     try:
-        return _prepare_out(out)
+        path = _prepare_out(out)
+        check_writable([path / name for name in names])
+        return path
     except TrainError as err:
         parser.error(str(err))
 
@@ -222,6 +254,9 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         result = train(config)
     except TrainError as err:
         parser.error(str(err))
+    except MemoryError:
+        parser.error("ran out of memory; try fewer --samples, smaller --hidden layers or a "
+                     "smaller --batch-size")
     if not args.quiet:
         for path in result.files:
             print(f"  {path}", file=sys.stderr)
@@ -250,6 +285,7 @@ def minimize(x0: float = 1.0, y0: float = 2.0, lr: float = 0.05, steps: int = 20
 
 
 def _run_minimize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    out = _out_dir(parser, args.out, "minimize.png") if args.plot else None
     try:
         run = minimize(args.x, args.y, args.lr, args.steps)
     except (OverflowError, ValueError, ZeroDivisionError) as err:
@@ -259,12 +295,14 @@ def _run_minimize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         every = max(1, args.steps // 10)
         for i in range(0, len(fs), every):
             print(f"step {i:>5}: x = {xs[i]: .4f}  y = {ys[i]: .4f}  f = {fs[i]: .4f}", file=sys.stderr)
-    if args.plot:
-        out = _out_dir(parser, args.out)
+    if out is not None:
         from . import plots
 
-        path = plots.plot_minimize(fs, out / "minimize.png", xs=xs, ys=ys,
-                                   title="gradient descent on relu((x - y)^3 + exp(y)) + y")
+        try:
+            path = plots.plot_minimize(fs, out / "minimize.png", xs=xs, ys=ys,
+                                       title="gradient descent on relu((x - y)^3 + exp(y)) + y")
+        except OSError as err:
+            parser.error(f"cannot write {str(out / 'minimize.png')!r}: {err.strerror or err}")
         if not args.quiet:
             print(f"  {path}", file=sys.stderr)
     print(f"minimize: f went from {fs[0]:.4f} to {fs[-1]:.4f} in {args.steps} steps "
@@ -275,8 +313,15 @@ def _run_minimize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 def _run_graph(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from . import nn, viz
     from ._core import Value
+    from .train import count_parameters
 
-    out = _out_dir(parser, args.out)
+    layers = [args.inputs, *args.hidden, 1]
+    if len(args.hidden) > _L["depth"]:
+        parser.error(f"argument --hidden: at most {_L['depth']} hidden layers, got {len(args.hidden)}")
+    if count_parameters(layers) > _L["parameters"]:
+        parser.error(f"an MLP {'-'.join(map(str, layers))} has {count_parameters(layers):,} "
+                     f"parameters; the limit is {_L['parameters']:,}")
+    out = _out_dir(parser, args.out, "network_graph.dot", f"network_graph.{args.format}")
     model = nn.MLP(args.inputs, args.hidden + [1], activation=args.activation, seed=args.seed)
     sample = [Value(0.5 - 0.25 * i, requires_grad=False) for i in range(args.inputs)]
     loss = (model(sample) - 1.0) ** 2
@@ -290,6 +335,8 @@ def _run_graph(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         print(f"graph: wrote {picture.with_suffix('.dot')} and {path}", flush=True)
     except RuntimeError as err:
         print(f"graph: wrote {picture.with_suffix('.dot')}; {err}", flush=True)
+    except OSError as err:
+        parser.error(f"cannot write {str(err.filename or picture)!r}: {err.strerror or err}")
     return 0
 
 

@@ -1,14 +1,90 @@
-"""``no_grad``/``enable_grad`` (graph recording) and ``detect_anomaly``, as in torch."""
+"""``no_grad``/``enable_grad`` (graph recording) and ``detect_anomaly``, as in torch.
+
+Each is a ``with`` block and a decorator. Decorating a generator function switches the
+mode only while the generator's own code runs (each ``next``, ``send``, ``throw`` and
+``close``) and restores the caller's mode at every ``yield``, as torch does, so the code
+that consumes the generator is not affected.
+"""
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, TypeVar
+import inspect
+from typing import Any, Callable, Generator, TypeVar
 
 from . import _core
-from ._core import set_grad_enabled
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _check_bool(fn_name: str, mode: Any) -> None:
+    # pybind11 converts None, 0, 2.5 or any object with __bool__ to a bool without a word;
+    # torch takes a bool only, and so do we.
+    if not isinstance(mode, bool):
+        raise TypeError(f"{fn_name}() expects a bool, got {type(mode).__name__} {mode!r}")
+
+
+def set_grad_enabled(mode: bool) -> bool:
+    """Turn graph recording on or off for this thread; returns the previous mode.
+
+    Raises:
+        TypeError: ``mode`` is not a bool (``None``, ``0``, ``"yes"``...).
+    """
+    _check_bool("set_grad_enabled", mode)
+    return _core.set_grad_enabled(mode)
+
+
+def set_detect_anomaly(mode: bool) -> bool:
+    """Turn anomaly detection on or off for this thread; returns the previous mode.
+
+    Raises:
+        TypeError: ``mode`` is not a bool.
+    """
+    _check_bool("set_detect_anomaly", mode)
+    return _core.set_detect_anomaly(mode)
+
+
+def _wrap_generator(setter: Callable[[bool], bool], mode: bool, fn: Callable[..., Generator]) -> Any:
+    """``fn`` (a generator function) with the switch set around each resumption only."""
+
+    @functools.wraps(fn)
+    def generator(*args: Any, **kwargs: Any) -> Any:
+        gen = fn(*args, **kwargs)  # runs nothing of fn's body yet
+        prev = setter(mode)
+        try:
+            response = gen.send(None)
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            setter(prev)
+        while True:
+            try:
+                request = yield response
+            except GeneratorExit:
+                prev = setter(mode)
+                try:
+                    gen.close()
+                finally:
+                    setter(prev)
+                raise
+            except BaseException as exc:
+                prev = setter(mode)
+                try:
+                    response = gen.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+                finally:
+                    setter(prev)
+            else:
+                prev = setter(mode)
+                try:
+                    response = gen.send(request)
+                except StopIteration as stop:
+                    return stop.value
+                finally:
+                    setter(prev)
+
+    return generator
 
 
 class _Switch:
@@ -26,6 +102,8 @@ class _Switch:
 
     def __call__(self, fn: F) -> F:
         setter, mode = self._set, self._mode
+        if inspect.isgeneratorfunction(fn):
+            return _wrap_generator(setter, mode, fn)  # type: ignore[no-any-return]
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -41,10 +119,11 @@ class _Switch:
 class _GradMode(_Switch):
     """Graph recording on or off for a block.
 
-    Usable as ``with no_grad():``, ``@no_grad()`` and, as in torch, ``@no_grad``.
+    Usable as ``with no_grad():``, ``@no_grad()`` and, as in torch, ``@no_grad``. On a
+    generator function the mode holds while the generator runs, not between its yields.
     """
 
-    _set = staticmethod(set_grad_enabled)
+    _set = staticmethod(_core.set_grad_enabled)
 
     def __new__(cls, fn: Any = None) -> Any:
         self = super().__new__(cls)
@@ -87,4 +166,5 @@ class detect_anomaly(_Switch):
     _set = staticmethod(_core.set_detect_anomaly)
 
     def __init__(self, mode: bool = True) -> None:
+        _check_bool("detect_anomaly", mode)
         self._mode = mode

@@ -2,8 +2,8 @@
 
 Everything here draws with matplotlib's Agg backend (selected inside each function, before
 pyplot is imported), so nothing ever opens a window and the functions work on a machine
-without a display. matplotlib is an optional dependency (``pip install 'arenagrad[plot]'``):
-it is imported only when a picture is drawn.
+without a display. matplotlib is imported only when a picture is drawn, so ``arenagrad -h``
+and the trainer's Python API start fast.
 
 The functions take numbers, not models: the trainer evaluates its model on the grid from
 :func:`make_grid` (under ``ag.no_grad()``) and passes the class probabilities in.
@@ -35,13 +35,9 @@ _CLASS_COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd",
 
 
 def _pyplot() -> Any:
-    """pyplot on the Agg backend (never a window), or a clear ImportError."""
-    try:
-        import matplotlib
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "arenagrad's pictures need matplotlib: pip install 'arenagrad[plot]'"
-        ) from err
+    """pyplot on the Agg backend (never a window)."""
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -21,12 +21,14 @@ every dataset trains well without tuning. Bad settings raise :class:`TrainError`
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
@@ -42,6 +44,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainError",
+    "LIMITS",
     "resolve_config",
     "load_dataset",
     "train",
@@ -69,6 +72,57 @@ DATASET_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "digits": dict(_TOY, samples=None, noise=None, hidden=[32], epochs=15, lr=0.05,
                    batch_size=16, test_split=0.2),
 }
+
+
+# What a run may ask for. Beyond these a run cannot fit in memory or finish in any
+# reasonable time, so the settings are refused up front (one line from the CLI) rather
+# than failing, or swapping, half-way through.
+LIMITS: Dict[str, Any] = dict(
+    samples=1_000_000,        # generated samples
+    noise=10.0,               # ten times the scale of every toy dataset
+    width=4096,               # units in one hidden layer
+    depth=16,                 # hidden layers
+    parameters=1_000_000,     # weights and biases of the whole MLP
+    epochs=100_000,
+    weight_decay=1.0,
+    step_megabytes=1024,      # estimated graph of one training step (batch x network)
+)
+DIGITS_SAMPLES = 1797
+# Features and classes of each dataset, for the size checks before any data is made.
+_SHAPES: Dict[str, Tuple[int, int]] = {
+    "linear": (2, 2), "xor": (2, 2), "moons": (2, 2), "circles": (2, 2),
+    "spiral": (2, 3), "sine": (1, 1), "digits": (64, 10),
+}
+
+
+def count_parameters(sizes: Sequence[int]) -> int:
+    """Weights and biases of an MLP with layer sizes ``[inputs, hidden..., outputs]``."""
+    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def step_bytes(batch: int, sizes: Sequence[int]) -> int:
+    """Rough size of the graph one training step builds: per sample and weighted sum, one
+    fused node holding two 8-byte slots per input, plus a few 64-byte nodes per unit."""
+    return batch * (16 * count_parameters(sizes) + 200 * sum(sizes[1:]))
+
+
+def check_writable(paths: Sequence[Path]) -> None:
+    """Refuse, before any work, files that exist and cannot be written over.
+
+    Raises:
+        TrainError: one of ``paths`` is a directory, or an existing file without write
+            permission.
+    """
+    for path in paths:
+        if path.is_dir():
+            raise TrainError(f"cannot write {str(path)!r}: it is a directory")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise TrainError(f"cannot write {str(path)!r}: permission denied")
+
+
+def _write_error(err: OSError) -> "TrainError":
+    where = f" {str(err.filename)!r}" if err.filename else ""
+    return TrainError(f"cannot write{where}: {err.strerror or err}")
 
 
 class TrainError(ValueError):
@@ -153,7 +207,10 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
 
     Raises:
         TrainError: an unknown dataset, loss, optimizer or activation, a non-positive
-            size, a negative learning rate, a loss that does not fit the dataset...
+            size, a negative learning rate, a loss that does not fit the dataset, a
+            setting beyond :data:`LIMITS` (samples, noise, hidden widths and depth,
+            parameters, epochs, weight decay, the graph of one step), a test split that
+            leaves nothing to train on...
     """
     if config.dataset not in DATASETS:
         raise TrainError(
@@ -171,6 +228,8 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         if not cond:
             raise TrainError(msg)
 
+    L = LIMITS
+
     need(c.loss in LOSSES, f"unknown loss {c.loss!r} (choose from {', '.join(LOSSES)})")
     need(c.optimizer in OPTIMIZERS,
          f"unknown optimizer {c.optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
@@ -178,7 +237,12 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
          f"unknown activation {c.activation!r} (choose from {', '.join(ACTIVATIONS)})")
     need(all(isinstance(h, int) and h > 0 for h in c.hidden),
          f"hidden layer sizes must be positive integers, got {c.hidden}")
-    need(isinstance(c.epochs, int) and c.epochs > 0, f"epochs must be a positive integer, got {c.epochs}")
+    need(all(h <= L["width"] for h in c.hidden),
+         f"hidden layers are at most {L['width']} units wide, got {max(c.hidden, default=0)}")
+    need(len(c.hidden) <= L["depth"],
+         f"at most {L['depth']} hidden layers, got {len(c.hidden)}")
+    need(isinstance(c.epochs, int) and 0 < c.epochs <= L["epochs"],
+         f"epochs must be an integer from 1 to {L['epochs']}, got {c.epochs}")
     need(isinstance(c.batch_size, int) and c.batch_size > 0,
          f"batch size must be a positive integer, got {c.batch_size}")
     need(isinstance(c.plot_every, int) and c.plot_every > 0,
@@ -187,21 +251,50 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
          f"learning rate must be a positive number, got {c.lr}")
     need(c.momentum is not None and 0 <= c.momentum < 1,
          f"momentum must be in [0, 1), got {c.momentum}")
-    need(c.weight_decay >= 0, f"weight decay must be non-negative, got {c.weight_decay}")
+    need(math.isfinite(c.weight_decay) and 0 <= c.weight_decay <= L["weight_decay"],
+         f"weight decay must be in [0, {L['weight_decay']:g}], got {c.weight_decay}")
     need(c.test_split is not None and 0 <= c.test_split < 1,
          f"test split must be in [0, 1), got {c.test_split}")
     need(5 <= c.grid <= 400, f"grid must be between 5 and 400 points a side, got {c.grid}")
+    need(isinstance(c.seed, int) and c.seed >= 0, f"seed must be a non-negative integer, got {c.seed}")
     if c.dataset != "digits":
-        need(isinstance(c.samples, int) and c.samples >= 4,
-             f"samples must be an integer of at least 4, got {c.samples}")
-        need(c.noise is not None and math.isfinite(c.noise) and c.noise >= 0,
-             f"noise must be a non-negative number, got {c.noise}")
+        need(isinstance(c.samples, int) and 4 <= c.samples <= L["samples"],
+             f"samples must be an integer from 4 to {L['samples']:,}, got {c.samples}")
+        need(c.noise is not None and math.isfinite(c.noise) and 0 <= c.noise <= L["noise"],
+             f"noise must be a number in [0, {L['noise']:g}], got {c.noise}")
+        n = c.samples
+    else:
+        need(c.samples is None or isinstance(c.samples, int) and 0 < c.samples <= DIGITS_SAMPLES,
+             f"digits has {DIGITS_SAMPLES} samples: samples must be from 1 to {DIGITS_SAMPLES}, "
+             f"got {c.samples}")
+        need(c.noise is None, "digits is a fixed dataset: noise does not apply to it")
+        n = c.samples or DIGITS_SAMPLES
+    n_test = math.ceil(c.test_split * n) if c.test_split else 0  # as data.train_test_split
+    need(n_test < n, f"a test split of {c.test_split:g} holds out {n_test} of {n} samples, "
+         f"leaving none to train on")
     if c.dataset == "sine":
         need(c.loss == "mse",
              f"sine is a regression dataset: only --loss mse applies, not {c.loss}")
     elif c.loss == "hinge":
         need(c.dataset not in ("spiral", "digits"),
              f"hinge loss is for two classes; {c.dataset} has more (use cross-entropy or mse)")
+
+    # Sizes, from the settings alone: refused before any data or weights are made.
+    features, classes = _SHAPES[c.dataset]
+    sizes = [features, *c.hidden, 1 if c.loss == "hinge" else classes]
+    params = count_parameters(sizes)
+    shape = "-".join(map(str, sizes))
+    need(params <= L["parameters"],
+         f"an MLP {shape} has {params:,} parameters; the limit is {L['parameters']:,} "
+         f"(use narrower or fewer hidden layers)")
+    batch = min(c.batch_size, n - n_test)  # a batch larger than the training set is all of it
+    # A compiled step keeps its recorded graph and the flattened copy (measured: 2.6x).
+    mb = step_bytes(batch, sizes) * (3 if c.compile else 1) / 2**20
+    need(mb <= L["step_megabytes"],
+         f"a{' compiled' if c.compile else ''} training step on a batch of {batch} with an MLP "
+         f"{shape} would build a graph of "
+         f"about {mb:,.0f} MB; the limit is {L['step_megabytes']:,} MB (use a smaller "
+         f"batch size or smaller hidden layers)")
     return c
 
 
@@ -229,47 +322,37 @@ def load_dataset(c: TrainConfig) -> Tuple[np.ndarray, np.ndarray, Optional[np.nd
 
 
 class _Progress:
-    """A tqdm bar per epoch, or plain lines when tqdm is missing; silent when quiet."""
+    """A tqdm bar per epoch; silent when quiet."""
 
     def __init__(self, quiet: bool, stream: TextIO) -> None:
         self.quiet = quiet
         self.stream = stream
-        self._tqdm = None
-        if not quiet:
-            try:
-                from tqdm.auto import tqdm
-
-                self._tqdm = tqdm
-            except ImportError:
-                self._tqdm = None
 
     def epoch(self, total: int, desc: str) -> Any:
         """A bar advanced by hand (so the end-of-epoch metrics can still be shown on it)."""
-        if self.quiet or self._tqdm is None:
-            return _PlainBar(desc, None if self.quiet else self.stream)
-        return self._tqdm(total=total, desc=desc, unit="batch", leave=True,
-                          file=self.stream, dynamic_ncols=True)
+        if self.quiet:
+            return _SilentBar()
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit="batch", leave=True, file=self.stream,
+                    dynamic_ncols=True)
 
     def note(self, msg: str) -> None:
         if not self.quiet:
             print(msg, file=self.stream, flush=True)
 
 
-class _PlainBar:
-    """Enough of tqdm's interface for the loop; prints one line at close."""
-
-    def __init__(self, desc: str, stream: Optional[TextIO]) -> None:
-        self.desc, self.stream, self.postfix = desc, stream, ""
+class _SilentBar:
+    """The part of tqdm's interface the loop uses, doing nothing (``quiet``)."""
 
     def update(self, n: int = 1) -> None:
         pass
 
     def set_postfix_str(self, s: str, refresh: bool = True) -> None:
-        self.postfix = s
+        pass
 
     def close(self) -> None:
-        if self.stream is not None:
-            print(f"{self.desc}: {self.postfix}", file=self.stream, flush=True)
+        pass
 
 
 def _outputs(model: Any, rows: Sequence[Sequence[float]]) -> np.ndarray:
@@ -364,6 +447,11 @@ def train(config: TrainConfig, stream: Optional[TextIO] = None) -> TrainResult:
     rows_te = X_te.tolist() if X_te is not None else None
 
     plots = _Plots(c, out, X_tr, y_tr, task, k, progress) if c.plots else None
+    # Every file the run will write is checked now, not when training is over.
+    check_writable((plots.planned() if plots is not None else [])
+                   + (_graph_files(c, out) if c.graphviz else []))
+    # A batch larger than the training set is the whole set (as the loader yields it).
+    batch_size = min(c.batch_size, len(y_tr))
     history: Dict[str, List[float]] = {"epoch": [], "loss": []}
     progress.note(
         f"training {c.dataset}: MLP {X_tr.shape[1]}-{'-'.join(map(str, c.hidden))}-{k} "
@@ -371,15 +459,16 @@ def train(config: TrainConfig, stream: Optional[TextIO] = None) -> TrainResult:
         + (f", {len(y_te)} held out" if y_te is not None else "")
         + f", {c.loss if task == 'classification' else 'mse'} loss, {c.optimizer} lr={c.lr}"
         + (f" momentum={c.momentum}" if c.optimizer == "sgd" else "")
-        + f", batch {c.batch_size}, {c.epochs} epochs"
+        + f", batch {batch_size}, {c.epochs} epochs"
     )
     if plots is not None:
-        plots.frame(model, 0)
+        with _writing():
+            plots.frame(model, 0)
 
     step = None
     if c.compile:
         step_loss = "regression-mse" if task == "regression" else c.loss
-        step = nn.CompiledStep(model, step_loss, batch_size=c.batch_size, in_features=X_tr.shape[1],
+        step = nn.CompiledStep(model, step_loss, batch_size=batch_size, in_features=X_tr.shape[1],
                                num_classes=k if step_loss in ("cross-entropy", "mse") else None)
 
     t_train = 0.0
@@ -403,8 +492,11 @@ def train(config: TrainConfig, stream: Optional[TextIO] = None) -> TrainResult:
                 # The engine raises as Python floats do once the weights blow up.
                 bar.close()
                 raise TrainError(f"the loss diverged at epoch {epoch} ({err}); "
-                                 f"try a smaller --lr than {c.lr}") from None
-            opt.step()
+                                 f"{_diverged_hint(c)}") from None
+            # numpy's overflow warnings from the update of diverging weights stay quiet:
+            # the loss check after the epoch reports divergence, once, in one line.
+            with np.errstate(over="ignore", invalid="ignore"):
+                opt.step()
             n = len(yb)
             seen += n
             loss_sum += loss_value * n
@@ -422,7 +514,7 @@ def train(config: TrainConfig, stream: Optional[TextIO] = None) -> TrainResult:
             bar.close()
             raise TrainError(
                 f"the loss diverged (became {loss_sum / seen}) at epoch {epoch}; "
-                f"try a smaller --lr than {c.lr}"
+                f"{_diverged_hint(c)}"
             )
 
         # Whole-set evaluation after the epoch (no graph), shown at the end of the bar.
@@ -446,7 +538,8 @@ def train(config: TrainConfig, stream: Optional[TextIO] = None) -> TrainResult:
                 note = f"train acc {100 * metrics['train_acc']:.1f}%"
             else:
                 note = f"train MSE {metrics['train_mse']:.4f}"
-            plots.frame(model, epoch, note)
+            with _writing():
+                plots.frame(model, epoch, note)
 
     result = TrainResult(config=c, task=task, history=history, model=model,
                          final_loss=history["loss"][-1], seconds=t_train,
@@ -454,14 +547,37 @@ def train(config: TrainConfig, stream: Optional[TextIO] = None) -> TrainResult:
     for key in ("train_acc", "test_acc", "train_mse", "test_mse"):
         if key in history:
             setattr(result, key, history[key][-1])
-    if plots is not None:
-        result.files.extend(plots.finish(model, history))
-    if c.graphviz:
-        result.files.extend(_write_graph(model, F, rows_tr, y_tr, c, task, k, out, progress))
+    with _writing():
+        if plots is not None:
+            result.files.extend(plots.finish(model, history))
+        if c.graphviz:
+            result.files.extend(_write_graph(model, F, rows_tr, y_tr, c, task, k, out, progress))
     if c.dataset == "digits":
         progress.note(f"digits: {result.seconds_per_epoch:.2f} seconds per epoch "
-                      f"({len(y_tr)} samples, batch {c.batch_size})")
+                      f"({len(y_tr)} samples, batch {batch_size})")
     return result
+
+
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    """A file that cannot be written is a TrainError (one line), not a traceback."""
+    try:
+        yield
+    except OSError as err:
+        raise _write_error(err) from None
+
+
+def _diverged_hint(c: TrainConfig) -> str:
+    hint = f"try a smaller --lr than {c.lr}"
+    if c.weight_decay:
+        hint += f" or a smaller --weight-decay than {c.weight_decay}"
+    return hint
+
+
+def _graph_files(c: TrainConfig, out: Path) -> List[Path]:
+    """The graphviz text and picture of ``--graphviz``."""
+    path = out / f"graph_{c.dataset}.svg"
+    return [path.with_suffix(".dot"), path]
 
 
 def _evaluate(model: Any, rows_tr: List[List[float]], y_tr: np.ndarray,
@@ -488,8 +604,8 @@ def _write_graph(model: Any, F: Any, rows: List[List[float]], y: np.ndarray, c: 
     loss = _batch_loss(F, outs, [y[0].item()], c.loss, task, k)
     model.zero_grad()
     loss.backward()
-    path = out / f"graph_{c.dataset}.svg"
-    files = [path.with_suffix(".dot")]
+    dot, path = _graph_files(c, out)
+    files = [dot]
     try:
         files.append(viz.render(viz.to_dot(loss, max_nodes=2000,
                                            title=f"{c.dataset}: loss of one sample"), path))
@@ -509,13 +625,6 @@ class _Plots:
         self.progress = progress
         self.files: List[Path] = []
         self.frames: List[Tuple[str, Any]] = []
-        self.enabled = True
-        try:
-            import matplotlib  # noqa: F401  (plots imports it lazily; check it is there)
-        except ImportError:
-            progress.note("matplotlib is not installed: no pictures (pip install 'arenagrad[plot]')")
-            self.enabled = False
-            return
         from . import plots
 
         self.plots = plots
@@ -530,6 +639,29 @@ class _Plots:
         # GIF frames: every epoch up to 60 epochs, else about 60 frames.
         self.gif_every = max(1, math.ceil(c.epochs / 60))
 
+    def _png(self, epoch: int) -> Path:
+        what = "decision_boundary" if self.kind == "boundary" else "regression_fit"
+        return self.out / f"{what}_epoch_{epoch}_{self.c.dataset}.png"
+
+    def _gif(self) -> Path:
+        what = "decision_boundary" if self.kind == "boundary" else "regression_fit"
+        return self.out / f"{what}_{self.c.dataset}.gif"
+
+    def _curves(self) -> Path:
+        return self.out / f"training_curves_{self.c.dataset}.png"
+
+    def planned(self) -> List[Path]:
+        """Every file :meth:`frame` and :meth:`finish` will write (checked before training)."""
+        c = self.c
+        files = [self._curves()]
+        if self.kind is not None:
+            files += [self._png(e) for e in range(c.plot_every, c.epochs + 1, c.plot_every)]
+            if c.epochs % c.plot_every:
+                files.append(self._png(c.epochs))
+            if c.gif:
+                files.append(self._gif())
+        return files
+
     def _state(self, model: Any) -> Any:
         scores = _outputs(model, self.grid_rows)
         if self.kind == "boundary":
@@ -538,7 +670,7 @@ class _Plots:
 
     def frame(self, model: Any, epoch: int, note: str = "") -> None:
         """Called after every epoch (and with 0 before training)."""
-        if not self.enabled or self.kind is None:
+        if self.kind is None:
             return
         c = self.c
         last = epoch == c.epochs
@@ -551,32 +683,28 @@ class _Plots:
         if want_gif:
             self.frames.append((title, state))
         if want_png:
+            path = self._png(epoch)
             if self.kind == "boundary":
-                path = self.out / f"decision_boundary_epoch_{epoch}_{c.dataset}.png"
                 self.plots.plot_decision_boundary(self.X, self.y, self.xs, self.ys, state, path,
                                                   title=title)
             else:
-                path = self.out / f"regression_fit_epoch_{epoch}_{c.dataset}.png"
                 self.plots.plot_regression(self.X, self.y, self.xs, state, path, title=title,
                                            truth=np.sin(self.xs))
             self.files.append(path)
 
     def finish(self, model: Any, history: Dict[str, List[float]]) -> List[Path]:
-        if not self.enabled:
-            return []
         c = self.c
         metric = "mse" if self.task == "regression" else "accuracy"
-        path = self.out / f"training_curves_{c.dataset}.png"
+        path = self._curves()
         sizes = "-".join(map(str, [self.X.shape[1]] + c.hidden + [self.k]))
         self.plots.plot_history(history, path, title=f"{c.dataset}: MLP {sizes}, {c.loss} loss, "
                                 f"{c.optimizer} lr={c.lr:g}", metric=metric)
         self.files.append(path)
         if c.gif and len(self.frames) > 1:
+            path = self._gif()
             if self.kind == "boundary":
-                path = self.out / f"decision_boundary_{c.dataset}.gif"
                 self.plots.save_boundary_gif(self.frames, self.X, self.y, self.xs, self.ys, path)
             else:
-                path = self.out / f"regression_fit_{c.dataset}.gif"
                 self.plots.save_regression_gif(self.frames, self.X, self.y, self.xs, path,
                                                truth=np.sin(self.xs))
             self.files.append(path)

@@ -11,12 +11,14 @@ Values, so any optimizer works unchanged::
         loss = step(xb, yb)             # forward + backward, grads in model.parameters()
         opt.step()
 
-A batch of another size (the last, short one) gets its own recording,
-made on first use and kept.
+A batch of another size (the last, short one) gets its own recording, made on
+first use and kept; at most ``max_recordings`` (4) are kept, the least recently
+used one is dropped to make room for a new size.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import numpy as np
@@ -84,6 +86,11 @@ class CompiledStep:
         num_classes: classes, for the one-hot targets of the classification losses.
         target_width: for a custom builder, Values per target (None: one Value).
         penalty: optional ``params -> Value`` added to the loss (e.g. L2).
+        max_recordings: how many batch sizes keep their recording (default 4). A batch
+            of a new size is recorded on first use; when ``max_recordings`` are already
+            kept, the least recently used one is dropped first, so a stream of batches
+            of ever-changing sizes holds a bounded amount of memory (each recording is
+            the whole graph of a batch).
     """
 
     def __init__(
@@ -95,6 +102,7 @@ class CompiledStep:
         num_classes: Optional[int] = None,
         target_width: Optional[int] = None,
         penalty: Optional[Callable[[], Any]] = None,
+        max_recordings: int = 4,
     ) -> None:
         if isinstance(loss, str):
             if loss not in LOSSES:
@@ -114,19 +122,28 @@ class CompiledStep:
             raise TypeError(f"loss must be a name or a callable, not {type(loss).__name__}")
         if batch_size < 1 or in_features < 1:
             raise ValueError(f"batch_size and in_features must be positive, got {batch_size}, {in_features}")
+        if isinstance(max_recordings, bool) or not isinstance(max_recordings, int) or max_recordings < 1:
+            raise ValueError(f"max_recordings must be a positive integer, got {max_recordings!r}")
+        self.max_recordings = max_recordings
         self.model = model
         self.builder = builder
         self.in_features = int(in_features)
         self.num_classes = num_classes
         self.target_width = target_width
         self.penalty = penalty
-        self._recordings: Dict[int, _Recording] = {}
+        # Batch size -> recording, least recently used first.
+        self._recordings: "OrderedDict[int, _Recording]" = OrderedDict()
         self._record(int(batch_size))
         #: The model's outputs (Values) for the last batch, refreshed by each call.
         self.outputs: List[Any] = []
 
     def _record(self, n: int) -> _Recording:
         """Build the graph once for batches of n samples and compile it."""
+        # Make room first, so no more than max_recordings graphs are ever alive at once.
+        while len(self._recordings) >= self.max_recordings:
+            _, dropped = self._recordings.popitem(last=False)  # the least recently used
+            if getattr(self, "outputs", None) is dropped.outputs:
+                self.outputs = []  # nothing may keep the dropped graph alive
         xs = [[_core.Value(0.0, requires_grad=False) for _ in range(self.in_features)] for _ in range(n)]
         if self.target_width is None:
             ts: List[Any] = [_core.Value(0.0, requires_grad=False) for _ in range(n)]
@@ -164,7 +181,11 @@ class CompiledStep:
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"inputs have shape {x.shape}, expected (batch, {self.in_features})")
         n = x.shape[0]
-        rec = self._recordings.get(n) or self._record(n)
+        rec = self._recordings.get(n)
+        if rec is None:
+            rec = self._record(n)
+        else:
+            self._recordings.move_to_end(n)
         rec.graph.set_data(rec.inputs, x)
         rec.graph.set_data(rec.targets, self._targets(yb, n))
         self.outputs = rec.outputs

@@ -18,8 +18,12 @@ writes ``.data`` in place, so an optimizer built before a load keeps working.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import tempfile
+import zipfile
+import zlib
 from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Set, Tuple, Union
 
 import numpy as np
@@ -364,49 +368,64 @@ class Module:
         The file is written next to ``path`` and renamed over it, so an interrupted save
         never leaves a half-written checkpoint behind. The name is used as given (numpy's
         habit of appending ``.npz`` is avoided).
+
+        Raises:
+            FileNotFoundError: the directory of ``path`` does not exist.
+            IsADirectoryError: ``path`` is a directory.
+            OSError: anything else the file system refuses; every error names ``path``
+                (never the temporary file).
         """
         path = os.fspath(path)
+        if os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, "cannot save a checkpoint over a directory", path)
         directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".arenagrad-", suffix=".npz.tmp", dir=directory)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".arenagrad-", suffix=".npz.tmp", dir=directory)
+        except OSError as err:
+            # OSError(errno, ...) builds the matching subclass (FileNotFoundError, ...).
+            raise OSError(err.errno, f"cannot save a checkpoint in {directory!r}: {err.strerror}",
+                          path) from None
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **self.state_dict())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as err:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+            if isinstance(err, OSError) and err.errno is not None:
+                raise OSError(err.errno, f"cannot save a checkpoint: {err.strerror}", path) from None
             raise
 
     def load(self, path: PathLike, strict: bool = True) -> IncompatibleKeys:
         """Load parameters saved by :meth:`save`; the module is unchanged if anything is wrong.
 
+        The archive is checked before anything in it is decompressed: its member names
+        against this module's parameters, and each member's ``.npy`` header (dtype, shape)
+        and declared size against the parameter it is meant for. A file therefore cannot
+        make ``load`` allocate more than the module's own parameters take, whatever it
+        claims to hold. Only then are the arrays read (never with pickles).
+
         Raises:
             FileNotFoundError: ``path`` does not exist.
-            ValueError: the file is not a readable ``.npz`` archive of numeric arrays
-                (corrupted, pickled objects, another format), or its entries do not match
-                this module's parameters (names or shapes).
+            IsADirectoryError: ``path`` is a directory.
+            ValueError: the file is not an ``.npz`` archive of real-number arrays
+                (corrupted, pickled objects, a lone ``.npy``, another format), or its
+                entries do not match this module's parameters (names, dtypes, shapes,
+                sizes). The message names the file and the problem.
         """
         path = os.fspath(path)
         if not os.path.exists(path):
-            raise FileNotFoundError(f"no such checkpoint: {path!r}")
+            raise FileNotFoundError(errno.ENOENT, "no such checkpoint", path)
+        if os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, "a checkpoint is a file, not a directory", path)
+        shapes = {name: shape for name, _, shape in self._named_slots()}
+        sd, unexpected = _read_checkpoint(path, shapes, strict, type(self).__name__)
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                if not isinstance(archive, np.lib.npyio.NpzFile):
-                    raise ValueError("it holds a single .npy array, not an .npz archive")
-                # NpzFile is lazy: read every member now, inside the try, so a corrupt
-                # member is reported here rather than half-way through the update.
-                sd = {k: archive[k] for k in archive.files}
-        except ValueError as e:
-            raise ValueError(f"{path!r} is not a valid arenagrad checkpoint: {e}") from e
-        except Exception as e:  # BadZipFile, EOFError, OSError, zlib.error, ...
-            raise ValueError(
-                f"{path!r} is not a valid arenagrad checkpoint ({type(e).__name__}: {e})"
-            ) from e
-        try:
-            return self.load_state_dict(sd, strict=strict)
-        except KeyError as e:
+            missing = self.load_state_dict(sd, strict=strict).missing_keys
+            return IncompatibleKeys(missing, unexpected)
+        except KeyError as e:  # pragma: no cover - _read_checkpoint checked the keys
             raise ValueError(f"{path!r} does not match this {type(self).__name__}: {e.args[0]}") from e
-        except ValueError as e:
+        except ValueError as e:  # pragma: no cover - and the dtypes and shapes
             raise ValueError(f"{path!r} does not match this {type(self).__name__}: {e}") from e
 
     # --------------------------------------------------------------------- repr
@@ -432,6 +451,114 @@ class Module:
             blocks.insert(0, extra)
         body = "".join("\n  " + _indent(b) for b in blocks)
         return f"{type(self).__name__}({body}\n)"
+
+
+
+# ------------------------------------------------------------------ checkpoint reading
+
+_NPY_MAGIC = b"\x93NUMPY"
+# The longest .npy header accepted: numpy writes well under 200 bytes for a plain array
+# and refuses headers over 10,000 bytes by default when it loads them.
+_MAX_NPY_HEADER = 10_000
+# What reading a damaged archive raises, besides ValueError: BadZipFile for a bad CRC
+# or directory, EOFError/zlib.error for a truncated or corrupt stream,
+# NotImplementedError for an unknown compression, RuntimeError for encryption.
+_READ_ERRORS = (ValueError, EOFError, zlib.error, zipfile.BadZipFile, NotImplementedError,
+                RuntimeError, OSError)
+
+
+def _not_a_checkpoint(path: str, why: str) -> ValueError:
+    return ValueError(f"{path!r} is not an arenagrad checkpoint (.npz archive): {why}")
+
+
+def _read_checkpoint(path: str, shapes: Mapping[str, Tuple[int, ...]], strict: bool,
+                     owner: str) -> Tuple[Dict[str, np.ndarray], List[str]]:
+    """The arrays of the ``.npz`` at ``path`` that ``shapes`` asks for, checked first,
+    and the names of the entries it did not ask for (never read).
+
+    Names, dtypes, shapes and the sizes the zip directory declares are all checked from
+    the zip directory and the ``.npy`` headers (a few hundred bytes per member) before
+    any array is read; every error is a ValueError naming ``path``.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_NPY_MAGIC))
+    except OSError as err:
+        raise OSError(err.errno, f"cannot read checkpoint: {err.strerror}", path) from None
+    if head == _NPY_MAGIC:
+        raise _not_a_checkpoint(path, "it holds a single .npy array")
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
+        raise _not_a_checkpoint(path, "not a zip archive" if head[:2] != b"PK" else
+                                f"a damaged zip archive ({err})") from None
+    with zf:
+        members: Dict[str, zipfile.ZipInfo] = {}
+        for info in zf.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if key in members:
+                raise _not_a_checkpoint(path, f"the entry {key!r} is stored twice")
+            members[key] = info
+        missing = [k for k in shapes if k not in members]
+        unexpected = [k for k in members if k not in shapes]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append("missing key(s) " + ", ".join(repr(k) for k in missing))
+            if unexpected:
+                parts.append("unexpected key(s) " + ", ".join(repr(k) for k in unexpected))
+            raise ValueError(f"{path!r} does not match this {owner}: " + "; ".join(parts))
+        wanted = [(k, members[k]) for k in shapes if k in members]
+
+        # Every header first, so nothing is decompressed past a header if any is wrong.
+        for key, info in wanted:
+            _check_member(path, zf, key, info, shapes[key])
+        sd: Dict[str, np.ndarray] = {}
+        for key, info in wanted:
+            try:
+                with zf.open(info) as f:
+                    sd[key] = np.lib.format.read_array(f, allow_pickle=False)
+            except _READ_ERRORS as err:
+                raise ValueError(f"{path!r} is a damaged checkpoint: reading the entry {key!r} "
+                                 f"failed ({type(err).__name__}: {err})") from None
+    return sd, unexpected
+
+
+def _check_member(path: str, zf: zipfile.ZipFile, key: str, info: zipfile.ZipInfo,
+                  shape: Tuple[int, ...]) -> None:
+    """Check one member's ``.npy`` header and declared size against the parameter's shape."""
+    what = f"{path!r}: the entry {key!r}"
+    if info.flag_bits & 0x1:
+        raise ValueError(f"{what} is encrypted")
+    count = int(np.prod(shape, dtype=np.int64))
+    try:
+        # At most the longest header is decompressed (the stream is inflated lazily),
+        # whatever the member claims, and the header is parsed from that copy.
+        with zf.open(info) as f:
+            head = io.BytesIO(f.read(_MAX_NPY_HEADER + 16))
+        version = np.lib.format.read_magic(head)
+        if version == (1, 0):
+            got, _, dtype = np.lib.format.read_array_header_1_0(head)
+        elif version == (2, 0):
+            got, _, dtype = np.lib.format.read_array_header_2_0(head)
+        else:
+            raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+        header_bytes = head.tell()
+    except _READ_ERRORS as err:
+        raise ValueError(f"{what} is not a readable .npy array ({err})") from None
+    # Real numbers only (as load_state_dict): no objects (pickles), records, bools, complex.
+    if dtype.hasobject or dtype.names is not None or dtype.kind not in ("f", "i", "u"):
+        raise ValueError(f"{what} has dtype {dtype}; a checkpoint holds real numbers (float64)")
+    if tuple(got) != tuple(shape):
+        raise ValueError(f"{what} has shape {tuple(got)}, the parameter has shape {tuple(shape)}")
+    expected = header_bytes + dtype.itemsize * count
+    if info.file_size != expected:
+        raise ValueError(
+            f"{what} declares {info.file_size} bytes, but its header ({dtype}, shape "
+            f"{tuple(got)}) makes it {expected}: "
+            + ("a damaged or hostile archive (zip bomb?)" if info.file_size > expected
+               else "the entry is truncated")
+        )
 
 
 def _indent(text: str) -> str:
