@@ -185,6 +185,7 @@ def test_a_non_iterable_is_still_a_type_error_naming_the_argument():
 # ------------------------------------------------------- 3. out of memory
 
 
+@pytest.mark.no_sanitizer
 def test_backward_out_of_memory_is_memory_error_and_changes_nothing():
     proc = run_child(
         """
@@ -214,6 +215,7 @@ def test_backward_out_of_memory_is_memory_error_and_changes_nothing():
     assert_clean_exit(proc, "MemoryError\ndone")
 
 
+@pytest.mark.no_sanitizer
 def test_releasing_a_wide_graph_under_a_memory_limit_does_not_allocate():
     proc = run_child(
         """
@@ -234,6 +236,7 @@ def test_releasing_a_wide_graph_under_a_memory_limit_does_not_allocate():
     assert_clean_exit(proc, "done")
 
 
+@pytest.mark.no_sanitizer
 @pytest.mark.parametrize("fn", FUSED + ["dot"])
 def test_fused_op_on_huge_input_out_of_memory_is_memory_error(fn):
     proc = run_child(
@@ -258,6 +261,7 @@ def test_fused_op_on_huge_input_out_of_memory_is_memory_error(fn):
     assert_clean_exit(proc, "MemoryError\ndone")
 
 
+@pytest.mark.no_sanitizer
 def test_new_arena_chunk_out_of_memory_is_memory_error():
     proc = run_child(
         """
@@ -282,6 +286,7 @@ def test_new_arena_chunk_out_of_memory_is_memory_error():
     assert_clean_exit(proc, "MemoryError\ndone")
 
 
+@pytest.mark.no_sanitizer
 def test_compile_out_of_memory_is_memory_error_and_leaks_no_reference():
     proc = run_child(
         """
@@ -308,6 +313,7 @@ def test_compile_out_of_memory_is_memory_error_and_leaks_no_reference():
 # ------------------------------------------- 4. exit during a replay
 
 
+@pytest.mark.no_sanitizer
 @pytest.mark.parametrize("what", ["forward", "backward"])
 def test_interpreter_exit_while_a_daemon_thread_replays(what):
     # The graph is long enough for replays to release the GIL; the main
