@@ -43,28 +43,25 @@ PYBIND11_MODULE(_core, m) {
   m.add_object("Value", reinterpret_cast<PyObject*>(&ag::ValueType));
   if (!ag::add_fused_ops(m.ptr())) throw py::error_already_set();
 
-  // A mode is a bool: pybind11 would also take None (as False) and 0.5 (as True).
-  auto mode_arg = [](py::handle on, const char* fn) {
-    if (!PyBool_Check(on.ptr()))
-      throw py::type_error(std::string(fn) + "(): mode must be a bool, not '" + Py_TYPE(on.ptr())->tp_name + "'");
-    return on.ptr() == Py_True;
+  // A mode is a bool: pybind11 would also take None (as False) and 0.5 (as
+  // True). The flag is thread_local, so it is reached through a function run
+  // on the calling thread, never captured by reference.
+  auto def_mode_setter = [&m](const char* name, bool& (*flag)(), const char* doc) {
+    m.def(
+        name,
+        [name, flag](py::handle on) {
+          if (!PyBool_Check(on.ptr()))
+            throw py::type_error(std::string(name) + "(): mode must be a bool, not '" + Py_TYPE(on.ptr())->tp_name + "'");
+          bool was = flag();
+          flag() = on.ptr() == Py_True;
+          return was;
+        },
+        py::arg("mode"), doc);
   };
-  m.def(
-      "set_grad_enabled",
-      [mode_arg](py::handle on) {
-        bool was = ag::grad_enabled;
-        ag::grad_enabled = mode_arg(on, "set_grad_enabled");
-        return was;
-      },
-      py::arg("mode"), "Turn graph recording on or off for this thread; returns the previous mode.");
-  m.def(
-      "set_detect_anomaly",
-      [mode_arg](py::handle on) {
-        bool was = ag::anomaly_enabled;
-        ag::anomaly_enabled = mode_arg(on, "set_detect_anomaly");
-        return was;
-      },
-      py::arg("mode"), "Turn NaN/inf detection on or off for this thread; returns the previous mode.");
+  def_mode_setter("set_grad_enabled", [] () -> bool& { return ag::grad_enabled; },
+                  "Turn graph recording on or off for this thread; returns the previous mode.");
+  def_mode_setter("set_detect_anomaly", [] () -> bool& { return ag::anomaly_enabled; },
+                  "Turn NaN/inf detection on or off for this thread; returns the previous mode.");
   m.def(
       "is_anomaly_enabled", [] { return ag::anomaly_enabled; }, "Whether NaN/inf detection is on for this thread.");
   m.def(

@@ -56,6 +56,18 @@ static inline int operand(PyObject* o, Node** node, double* v) {
   return as_number(o, v);
 }
 
+// Both operands of a binary op or comparison, with operand's 1 / 0 / -1.
+static inline int operands(PyObject* a, PyObject* b, Node** na, double* va, Node** nb, double* vb) {
+  int r = operand(a, na, va);
+  return r > 0 ? operand(b, nb, vb) : r;
+}
+
+// What a binary slot returns when operands() gave 0 or -1.
+static PyObject* declined(int r) {
+  if (r < 0) return nullptr;
+  Py_RETURN_NOTIMPLEMENTED;
+}
+
 // --------------------------------------------------------------- op builders
 
 template <int OP, class S>
@@ -78,12 +90,8 @@ template <int OP, class S>
 static PyObject* apply_binary(PyObject* a, PyObject* b) {
   Node *na, *nb;
   double va, vb;
-  int r = operand(a, &na, &va);
-  if (r > 0) r = operand(b, &nb, &vb);
-  if (r <= 0) {
-    if (r < 0) return nullptr;
-    Py_RETURN_NOTIMPLEMENTED;
-  }
+  int r = operands(a, b, &na, &va, &nb, &vb);
+  if (r <= 0) return declined(r);
   double y;
   Err e = S::f(va, vb, y);
   if (e) return raise_op_error(S::name, e, va, vb, true);
@@ -339,12 +347,8 @@ static PyObject* value_richcompare(PyObject* a, PyObject* b, int op) {
   }
   Node *na, *nb;
   double x, y;
-  int r = operand(a, &na, &x);
-  if (r > 0) r = operand(b, &nb, &y);
-  if (r <= 0) {
-    if (r < 0) return nullptr;
-    Py_RETURN_NOTIMPLEMENTED;
-  }
+  int r = operands(a, b, &na, &x, &nb, &y);
+  if (r <= 0) return declined(r);
   Py_RETURN_RICHCOMPARE(x, y, op);
 }
 
