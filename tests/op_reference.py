@@ -165,7 +165,19 @@ REFERENCE: dict[str, Ref] = {
         edges=[at(0.0, value=0.0, grad=0.01), at(-0.0, value=0.0, grad=0.01), at(0.0, value=0.0, grad=0.2, params=[0.2])],
     ),
     "tanh": unary(math.tanh, "tanh", reals),
-    "sigmoid": unary(sigmoid, "sigmoid", wide, edges=[at(800.0, value=1.0, grad=0.0), at(-800.0, value=0.0, grad=0.0)]),
+    # At +-800 the derivative underflows to 0 for any formula y(1-y)k; at -600 it is
+    # e^-600 (1 + e^-600 rounds to 1), far above the comparison's absolute floor, so a
+    # wrong factor shows. The +-800 edges check that nothing overflows into inf or nan.
+    "sigmoid": unary(
+        sigmoid,
+        "sigmoid",
+        wide,
+        edges=[
+            at(-600.0, value=math.exp(-600.0), grad=math.exp(-600.0)),
+            at(800.0, value=1.0, grad=0.0),
+            at(-800.0, value=0.0, grad=0.0),
+        ],
+    ),
     "exp": unary(math.exp, "exp", st.floats(-5, 5)),
     "log": unary(math.log, "log", positive, edges=[at(TINY, value=-1000 * math.log(2), grad=2.0**1000)]),
     "sqrt": unary(math.sqrt, "sqrt", positive, edges=[at(TINY, value=2.0**-500, grad=2.0**499), at(0.0, value=0.0, grad=inf)]),

@@ -290,7 +290,14 @@ def test_exp_extremes_and_sigmoid_tails():
         y = a.sigmoid()
         y.backward()
         assert y.data == _sigmoid_stable(x)
-        assert a.grad == pytest.approx(_sigmoid_stable(x) * (1 - _sigmoid_stable(x)), abs=1e-300)
+        assert a.grad == 0.0  # underflows, and is neither inf nor nan
+    # Deep in the tail but above underflow: sigmoid(-600) = e^-600 / (1 + e^-600) and
+    # its derivative e^-600 (1 + e^-600)^-2 are e^-600 to the last bit.
+    a = V(-600.0)
+    y = a.sigmoid()
+    y.backward()
+    assert y.data == pytest.approx(math.exp(-600.0), rel=1e-14)
+    assert a.grad == pytest.approx(math.exp(-600.0), rel=1e-14)
     a = V(-800.0)
     y = a.exp()
     assert y.data == 0.0 == math.exp(-800.0)
