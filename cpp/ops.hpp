@@ -63,7 +63,8 @@ struct Relu : UnaryOp {
   static constexpr Kind kind = ACTIVATION;
   static constexpr const char* doc = "max(0, x); its derivative at 0 is 0.";
   static Err f(double x, double, double& y) { y = x > 0 || std::isnan(x) ? x : 0.0; return OK; }
-  static double d(double x, double, double) { return x > 0 ? 1.0 : 0.0; }
+  // NaN passes its gradient through as it passes its value, as in torch.
+  static double d(double x, double, double) { return x > 0 || std::isnan(x) ? 1.0 : 0.0; }
 };
 
 struct LeakyRelu : UnaryOp {  // p = the slope for x <= 0
@@ -229,8 +230,10 @@ struct Pow {
   }
   static void d(double a, double b, double y, double& da, double& db) {
     da = b == 0 ? 0.0 : b * std::pow(a, b - 1);
-    // d/db a^b = a^b log a; at a == 0 PyTorch takes the limit 0 (for b >= 0).
-    db = a == 0 ? 0.0 : y * std::log(a);
+    // d/db a^b = a^b log a; at a == 0 PyTorch takes the limit 0 for b >= 0 (a
+    // negative b raises in the forward, except -inf: there, and for NaN, the
+    // formula's -inf and NaN stand, as in torch).
+    db = a == 0 && b >= 0 ? 0.0 : y * std::log(a);
   }
 };
 

@@ -155,7 +155,13 @@ TINY = 2.0**-1000
 REFERENCE: dict[str, Ref] = {
     "neg": unary(operator.neg, "neg", reals, call=operator.neg),
     "abs": unary(abs, "abs", away_from_zero, edges=[at(0.0, value=0.0, grad=0.0), at(-0.0, value=0.0, grad=0.0)]),
-    "relu": unary(relu, "relu", away_from_zero, edges=[at(0.0, value=0.0, grad=0.0), at(-0.0, value=0.0, grad=0.0)]),
+    # NaN passes through with its gradient, as in torch
+    "relu": unary(
+        relu,
+        "relu",
+        away_from_zero,
+        edges=[at(0.0, value=0.0, grad=0.0), at(-0.0, value=0.0, grad=0.0), at(nan, value=nan, grad=1.0)],
+    ),
     "leaky_relu": unary(
         leaky_relu,
         lambda T, t, *slope: T.nn.functional.leaky_relu(t, *slope),

@@ -21,7 +21,7 @@ import math
 
 import pytest
 from conftest import FD_ABS, FD_REL, HYPO, TORCH_ABS, TORCH_REL, assert_close, fd_grad, torch_grads
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from op_reference import REFERENCE, engine_op, reals
 
@@ -235,6 +235,75 @@ def test_op_edges_against_torch(name, edge, torch):
     assert_close(values, want, rel=ref.torch_rel, abs_=TORCH_ABS, what=f"{what} value vs torch")
     for k, (row, t_row) in enumerate(zip(rows, want_rows)):
         assert_close(row, t_row, rel=ref.torch_rel, abs_=TORCH_ABS, what=f"{what}: d out[{k}] vs torch")
+
+
+# ------------------------------------------------------------------ any float at all
+# The draws above stay where finite differences mean something. Here every float is
+# fair: zeros of both signs, subnormals, the edges of exp's range, huge magnitudes,
+# infinities and NaN. The engine must do what its plain-float function does, as
+# Python floats do: the same value, or the same exception.
+
+SPECIAL = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1e-300, -1e-300, 1.0, -1.0,
+           709.78, 710.0, -745.2, -746.0, 1e300, -1e300, 1.7976931348623157e308, math.inf, -math.inf, math.nan]
+ANY_FLOAT = st.one_of(st.sampled_from(SPECIAL), st.floats(allow_nan=True, allow_infinity=True))
+SCALAR_OPS = [name for name, ref in REFERENCE.items() if ref.arity in ("unary", "binary") and not ref.multi]
+DOMAIN_ERRORS = (ValueError, ZeroDivisionError, OverflowError)
+
+
+def plain(f, args):
+    """(value, None) or (None, exception type) of the plain-float function."""
+    try:
+        return f(*args), None
+    except DOMAIN_ERRORS as e:
+        return None, type(e)
+
+
+# One op call per draw: a budget ten times the usual one takes well under a second
+# per op and reaches the special values and both ends of the range; with torch in
+# the loop, five times (about half a second per op).
+ANY_FLOAT_HYPO = settings(HYPO, max_examples=10 * HYPO.max_examples)
+ANY_FLOAT_TORCH_HYPO = settings(HYPO, max_examples=5 * HYPO.max_examples)
+
+
+@pytest.mark.parametrize("name", SCALAR_OPS)
+@ANY_FLOAT_HYPO
+@given(data=st.data())
+def test_op_on_any_float_matches_its_plain_float_function(name, data):
+    ref = REFERENCE[name]
+    args = data.draw(st.tuples(*[ANY_FLOAT] * (1 if ref.arity == "unary" else 2)), label="operands")
+    want, error = plain(ref.f, args)
+    if error is not None:
+        with pytest.raises(error):
+            engine_op(name)(*[ag.Value(a) for a in args])
+        return
+    got = engine_op(name)(*[ag.Value(a) for a in args]).data
+    if math.isnan(want):
+        assert math.isnan(got), (name, args, got)
+    else:
+        # A few ulps (the engine may evaluate the same formula in another order);
+        # below the normal range there are no ulps to spare.
+        assert math.isclose(got, want, rel_tol=1e-13, abs_tol=1e-307), (name, args, got, want)
+
+
+@pytest.mark.parametrize("name", SCALAR_OPS)
+@ANY_FLOAT_TORCH_HYPO
+@given(data=st.data())
+def test_op_gradient_on_any_float_matches_torch(name, data, torch):
+    """Where the value is defined, the gradient is torch's in float64, whatever the
+    magnitude (NaN where torch gives NaN)."""
+    ref = REFERENCE[name]
+    args = data.draw(st.tuples(*[ANY_FLOAT] * (1 if ref.arity == "unary" else 2)), label="operands")
+    want, error = plain(ref.f, args)
+    if error is not None:
+        return
+    vs = [ag.Value(a) for a in args]
+    engine_op(name)(*vs).backward()
+    _, t_grads = torch_grads(torch, lambda *ts: ref.torch(torch, *ts), args)
+    for k, (v, t) in enumerate(zip(vs, t_grads)):
+        if math.isnan(t):
+            assert math.isnan(v.grad), (name, args, k, v.grad, t)
+        else:
+            assert math.isclose(v.grad, t, rel_tol=ref.torch_rel, abs_tol=TORCH_ABS), (name, args, k, v.grad, t)
 
 
 # ------------------------------------------------------------------ unary ops: spellings
