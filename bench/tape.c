@@ -1,73 +1,187 @@
 /* The floor for compiled replay: the many-scalar-ops graph of
- * docs/architecture.md as a hand-written C tape (structure of arrays, one switch
- * per node), built and replayed with no Python at all.
+ * docs/architecture.md as the best hand-written C tape we know for the same
+ * work, built and replayed with no Python at all.
  *
- *   cc -O2 -o tape tape.c -lm && ./tape 10000 200
+ *   cc -O3 -o tape tape.c -lm && ./tape 10000 40 3
  *
- * prints: nodes, output value, median ns per forward+backward. */
+ * "The same work" is what ag.compile(output) then forward() + backward() do:
+ *   - the tape holds only what the output depends on (of the 20,100 nodes
+ *     built for 10,000 ops, 17,512 remain), in the engine's own order: the
+ *     build step below runs the engine's two-pass traversal (graph.hpp,
+ *     count_consumers and consumers_first), so every gradient is summed in
+ *     the same order and comes out with the same bits;
+ *   - the same formulas (cpp/ops.hpp), so every value has the same bits.
+ * What makes it the best C we know rather than a transcription of the engine:
+ *   - nothing is recomputed. Each softmax output is exp(x_i - L), which the
+ *     logsumexp's backward needs as well: the logsumexp record computes the
+ *     four once, in the forward, and its backward reads them (the engine
+ *     recomputes them in the backward, and computes a softmax output only if
+ *     the output is used). Softplus keeps sigmoid(x), made from the
+ *     exp(-|x|) its forward computes anyway, for its backward (the engine
+ *     recomputes it). The softmax-output records are then backward-only;
+ *   - no generality: four fixed-arity record kinds in one array of structs,
+ *     one switch per record, flat value and gradient arrays, no checks for
+ *     infinities, NaNs or failed ops (this graph has none);
+ *   - a sum is a + b + c + d (the engine starts at 0.0: the same bits but
+ *     for the sign of a sum of negative zeros).
+ *
+ * Usage: tape [ops [reps [warmup [dump]]]]. Prints
+ *   1. backward records, nodes (leaves included, as CompiledGraph.num_nodes
+ *      counts them), the output value;
+ *   2. ns per forward + backward for each of the `reps` timed runs, after
+ *      `warmup` untimed ones;
+ * and with dump = 1, in the order of the benchmark's Python list of nodes
+ * (the hidden logsumexps excluded; "nan" for a node the output does not
+ * depend on),
+ *   3. every node's value;
+ *   4. every node's d(output)/d(node). */
+#define _POSIX_C_SOURCE 199309L /* clock_gettime under -std=c99 */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+/* ------------------------------------------------- the graph, as built */
 
 enum { LEAF, SOFTPLUS, SUM4, MUL, LSE4, SMOUT };
 
-static int *op, (*in)[4];
+static int *gop, (*gin)[4], *gnin, ng;  /* graph nodes in creation order */
+
+static int node(int o, int n, int a, int b, int c, int d) {
+  gop[ng] = o;
+  gnin[ng] = n;
+  gin[ng][0] = a; gin[ng][1] = b; gin[ng][2] = c; gin[ng][3] = d;
+  return ng++;
+}
+
+/* ------------------------------------------------------------ the tape */
+
+typedef struct {
+  int op;
+  int out;     /* its slot in val and grad */
+  int in[4];   /* operand slots */
+  int keep[4]; /* slots of values kept for backward: the logsumexp's four
+                  exp(x_i - L) (its softmax outputs' own slots when kept);
+                  softplus's sigmoid(x) in keep[0] */
+} Rec;
+
+static Rec *fwd, *bwd; /* forward records (no softmax outputs); backward records */
+static int nfwd, nbwd;
 static double *val, *grad;
-static int n;
-
-static int add(int o, int a, int b, int c, int d) {
-  op[n] = o;
-  in[n][0] = a; in[n][1] = b; in[n][2] = c; in[n][3] = d;
-  return n++;
-}
-
-static double sigmoid(double x) {
-  if (x >= 0) return 1.0 / (1.0 + exp(-x));
-  double e = exp(x);
-  return e / (1.0 + e);
-}
+static int nslots, root;
 
 static void forward(void) {
-  for (int k = 0; k < n; ++k) {
-    int *i = in[k];
-    switch (op[k]) {
+  double *v = val;
+  for (const Rec *t = fwd, *end = fwd + nfwd; t < end; ++t) {
+    switch (t->op) {
       case SOFTPLUS: {
-        double x = val[i[0]];
-        val[k] = (x > 0 ? x : 0.0) + log1p(exp(-fabs(x)));
+        double x = v[t->in[0]];
+        double e = exp(-fabs(x)); /* exp(-x) for x >= 0, exp(x) below: sigmoid's two branches */
+        v[t->out] = (x > 0 ? x : 0.0) + log1p(e);
+        v[t->keep[0]] = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
         break;
       }
-      case SUM4: val[k] = val[i[0]] + val[i[1]] + val[i[2]] + val[i[3]]; break;
-      case MUL: val[k] = val[i[0]] * val[i[1]]; break;
+      case SUM4: v[t->out] = v[t->in[0]] + v[t->in[1]] + v[t->in[2]] + v[t->in[3]]; break;
+      case MUL: v[t->out] = v[t->in[0]] * v[t->in[1]]; break;
       case LSE4: {
-        double m = val[i[0]];
-        for (int j = 1; j < 4; ++j) m = val[i[j]] > m ? val[i[j]] : m;
-        double s = 0;
-        for (int j = 0; j < 4; ++j) s += exp(val[i[j]] - m);
-        val[k] = m + log(s);
+        double x0 = v[t->in[0]], x1 = v[t->in[1]], x2 = v[t->in[2]], x3 = v[t->in[3]];
+        double m = x0;
+        m = x1 > m ? x1 : m;
+        m = x2 > m ? x2 : m;
+        m = x3 > m ? x3 : m;
+        double s = exp(x0 - m);
+        s += exp(x1 - m);
+        s += exp(x2 - m);
+        s += exp(x3 - m);
+        double L = m + log(s);
+        v[t->out] = L;
+        v[t->keep[0]] = exp(x0 - L);
+        v[t->keep[1]] = exp(x1 - L);
+        v[t->keep[2]] = exp(x2 - L);
+        v[t->keep[3]] = exp(x3 - L);
         break;
       }
-      case SMOUT: val[k] = exp(val[i[0]] - val[i[1]]); break;
-      default: break;
     }
   }
 }
 
 static void backward(void) {
-  for (int k = 0; k < n; ++k) grad[k] = 0.0;
-  grad[n - 1] = 1.0;
-  for (int k = n - 1; k >= 0; --k) {
-    int *i = in[k];
-    double g = grad[k];
-    switch (op[k]) {
-      case SOFTPLUS: grad[i[0]] += g * sigmoid(val[i[0]]); break;
-      case SUM4: for (int j = 0; j < 4; ++j) grad[i[j]] += g; break;
-      case MUL: grad[i[0]] += g * val[i[1]]; grad[i[1]] += g * val[i[0]]; break;
-      case LSE4: for (int j = 0; j < 4; ++j) grad[i[j]] += g * exp(val[i[j]] - val[k]); break;
-      case SMOUT: grad[i[0]] += g * val[k]; grad[i[1]] -= g * val[k]; break;
-      default: break;
+  double *g = grad;
+  const double *v = val;
+  memset(g, 0, nslots * sizeof *g);
+  g[root] = 1.0;
+  for (const Rec *t = bwd, *end = bwd + nbwd; t < end; ++t) {
+    const double gk = g[t->out];
+    switch (t->op) {
+      case SOFTPLUS: g[t->in[0]] += gk * v[t->keep[0]]; break;
+      case SUM4:
+        g[t->in[0]] += gk;
+        g[t->in[1]] += gk;
+        g[t->in[2]] += gk;
+        g[t->in[3]] += gk;
+        break;
+      case MUL:
+        g[t->in[0]] += gk * v[t->in[1]];
+        g[t->in[1]] += gk * v[t->in[0]];
+        break;
+      case LSE4:
+        g[t->in[0]] += gk * v[t->keep[0]];
+        g[t->in[1]] += gk * v[t->keep[1]];
+        g[t->in[2]] += gk * v[t->keep[2]];
+        g[t->in[3]] += gk * v[t->keep[3]];
+        break;
+      case SMOUT: {
+        const double y = v[t->out];
+        g[t->in[0]] += gk * y;
+        g[t->in[1]] += gk * -y;
+        break;
+      }
     }
   }
+}
+
+/* ------------------------------------------- the engine's traversal order */
+
+/* graph.hpp's count_consumers then consumers_first from one root, over node
+ * indices: calls emit order into `emitted` (roots first, leaves last). */
+static int traverse(int r, int *emitted) {
+  int *pending = calloc(ng, sizeof *pending), *seen = calloc(ng, sizeof *seen);
+  int *stack = malloc(ng * sizeof *stack), sp = 0, ne = 0;
+  seen[r] = 1;
+  stack[sp++] = r;
+  while (sp) {
+    int n = stack[--sp];
+    while (n >= 0) {
+      int next = -1;
+      for (int j = 0; j < gnin[n]; ++j) {
+        int in = gin[n][j];
+        if (seen[in]) { ++pending[in]; continue; }
+        seen[in] = 1;
+        pending[in] = 1;
+        if (next >= 0) stack[sp++] = next;
+        next = in;
+      }
+      n = next;
+    }
+  }
+  stack[sp++] = r;
+  while (sp) {
+    int n = stack[--sp];
+    while (n >= 0) {
+      emitted[ne++] = n;
+      int next = -1;
+      for (int j = 0; j < gnin[n]; ++j) {
+        int in = gin[n][j];
+        if (--pending[in] != 0) continue;
+        if (next >= 0) stack[sp++] = next;
+        next = in;
+      }
+      n = next;
+    }
+  }
+  free(pending); free(seen); free(stack);
+  return ne;
 }
 
 static int cmp(const void *a, const void *b) {
@@ -75,41 +189,100 @@ static int cmp(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+static double now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e9 + t.tv_nsec;
+}
+
 int main(int argc, char **argv) {
-  int ops = argc > 1 ? atoi(argv[1]) : 10000, reps = argc > 2 ? atoi(argv[2]) : 200;
+  int ops = argc > 1 ? atoi(argv[1]) : 10000, reps = argc > 2 ? atoi(argv[2]) : 40;
+  int warmup = argc > 3 ? atoi(argv[3]) : 3, dump = argc > 4 ? atoi(argv[4]) : 0;
+  if (ops < 4 || reps < 1 || warmup < 0) return 2;
+
+  /* 1. The graph as the benchmark builds it. `list` is its Python list of
+   * nodes: a softmax's hidden logsumexp is in the graph but not the list. */
   int cap = 100 + 2 * ops + 16;
-  op = malloc(cap * sizeof *op); in = malloc(cap * sizeof *in);
-  val = malloc(cap * sizeof *val); grad = malloc(cap * sizeof *grad);
-  /* `nodes` is the Python list of the benchmark: the hidden logsumexp of each
-   * softmax is on the tape but not in the list. */
-  int *nodes = malloc(cap * sizeof *nodes), nn = 0;
-  for (int i = 0; i < 100; ++i) { val[n] = 0.01 * i; nodes[nn++] = add(LEAF, 0, 0, 0, 0); }
+  gop = malloc(cap * sizeof *gop); gin = malloc(cap * sizeof *gin); gnin = malloc(cap * sizeof *gnin);
+  int *list = malloc(cap * sizeof *list), nl = 0;
+  for (int i = 0; i < 100; ++i) list[nl++] = node(LEAF, 0, 0, 0, 0, 0);
   for (int k = 0; k < ops; ++k) {
-    int *t = nodes + nn;
+    int *t = list + nl;
     switch (k % 4) {
-      case 0: nodes[nn++] = add(SOFTPLUS, t[-10], 0, 0, 0); break;
-      case 1: nodes[nn++] = add(SUM4, t[-30], t[-25], t[-20], t[-15]); break;
-      case 2: nodes[nn++] = add(MUL, t[-20], t[-10], 0, 0); break;
+      case 0: list[nl++] = node(SOFTPLUS, 1, t[-10], 0, 0, 0); break;
+      case 1: list[nl++] = node(SUM4, 4, t[-30], t[-25], t[-20], t[-15]); break;
+      case 2: list[nl++] = node(MUL, 2, t[-20], t[-10], 0, 0); break;
       case 3: {
-        int L = add(LSE4, t[-4], t[-3], t[-2], t[-1]);
+        int L = node(LSE4, 4, t[-4], t[-3], t[-2], t[-1]);
         int o[4];
-        for (int j = 0; j < 4; ++j) o[j] = add(SMOUT, t[-4 + j], L, 0, 0);
-        for (int j = 0; j < 4; ++j) nodes[nn++] = o[j];
+        for (int j = 0; j < 4; ++j) o[j] = node(SMOUT, 2, t[-4 + j], L, 0, 0);
+        for (int j = 0; j < 4; ++j) list[nl++] = o[j];
         break;
       }
     }
   }
-  /* The output must be the last tape entry for the seed above. */
+
+  /* 2. Compile: what the output depends on, in the engine's order (leaves
+   * first, then the reverse of the backward sweep), slot = position. */
+  int *emitted = malloc(ng * sizeof *emitted);
+  int ne = traverse(list[nl - 1], emitted);
+  int *slot = malloc(ng * sizeof *slot), N = 0;
+  for (int i = 0; i < ng; ++i) slot[i] = -1;
+  for (int i = ne; i-- > 0;)
+    if (gop[emitted[i]] == LEAF) slot[emitted[i]] = N++;
+  for (int i = ne; i-- > 0;)
+    if (gop[emitted[i]] != LEAF) slot[emitted[i]] = N++;
+  nslots = N;
+  root = slot[list[nl - 1]];
+  /* Kept values get slots past the nodes: a softplus's sigmoid, and the
+   * exp(x_i - L) of a softmax output the output does not depend on. */
+  bwd = malloc(ne * sizeof *bwd);
+  fwd = malloc(ne * sizeof *fwd);
+  nbwd = nfwd = 0;
+  for (int i = 0; i < ne; ++i) {
+    int n = emitted[i];
+    if (gop[n] == LEAF) continue;
+    Rec t = {gop[n], slot[n], {0, 0, 0, 0}, {0, 0, 0, 0}};
+    for (int j = 0; j < gnin[n]; ++j) t.in[j] = slot[gin[n][j]];
+    if (t.op == SOFTPLUS) t.keep[0] = nslots++;
+    if (t.op == LSE4)
+      for (int j = 0; j < 4; ++j) { /* its softmax outputs are the next four nodes */
+        int o = n + 1 + j;
+        t.keep[j] = slot[o] >= 0 ? slot[o] : nslots++;
+      }
+    bwd[nbwd++] = t;
+  }
+  for (int i = nbwd; i-- > 0;)
+    if (bwd[i].op != SMOUT) fwd[nfwd++] = bwd[i];
+  val = calloc(nslots, sizeof *val);
+  grad = calloc(nslots, sizeof *grad);
+  for (int i = 0; i < 100; ++i)
+    if (slot[i] >= 0) val[slot[i]] = 0.01 * i;
+
+  /* 3. Replay. */
   double *times = malloc(reps * sizeof *times);
-  for (int r = 0; r < reps; ++r) {
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
+  for (int r = 0; r < warmup + reps; ++r) {
+    double a = now_ns();
     forward();
     backward();
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    times[r] = (b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec);
+    double b = now_ns();
+    if (r >= warmup) times[r - warmup] = b - a;
+  }
+  printf("%d %d %.17g\n", nbwd, N, val[root]);
+  for (int r = 0; r < reps; ++r) printf("%s%.0f", r ? " " : "", times[r]);
+  printf("\n");
+  if (dump) {
+    for (int pass = 0; pass < 2; ++pass) {
+      const double *a = pass ? grad : val;
+      for (int i = 0; i < nl; ++i) {
+        int s = slot[list[i]];
+        if (s >= 0) printf("%s%.17g", i ? " " : "", a[s]);
+        else printf("%snan", i ? " " : "");
+      }
+      printf("\n");
+    }
   }
   qsort(times, reps, sizeof *times, cmp);
-  printf("%d %.17g %.1f\n", nn, val[n - 1], times[reps / 2]);
+  fprintf(stderr, "median %.0f ns\n", times[reps / 2]);
   return 0;
 }

@@ -102,7 +102,7 @@ def torch_moons_step(torch: Any, model: Any, opt: Any, X: Any, y: Any, alpha: fl
     opt.zero_grad()
     loss.backward()
     opt.step()
-    return float(loss)
+    return loss.item()
 
 
 # The 10,000-op graph's output, float64, agreed by PyTorch (docs/architecture.md).
