@@ -5,11 +5,12 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
+import numpy as np
 import pytest
 
 from arenagrad import cli
+from arenagrad.demos import minimize
 from arenagrad.train import TrainConfig, TrainError, train
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -144,7 +145,7 @@ def test_help_lists_every_dataset_and_default(capsys):
 
 
 def test_minimize_follows_the_gradient(tmp_path, capsys):
-    run_ = cli.minimize(1.0, 2.0, lr=0.05, steps=1)
+    run_ = minimize(1.0, 2.0, lr=0.05, steps=1)
     # f = relu((x - y)**3 + exp(y)) + y; at (1, 2) the relu is on:
     # df/dx = 3 (x - y)**2 = 3, df/dy = -3 (x - y)**2 + exp(y) + 1
     assert run_["x"][1] == pytest.approx(1.0 - 0.05 * 3.0)
@@ -208,9 +209,9 @@ def test_defaults_reach_95_percent_within_60_epochs(dataset, tmp_path):
 def test_train_config_errors_are_train_errors(tmp_path):
     with pytest.raises(TrainError, match="unknown dataset 'mnist'"):
         train(TrainConfig(dataset="mnist", out=str(tmp_path)))
-    with pytest.raises(TrainError, match="hidden layer sizes must be positive"):
+    with pytest.raises(TrainError, match=r"each hidden value must be an integer from 1 to 4096, got \[4, 0\]"):
         train(TrainConfig(hidden=[4, 0], out=str(tmp_path)))
-    with pytest.raises(TrainError, match="learning rate must be a positive number"):
+    with pytest.raises(TrainError, match="lr must be a positive number, got -1.0"):
         train(TrainConfig(lr=-1.0, out=str(tmp_path)))
 
 
@@ -237,12 +238,12 @@ def one_line_error(argv, capsys):
         (["--samples", "4", "--test-split", "0.9"], "holds out 4 of 4 samples, leaving none to train on"),
         (["--dataset", "digits", "--samples", "4", "--test-split", "0.8"], "leaving none to train on"),
         # absurd sizes
-        (["--samples", "2000000"], "argument --samples: '2000000' is not an integer from 1 to 1000000"),
-        (["--samples", "1" + "0" * 30], "is not an integer from 1 to 1000000"),
+        (["--samples", "2000000"], "argument --samples: '2000000' is not an integer from 4 to 1000000"),
+        (["--samples", "1" + "0" * 30], "is not an integer from 4 to 1000000"),
         (["--dataset", "digits", "--samples", "5000"], "digits has 1797 samples"),
-        (["--samples", "3"], "samples must be an integer from 4 to 1,000,000, got 3"),
+        (["--samples", "3"], "argument --samples: '3' is not an integer from 4 to 1000000"),
         (["--hidden", "5000"], "argument --hidden: '5000' is not an integer from 1 to 4096"),
-        (["--hidden", *["2"] * 17], "at most 16 hidden layers, got 17"),
+        (["--hidden", *["2"] * 17], "at most 16 hidden values, got 17"),
         (["--hidden", "2000", "2000"], "an MLP 2-2000-2000-2 has 4,012,002 parameters; the limit is 1,000,000"),
         (["--hidden", "700", "700", "--batch-size", "200"], "would build a graph of about"),
         (["--hidden", "400", "400", "--batch-size", "200", "--compile"], "a compiled training step"),
@@ -256,7 +257,7 @@ def one_line_error(argv, capsys):
         # a learning rate that diverges is blamed on --lr, without numpy's warnings
         (["--lr", "1e308", "--optimizer", "adam", "--quiet"], "diverged (became nan) at epoch 1; try a smaller --lr"),
         (["--lr", "1e308", "--dataset", "sine", "--quiet"], "diverged (became nan) at epoch 1; try a smaller --lr"),
-        (["--grid", "100000"], "grid must be between 5 and 400"),
+        (["--grid", "100000"], "argument --grid: '100000' is not an integer from 5 to 400"),
     ],
 )
 def test_train_refuses_absurd_settings_in_one_line(argv, needle, capsys, tmp_path):
@@ -272,8 +273,9 @@ def test_train_refuses_absurd_settings_in_one_line(argv, needle, capsys, tmp_pat
     [
         (["graph", "--hidden", "5000"], "'5000' is not an integer from 1 to 4096"),
         (["graph", "--inputs", "100000"], "argument --inputs: '100000' is not an integer from 1 to 4096"),
-        (["graph", "--hidden", "2000", "2000"], "an MLP 2-2000-2000-1 has 4,010,001 parameters; the limit is 1,000,000"),
-        (["graph", "--hidden", *["2"] * 17], "at most 16 hidden layers"),
+        (["graph", "--hidden", "2000", "2000"],
+         "an MLP 2-2000-2000-1 has 4,010,001 parameters; the limit is 1,000,000"),
+        (["graph", "--hidden", *["2"] * 17], "at most 16 hidden values, got 17"),
         (["graph", "--max-nodes", "1000000000"], "is not an integer from 1 to 10000"),
         (["graph", "--dpi", "100000"], "is not an integer from 1 to 1200"),
         (["minimize", "--steps", "1000000000000"], "is not an integer from 1 to 1000000"),
@@ -375,25 +377,27 @@ def test_train_config_bounds_are_train_errors(tmp_path):
         with pytest.raises(TrainError, match=match):
             train(TrainConfig(out=str(tmp_path), plots=False, quiet=True, **kw))
 
-    bad("samples must be an integer from 4 to 1,000,000", samples=10**7)
-    bad("noise must be a number in", noise=1e308)
-    bad("noise must be a number in", noise=float("nan"))
-    bad("at most 4096 units wide", hidden=[10**6])
-    bad("at most 16 hidden layers", hidden=[2] * 17)
+    bad("samples must be an integer from 4 to 1000000, got 10000000", samples=10**7)
+    bad(r"noise must be a number in \[0, 10\]", noise=1e308)
+    bad(r"noise must be a number in \[0, 10\]", noise=float("nan"))
+    bad("each hidden value must be an integer from 1 to 4096", hidden=[10**6])
+    bad("at most 16 hidden values, got 17", hidden=[2] * 17)
     bad("parameters; the limit is", hidden=[1000, 1000])
     bad("epochs must be an integer from 1 to 100000", epochs=10**9)
-    bad("weight decay must be in", weight_decay=2.0)
+    bad(r"weight_decay must be a number in \[0, 1\], got 2.0", weight_decay=2.0)
     bad("leaving none to train on", samples=10, test_split=0.95)
     bad("seed must be a non-negative integer", seed=-1)
 
 
 def test_dataset_shapes_used_by_the_size_checks_match_the_data():
-    from arenagrad.train import _SHAPES, load_dataset, resolve_config
+    from arenagrad.train import DATASETS, load_dataset, resolve_config
 
-    for name, (features, classes) in _SHAPES.items():
+    for name, d in DATASETS.items():
         if name == "digits":
             pytest.importorskip("sklearn")
         X, y, _, _ = load_dataset(resolve_config(TrainConfig(dataset=name, samples=None if name == "digits" else 300)))
-        assert X.shape[1] == features, name
-        if name != "sine":
-            assert int(y.max()) + 1 == classes, name
+        assert X.shape[1] == d.features, name
+        if d.classes is None:
+            assert y.dtype == np.float64, name  # a regression: numbers, not classes
+        else:
+            assert int(y.max()) + 1 == d.classes, name

@@ -306,8 +306,23 @@ def test_to_pm1():
     np.testing.assert_array_equal(data.to_pm1([1.0, 0.0]), [1, -1])
     with pytest.raises(ValueError, match="0, 1"):
         data.to_pm1(np.array([0, 2]))
+    # Labels that already are -1/+1 are kept (the one mapping serves both labellings) ...
+    np.testing.assert_array_equal(data.to_pm1(np.array([-1, 1, 1])), [-1, 1, 1])
+    # ... but a mix of the two is ambiguous, and refused.
     with pytest.raises(ValueError):
-        data.to_pm1(np.array([-1, 1]))
+        data.to_pm1(np.array([-1, 0, 1]))
+    with pytest.raises(ValueError):
+        data.to_pm1(np.array([0.5, 1.0]))
+
+
+def test_one_hot():
+    out = data.one_hot([2, 0, 1, 2], 3)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, [[0, 0, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    assert data.one_hot(np.array([], dtype=np.int64), 4).shape == (0, 4)
+    for bad in ([0, 3], [-1, 0], [0.0, 1.0], [[0, 1]]):
+        with pytest.raises(ValueError, match="class indices in 0..2"):
+            data.one_hot(bad, 3)
 
 
 # --------------------------------------------------------------------- digits, splits

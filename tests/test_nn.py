@@ -354,6 +354,39 @@ def test_activation_is_settable():
         n.activation = "softmax"
 
 
+class SquaredNeuron(nn.Neuron):
+    """A neuron with a forward of its own: the square of its weighted sum, counted."""
+
+    calls = 0
+
+    def forward(self, x):
+        SquaredNeuron.calls += 1
+        z = ag.dot(self.w, x) + self.b
+        return z * z
+
+
+def test_layer_calls_a_neuron_subclass_forward():
+    layer = nn.Layer(3, 2, seed=0)
+    layer.neurons = [SquaredNeuron(3, seed=s) for s in (1, 2)]
+    for n, b in zip(layer.neurons, (0.3, -0.2)):
+        n.b.data = b
+    x = [0.5, -1.0, 2.0]
+    SquaredNeuron.calls = 0
+    out = layer(x)
+    assert SquaredNeuron.calls == 2
+    want = [(math.fsum(w.data * xi for w, xi in zip(n.w, x)) + n.b.data) ** 2 for n in layer.neurons]
+    assert [v.data for v in out] == pytest.approx(want, rel=1e-12)
+    # inside an MLP too, and its parameters are the model's
+    mlp = nn.MLP(3, [2, 1], seed=0)
+    mlp.layers[0] = layer
+    hidden = [v.data for v in layer(x)]
+    last = mlp.layers[1].neurons[0]
+    assert mlp(x).data == pytest.approx(math.fsum(w.data * h for w, h in zip(last.w, hidden)) + last.b.data)
+    assert len(mlp.parameters()) == 2 * 4 + 3
+    mlp(x).backward()
+    assert all(p.grad != 0.0 for p in layer.neurons[0].w)
+
+
 def test_mlp_hidden_activation_and_linear_output():
     m = nn.MLP(2, [3, 2], activation="tanh", seed=0)
     assert [n.activation for n in m.layers[0].neurons] == ["tanh"] * 3

@@ -27,6 +27,7 @@ __all__ = [
     "make_spiral",
     "make_sine",
     "to_pm1",
+    "one_hot",
     "load_digits",
     "train_test_split",
 ]
@@ -325,11 +326,30 @@ def make_sine(
 
 
 def to_pm1(y: Any) -> np.ndarray:
-    """Map 0/1 labels to -1/+1 (int64), the targets of a hinge loss as in micrograd's demo."""
+    """Two-class labels as -1/+1 (int64), the targets of a hinge loss as in micrograd's demo.
+
+    0/1 labels map 0 -> -1 and 1 -> +1; labels that already are -1/+1 are kept.
+
+    Raises:
+        ValueError: a label outside {-1, 0, 1}, or both 0 and -1 among the labels.
+    """
     y = np.asarray(y)
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError("to_pm1 expects labels in {0, 1}")
-    return 2 * y.astype(np.int64) - 1
+    if not np.isin(y, (-1, 0, 1)).all() or (np.isin(0, y) and np.isin(-1, y)):
+        raise ValueError("to_pm1 expects labels in {0, 1} or in {-1, +1}")
+    return np.where(y == 1, 1, -1).astype(np.int64)
+
+
+def one_hot(y: Any, num_classes: int) -> np.ndarray:
+    """Class indices as float64 rows with 1.0 at the class, as ``torch.nn.functional.one_hot``.
+
+    Raises:
+        ValueError: ``y`` is not a 1-D array of integers in ``0 .. num_classes - 1``.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1 or (y.size and (not np.issubdtype(y.dtype, np.integer)
+                                   or y.min() < 0 or y.max() >= num_classes)):
+        raise ValueError(f"labels must be integer class indices in 0..{num_classes - 1}")
+    return np.eye(num_classes)[y]
 
 
 # ------------------------------------------------------------------- real data, splits

@@ -50,39 +50,28 @@ def _wrap_generator(setter: Callable[[bool], bool], mode: bool, fn: Callable[...
     @functools.wraps(fn)
     def generator(*args: Any, **kwargs: Any) -> Any:
         gen = fn(*args, **kwargs)  # runs nothing of fn's body yet
-        prev = setter(mode)
-        try:
-            response = gen.send(None)
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            setter(prev)
-        while True:
+
+        def resume(method: Callable[..., Any], *arg: Any) -> Any:
+            prev = setter(mode)
             try:
-                request = yield response
-            except GeneratorExit:
-                prev = setter(mode)
+                return method(*arg)
+            finally:
+                setter(prev)
+
+        try:
+            response = resume(gen.send, None)
+            while True:
                 try:
-                    gen.close()
-                finally:
-                    setter(prev)
-                raise
-            except BaseException as exc:
-                prev = setter(mode)
-                try:
-                    response = gen.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-                finally:
-                    setter(prev)
-            else:
-                prev = setter(mode)
-                try:
-                    response = gen.send(request)
-                except StopIteration as stop:
-                    return stop.value
-                finally:
-                    setter(prev)
+                    request = yield response
+                except GeneratorExit:
+                    resume(gen.close)
+                    raise
+                except BaseException as exc:
+                    response = resume(gen.throw, exc)
+                else:
+                    response = resume(gen.send, request)
+        except StopIteration as stop:  # fn returned: so does the wrapper, with its value
+            return stop.value
 
     return generator
 

@@ -5,15 +5,19 @@
 * torch's: :class:`Linear`, :class:`Sequential`, :class:`ReLU`, :class:`LeakyReLU`,
   :class:`Tanh`, :class:`Sigmoid`, :class:`Identity`.
 * :mod:`arenagrad.nn.functional`: losses and elementwise activations.
+* :data:`LOSSES` (:mod:`arenagrad.nn.loss`): the losses by name, with the targets each reads.
+* :data:`ACTIVATIONS` (:mod:`arenagrad.nn.activation`): the activations a layer takes, by name.
 * :mod:`arenagrad.nn.init`: the weight-initialisation schemes.
-* :class:`CompiledStep`: a model and loss recorded once, replayed per batch.
+* :class:`CompiledStep`: a model and loss recorded once, replayed per batch;
+  :class:`CompiledForward` the same for the model alone.
 """
 
 from . import functional, init
-from .compiled import CompiledStep
-from .activation import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from .activation import ACTIVATIONS, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from .compiled import CompiledForward, CompiledStep
 from .container import Sequential
 from .linear import Linear
+from .loss import LOSSES, Loss
 from .mlp import MLP, Layer, Neuron
 from .module import IncompatibleKeys, Module
 
@@ -31,6 +35,10 @@ __all__ = [
     "Sigmoid",
     "Identity",
     "CompiledStep",
+    "CompiledForward",
+    "Loss",
+    "LOSSES",
+    "ACTIVATIONS",
     "functional",
     "init",
 ]

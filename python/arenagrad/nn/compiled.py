@@ -1,5 +1,5 @@
-"""Compiled training steps: record a model and its loss once for a fixed batch
-size, then replay the recorded graph for every batch at C speed.
+"""Compiled steps: record a model (and its loss) once for a fixed batch size, then replay
+the recorded graph for every batch at C speed.
 
 Inputs and targets become placeholder leaves (``requires_grad=False``) whose
 ``.data`` is overwritten per batch; the parameters are the model's own
@@ -14,44 +14,40 @@ Values, so any optimizer works unchanged::
 A batch of another size (the last, short one) gets its own recording, made on
 first use and kept; at most ``max_recordings`` (4) are kept, the least recently
 used one is dropped to make room for a new size.
+
+:class:`CompiledForward` records the model alone, to evaluate it on many samples
+(a picture's grid, say) without building a graph per sample.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, List, NamedTuple, Optional
 
 import numpy as np
 
-import arenagrad as ag
+from .._core import Value
+from ..grad_mode import enable_grad
+from ..replay import compile as compile_graph
+from .loss import Loss, get_loss
 
-from .. import _core
-from ..replay import compile as _compile
-from . import functional as F
+__all__ = ["CompiledStep", "CompiledForward", "placeholders"]
 
 # A loss builder gets the model's outputs for the placeholder batch and the
 # placeholder targets, and returns the loss Value.
 LossBuilder = Callable[[List[Any], List[Any]], Any]
 
 
-def _cross_entropy(outs: List[Any], targets: List[List[Any]]) -> Any:
-    # One-hot targets as data: logsumexp(row) - dot(onehot, row) equals
-    # logsumexp(row) - row[t], but the class is data, not graph structure.
-    return ag.mean([ag.logsumexp(o) - ag.dot(t, o) for o, t in zip(outs, targets)])
+def placeholders(n: int, width: Optional[int] = None) -> List[Any]:
+    """``n`` leaves without gradient (or ``n`` rows of ``width``) whose data a replay sets."""
+    if width is None:
+        return [Value(0.0, requires_grad=False) for _ in range(n)]
+    return [[Value(0.0, requires_grad=False) for _ in range(width)] for _ in range(n)]
 
 
-def _softmax_mse(outs: List[Any], targets: List[List[Any]]) -> Any:
-    # The seed trainer's loss: squared error between softmax probabilities and one-hot.
-    return F.mse_loss([ag.softmax(o) for o in outs], targets)
-
-
-def _hinge(outs: List[Any], targets: List[Any]) -> Any:
-    # Labels are +-1 placeholders: micrograd's max-margin loss.
-    return ag.mean([(1 - y * s).relu() for s, y in zip(outs, targets)])
-
-
-def _mse(outs: List[Any], targets: List[Any]) -> Any:
-    return F.mse_loss(outs, targets)
+def _flat(outputs: List[Any]) -> List[Value]:
+    """The Values of a batch of model outputs (each a Value or a list of them)."""
+    return [o for out in outputs for o in (out if isinstance(out, list) else [out])]
 
 
 class _Recording(NamedTuple):
@@ -63,27 +59,20 @@ class _Recording(NamedTuple):
     outputs: List[Any]
 
 
-LOSSES: Dict[str, LossBuilder] = {
-    "cross-entropy": _cross_entropy,
-    "mse": _softmax_mse,
-    "hinge": _hinge,
-    "regression-mse": _mse,
-}
-
-
 class CompiledStep:
     """A model plus loss, recorded per batch size and replayed.
 
     Args:
         model: any callable mapping one sample (a list of ``in_features``
             Values) to an output Value or a list of them, e.g. an ``nn.MLP``.
-        loss: a name from ``LOSSES`` (``"cross-entropy"`` and ``"mse"`` take
-            integer class labels, ``"hinge"`` 0/1 or -1/+1 labels,
-            ``"regression-mse"`` float targets) or a builder
-            ``loss(outputs, targets) -> Value`` over placeholder targets.
+        loss: a name from ``nn.LOSSES`` (or its entry): ``"cross-entropy"`` and
+            ``"softmax-mse"`` take integer class labels, ``"hinge"`` 0/1 or -1/+1 labels,
+            ``"mse"`` class labels with ``num_classes`` or float targets without; or a
+            builder ``loss(outputs, targets) -> Value`` over placeholder targets.
         batch_size: the batch size recorded up front.
         in_features: inputs per sample.
-        num_classes: classes, for the one-hot targets of the classification losses.
+        num_classes: classes, for the one-hot targets of the classification losses
+            (``None``: the labels are numbers, or -1/+1 for ``"hinge"``).
         target_width: for a custom builder, Values per target (None: one Value).
         penalty: optional ``params -> Value`` added to the loss (e.g. L2).
         max_recordings: how many batch sizes keep their recording (default 4). A batch
@@ -105,21 +94,19 @@ class CompiledStep:
         max_recordings: int = 4,
     ) -> None:
         if isinstance(loss, str):
-            if loss not in LOSSES:
-                raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)} or a callable")
-            self.loss_name = loss
-            builder = LOSSES[loss]
-            if loss in ("cross-entropy", "mse"):
-                if not num_classes or num_classes < 2:
-                    raise ValueError(f"loss {loss!r} needs num_classes >= 2, got {num_classes!r}")
-                target_width = num_classes
-            else:
-                target_width = None
+            loss = get_loss(loss)
+        if isinstance(loss, Loss):
+            loss.check(num_classes)
+            self.loss_name = loss.name
+            builder: LossBuilder = loss.function
+            target_width = loss.target_width(num_classes)
+            self._encode: Callable[[Any], np.ndarray] = lambda y: loss.targets(y, num_classes)
         elif callable(loss):
             self.loss_name = getattr(loss, "__name__", "custom")
             builder = loss
+            self._encode = lambda y: np.asarray(y, dtype=float)
         else:
-            raise TypeError(f"loss must be a name or a callable, not {type(loss).__name__}")
+            raise TypeError(f"loss must be a name, an nn.LOSSES entry or a callable, not {type(loss).__name__}")
         if batch_size < 1 or in_features < 1:
             raise ValueError(f"batch_size and in_features must be positive, got {batch_size}, {in_features}")
         if isinstance(max_recordings, bool) or not isinstance(max_recordings, int) or max_recordings < 1:
@@ -144,37 +131,23 @@ class CompiledStep:
             _, dropped = self._recordings.popitem(last=False)  # the least recently used
             if getattr(self, "outputs", None) is dropped.outputs:
                 self.outputs = []  # nothing may keep the dropped graph alive
-        xs = [[_core.Value(0.0, requires_grad=False) for _ in range(self.in_features)] for _ in range(n)]
-        if self.target_width is None:
-            ts: List[Any] = [_core.Value(0.0, requires_grad=False) for _ in range(n)]
-        else:
-            ts = [[_core.Value(0.0, requires_grad=False) for _ in range(self.target_width)] for _ in range(n)]
+        xs = placeholders(n, self.in_features)
+        ts = placeholders(n, self.target_width)
         outs = [self.model(x) for x in xs]
         loss = self.builder(outs, ts)
         if self.penalty is not None:
             loss = loss + self.penalty()
         # The model's outputs are watched so that forward() refreshes them too:
         # callers read them for accuracy without a second pass.
-        flat = [o for out in outs for o in (out if isinstance(out, list) else [out])]
-        rec = _Recording(xs, ts, _compile(loss, watch=flat), outs)
+        rec = _Recording(xs, ts, compile_graph(loss, watch=_flat(outs)), outs)
         self._recordings[n] = rec
         return rec
 
     def _targets(self, yb: Any, n: int) -> np.ndarray:
-        y = np.asarray(yb)
+        y = self._encode(yb)
         if y.shape[:1] != (n,):
             raise ValueError(f"targets have shape {y.shape}, expected {n} entries for a batch of {n}")
-        if self.loss_name in ("cross-entropy", "mse"):
-            k = self.num_classes
-            if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= k:
-                raise ValueError(f"targets must be integer class indices in 0..{k - 1}")
-            onehot = np.zeros((n, k))
-            onehot[np.arange(n), y] = 1.0
-            return onehot
-        if self.loss_name == "hinge":
-            y = np.asarray(y, dtype=float)
-            return np.where(y > 0, 1.0, -1.0)  # 0/1 or -1/+1 labels
-        return np.asarray(y, dtype=float)
+        return y
 
     def _load(self, xb: Any, yb: Any) -> Any:
         x = np.asarray(xb, dtype=float)
@@ -205,3 +178,36 @@ class CompiledStep:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{n}: {r.graph.num_nodes} nodes" for n, r in sorted(self._recordings.items()))
         return f"CompiledStep(loss={self.loss_name!r}, recorded={{{sizes}}})"
+
+
+class CompiledForward:
+    """A model's outputs on many samples, recorded once for ``batch_size`` samples and
+    replayed per chunk of rows: what evaluating a model on a dense grid costs in C
+    rather than in Python, with the same numbers as calling the model.
+
+    Args:
+        model: a callable mapping one sample (``in_features`` Values) to a Value or a list.
+        in_features: inputs per sample.
+        batch_size: samples per replay; the recorded graph grows with it.
+    """
+
+    def __init__(self, model: Callable[[List[Any]], Any], in_features: int, batch_size: int) -> None:
+        self.inputs = placeholders(batch_size, in_features)
+        with enable_grad():  # a graph to record, even when called under no_grad
+            outputs = _flat([model(x) for x in self.inputs])
+        self.num_outputs = len(outputs) // batch_size
+        self.graph = compile_graph(outputs)
+
+    def __call__(self, X: Any) -> np.ndarray:
+        """The ``(len(X), num_outputs)`` outputs for the rows of ``X``."""
+        X = np.asarray(X, dtype=float)
+        size = len(self.inputs)
+        out = np.empty((len(X), self.num_outputs))
+        chunk = np.zeros((size, X.shape[1]))
+        for start in range(0, len(X), size):
+            rows = X[start : start + size]
+            chunk[: len(rows)] = rows  # a short last chunk replays the rows before it too
+            self.graph.set_data(self.inputs, chunk)
+            values = np.reshape(self.graph.forward(), (size, self.num_outputs))
+            out[start : start + len(rows)] = values[: len(rows)]
+        return out

@@ -12,7 +12,8 @@ loss over ``n`` samples adds about ``n`` nodes to the graph plus one, rather tha
 ``3n`` of a micrograd-style ``sum(...)``. Bad lengths, labels or class indices raise
 ``ValueError`` naming the offending argument and index.
 
-Also importable as ``arenagrad.losses``.
+Also importable as ``arenagrad.losses``. The losses by name, with the targets each reads
+from a dataset's labels, are ``nn.LOSSES`` (:mod:`arenagrad.nn.loss`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .._core import Value, dot, logsumexp
+from .._core import Value, dot, logsumexp, softmax
 from .._core import mean as _mean
 from .._core import sum as _sum
 
@@ -34,6 +35,7 @@ __all__ = [
     "mse_loss",
     "hinge_loss",
     "cross_entropy",
+    "softmax_mse_loss",
     "binary_cross_entropy_with_logits",
     "l2_penalty",
     "accuracy",
@@ -187,17 +189,20 @@ def hinge_loss(scores: Any, labels: Any, reduction: str = "mean") -> Loss:
 
     Args:
         scores: a Value or a list of Values (one score per sample).
-        labels: -1 or +1 per sample (``arenagrad.data.to_pm1`` converts 0/1 labels).
+        labels: -1 or +1 per sample (``arenagrad.data.to_pm1`` converts 0/1 labels). A
+            label may also be a Value holding -1 or +1, read as data (the placeholder
+            of a recorded step); its value is not checked.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
     """
     _check_reduction(reduction)
     s, y, layout = _flatten_pair(scores, labels, "scores", "labels")
     losses = []
     for i, (si, yi) in enumerate(zip(s, y)):
+        # A label known now makes 1 - y*s into 1 - s or 1 + s: two nodes per sample instead
+        # of three. A Value label is data that changes between replays: 1 - y*s it stays.
         if type(yi) is Value:
-            raise ValueError(f"labels[{i}] is a Value; labels must be numbers, -1 or +1")
-        # 1 - y*s with y = +-1 is 1 - s or 1 + s: two nodes per sample instead of three.
-        if yi == 1:
+            margin = 1 - yi * si
+        elif yi == 1:
             margin = 1 - _as_value(si)
         elif yi == -1:
             margin = 1 + _as_value(si)
@@ -244,13 +249,17 @@ def binary_cross_entropy_with_logits(logits: Any, targets: Any, reduction: str =
 def cross_entropy(logits: Any, targets: Any, reduction: str = "mean") -> Loss:
     """Softmax cross entropy from unnormalised scores, as ``torch.nn.functional.cross_entropy``.
 
-    Per sample the loss is ``logsumexp(row) - row[target]``: one fused, max-shifted node
-    and one subtraction, stable for any logits.
+    With class indices the loss per sample is ``logsumexp(row) - row[target]``: one fused,
+    max-shifted node and one subtraction, stable for any logits. With a row of class
+    probabilities per sample (one-hot rows from ``arenagrad.data.one_hot``, say) it is
+    torch's ``-sum(p * log_softmax(row))``, computed as ``logsumexp(row) * sum(p) - dot(p,
+    row)``; probabilities may be Values, read as data (the placeholders of a recorded step).
 
     Args:
         logits: a batch, a list of ``n`` rows of ``C`` Values (or numbers); a single row is
             also accepted (with a single target) and gives that sample's loss.
-        targets: ``n`` integer class indices in ``0 .. C-1``.
+        targets: ``n`` integer class indices in ``0 .. C-1``, or ``n`` rows of ``C``
+            class probabilities.
         reduction: ``"mean"`` over samples, ``"sum"`` or ``"none"`` (a list of ``n`` Values).
     """
     _check_reduction(reduction)
@@ -272,24 +281,62 @@ def cross_entropy(logits: Any, targets: Any, reduction: str = "mean") -> Loss:
             raise ValueError(f"logits[{i}] is a single value; a batch needs a row of scores per sample")
     rows = [r if type(r) is list else _seq(r) for r in rows]
     n_classes = len(rows[0])
+    if n_classes == 0:
+        raise ValueError("logits rows are empty")
+    per_row = _probability_loss if isinstance(targets[0], (list, tuple, np.ndarray)) else _index_loss
     losses = []
     for i, (row, t) in enumerate(zip(rows, targets)):
         if len(row) != n_classes:
             raise ValueError(f"logits[{i}] has {len(row)} entries, logits[0] has {n_classes}")
-        if n_classes == 0:
-            raise ValueError("logits rows are empty")
-        try:
-            if isinstance(t, (bool, float)):
-                raise TypeError
-            k = operator.index(t)
-        except TypeError:
-            raise ValueError(f"targets[{i}] is {t!r}, not an integer class index") from None
-        if not 0 <= k < n_classes:
-            raise ValueError(f"targets[{i}] is {k}, outside the {n_classes} classes 0..{n_classes - 1}")
-        losses.append(logsumexp(row) - row[k])
+        losses.append(per_row(i, row, t))
     if single:
         return losses[0]
     return _reduce(losses, [], reduction)
+
+
+def _index_loss(i: int, row: List[Any], t: Any) -> Value:
+    """``logsumexp(row) - row[t]`` for the class index ``t`` of sample ``i``."""
+    try:
+        if isinstance(t, (bool, float)):
+            raise TypeError
+        k = operator.index(t)
+    except TypeError:
+        raise ValueError(f"targets[{i}] is {t!r}, not an integer class index") from None
+    if not 0 <= k < len(row):
+        raise ValueError(f"targets[{i}] is {k}, outside the {len(row)} classes 0..{len(row) - 1}")
+    return logsumexp(row) - row[k]
+
+
+def _probability_loss(i: int, row: List[Any], t: Any) -> Value:
+    """``-sum(p * log_softmax(row))`` for the class probabilities ``p`` of sample ``i``."""
+    p = _seq(t)
+    if len(p) != len(row) or not all(_is_scalar(v) for v in p):
+        raise ValueError(f"targets[{i}] must be {len(row)} class probabilities, as logits[{i}] has")
+    if any(type(v) is Value for v in p):
+        mass: Any = _sum(p)  # data, known only when the graph runs
+    else:
+        mass = sum(p)
+        if mass == 1:  # one-hot and most probability rows: no multiplication needed
+            return logsumexp(row) - dot(p, row)
+    return logsumexp(row) * mass - dot(p, row)
+
+
+def softmax_mse_loss(logits: Any, targets: Any, reduction: str = "mean") -> Loss:
+    """Squared error between the softmax of each row of ``logits`` and a row of targets.
+
+    ``mse_loss([softmax(row) for row in logits], targets)``: with one-hot targets
+    (``arenagrad.data.one_hot``) this is the loss the first arenagrad trainer used; it
+    bounds every error to [0, 1] where cross entropy grows without limit.
+
+    Args:
+        logits: ``n`` rows of ``C`` Values (or numbers), or a single row.
+        targets: rows of ``C`` target probabilities (numbers or Values) of the same layout.
+        reduction: ``"mean"`` (over every element), ``"sum"`` or ``"none"``.
+    """
+    rows = logits.tolist() if isinstance(logits, np.ndarray) else _seq(logits)
+    if rows and _is_scalar(rows[0]):
+        return mse_loss(softmax(rows), targets, reduction)
+    return mse_loss([softmax(_seq(r)) for r in rows], targets, reduction)
 
 
 def l2_penalty(params: Any, alpha: float = 1e-4) -> Value:

@@ -20,17 +20,11 @@ from typing import Optional
 
 import numpy as np
 
+from .activation import ACTIVATIONS, check_activation
+
 __all__ = ["ACTIVATIONS", "INITS", "calculate_gain", "default_init", "init_weights", "check_activation"]
 
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "linear")
 INITS = ("kaiming", "xavier", "uniform")
-
-
-def check_activation(activation: str) -> str:
-    """Return ``activation`` if it is one of :data:`ACTIVATIONS`, else raise ``ValueError``."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    return activation
 
 
 def calculate_gain(activation: str, negative_slope: float = 0.01) -> float:

@@ -7,7 +7,7 @@ from typing import Any, List, Optional
 from .._core import Value, dot
 from ..random import SeedLike, rng_from
 from .init import init_weights
-from .mlp import _as_inputs, _check_width
+from .inputs import as_inputs, check_width
 from .module import Module
 
 __all__ = ["Linear"]
@@ -44,8 +44,8 @@ class Linear(Module):
         init: Optional[str] = "kaiming",
     ) -> None:
         super().__init__()
-        self.in_features: int = _check_width("in_features", in_features)
-        self.out_features: int = _check_width("out_features", out_features)
+        self.in_features: int = check_width("in_features", in_features)
+        self.out_features: int = check_width("out_features", out_features)
         w = init_weights(rng_from(seed), self.in_features, self.out_features, init, "relu")
         self.weight: List[List[Value]] = [[Value(x) for x in row] for row in w.tolist()]
         self.bias: Optional[List[Value]] = (
@@ -54,7 +54,7 @@ class Linear(Module):
 
     def forward(self, x: Any) -> List[Value]:
         if type(x) is not list:
-            x = _as_inputs(x)
+            x = as_inputs(x)
         if len(x) != self.in_features:
             raise ValueError(f"{self!r} expects {self.in_features} inputs, got {len(x)}")
         if self.bias is None:

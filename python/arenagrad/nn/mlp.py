@@ -9,8 +9,8 @@ names (``Neuron.w``, ``Neuron.b``, ``Neuron.nonlin``, ``Layer.neurons``, ``MLP.l
 unchanged.
 
 What differs is the cost: a neuron's weighted sum is one engine node
-(``ag.dot(w, x) + b``) instead of ``2 * nin`` Python-level nodes, and a layer evaluates
-its neurons in one list comprehension rather than through ``nin`` Python calls each.
+(``ag.dot(w, x) + b``) instead of ``2 * nin`` Python-level nodes. A layer calls each of
+its neurons, so a ``Neuron`` subclass with a ``forward`` of its own works inside one.
 
 Keyword arguments beyond micrograd's: ``activation`` (``"relu"``, ``"leaky_relu"``,
 ``"tanh"``, ``"sigmoid"`` or ``"linear"``; it overrides ``nonlin``), ``init``
@@ -19,48 +19,16 @@ Keyword arguments beyond micrograd's: ``activation`` (``"relu"``, ``"leaky_relu"
 
 from __future__ import annotations
 
-from operator import methodcaller
 from typing import Any, Callable, List, Optional, Sequence, Union
-
-import numpy as np
 
 from .._core import Value, dot
 from ..random import SeedLike, rng_from
-from .init import check_activation, init_weights
+from .activation import activation_fn, check_activation
+from .init import init_weights
+from .inputs import as_inputs, check_width
 from .module import Module
 
 __all__ = ["Neuron", "Layer", "MLP"]
-
-Scalar = Union[Value, float]
-
-
-def _identity(v: Value) -> Value:
-    return v
-
-
-def _activation_fn(activation: str, negative_slope: float) -> Callable[[Value], Value]:
-    """The per-neuron nonlinearity as one C-level callable (no Python frame for relu/tanh/...)."""
-    if activation == "linear":
-        return _identity
-    if activation == "leaky_relu":
-        return methodcaller("leaky_relu", negative_slope)
-    return getattr(Value, activation)  # the unbound method: Value.relu(v) == v.relu()
-
-
-def _as_inputs(x: Any) -> Sequence[Scalar]:
-    """Normalise a sample to a sequence ``ag.dot`` reads quickly."""
-    if isinstance(x, np.ndarray):
-        # Python floats cross into the engine without a per-item numpy conversion.
-        return x.tolist() if x.ndim else [float(x)]
-    if isinstance(x, (Value, int, float)):
-        return [x]  # a one-feature sample, or a one-neuron layer's output
-    return list(x)
-
-
-def _check_width(what: str, n: int) -> int:
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"{what} must be a positive integer, got {n!r}")
-    return int(n)
 
 
 class Neuron(Module):
@@ -83,8 +51,11 @@ class Neuron(Module):
         w: the ``nin`` weights (list of ``Value``).
         b: the bias ``Value`` (starts at 0).
         nonlin: whether the output goes through a nonlinearity.
-        activation: the activation's name (settable).
+        activation: the activation's name, a key of ``nn.activation.ACTIVATIONS`` (settable).
+        negative_slope: slope of ``leaky_relu`` for negative inputs (settable).
     """
+
+    _act: Callable[[Value], Value]  # made from activation and negative_slope (see __setattr__)
 
     def __init__(
         self,
@@ -98,52 +69,38 @@ class Neuron(Module):
         fan_out: int = 1,
     ) -> None:
         super().__init__()
-        nin = _check_width("nin", nin)
+        nin = check_width("nin", nin)
         if activation is None:
             activation = "relu" if nonlin else "linear"
         check_activation(activation)
         weights = init_weights(rng_from(seed), nin, fan_out, init, activation, negative_slope, rows=1)[0]
         self.w: List[Value] = [Value(x) for x in weights.tolist()]
         self.b: Value = Value(0.0)
-        self._negative_slope = float(negative_slope)
-        self.activation = activation
+        self.negative_slope: float = float(negative_slope)
+        self.activation: str = activation
 
-    # The activation is kept as a name (for repr and errors) and as the callable the
-    # forward pass uses; the properties keep the two in step.
-
-    @property
-    def activation(self) -> str:
-        """Name of the nonlinearity applied to ``w . x + b``."""
-        return self._activation
-
-    @activation.setter
-    def activation(self, name: str) -> None:
-        self._activation = check_activation(name)
-        self._act = _activation_fn(name, self._negative_slope)
+    def __setattr__(self, name: str, value: Any) -> None:
+        # forward applies one C-level callable made from the activation's name and slope
+        # (no Python frame per neuron); assigning either of the two rebuilds it.
+        if name == "activation":
+            check_activation(value)
+        super().__setattr__(name, value)
+        if name in ("activation", "negative_slope") and "activation" in vars(self):
+            super().__setattr__("_act", activation_fn(self.activation, self.negative_slope))
 
     @property
     def nonlin(self) -> bool:
         """micrograd's flag: true unless the neuron is linear (setting it picks ReLU or linear)."""
-        return self._activation != "linear"
+        return self.activation != "linear"
 
     @nonlin.setter
     def nonlin(self, value: bool) -> None:
         self.activation = "relu" if value else "linear"
 
-    @property
-    def negative_slope(self) -> float:
-        """Slope of ``leaky_relu`` for negative inputs."""
-        return self._negative_slope
-
-    @negative_slope.setter
-    def negative_slope(self, value: float) -> None:
-        self._negative_slope = float(value)
-        self.activation = self._activation
-
     def forward(self, x: Any) -> Value:
         """``activation(dot(w, x) + b)`` for one sample ``x`` of ``nin`` floats or Values."""
         if type(x) is not list:
-            x = _as_inputs(x)
+            x = as_inputs(x)
         if len(x) != len(self.w):
             raise ValueError(f"{self!r} expects {len(self.w)} inputs, got {len(x)}")
         return self._act(dot(self.w, x) + self.b)
@@ -164,21 +121,20 @@ class Layer(Module):
 
     def __init__(self, nin: int, nout: int, *, seed: SeedLike = None, **kwargs: Any) -> None:
         super().__init__()
-        self.nin: int = _check_width("nin", nin)
-        self.nout: int = _check_width("nout", nout)
+        self.nin: int = check_width("nin", nin)
+        self.nout: int = check_width("nout", nout)
         rng = rng_from(seed)  # one generator shared by the neurons
         self.neurons: List[Neuron] = [
             Neuron(self.nin, seed=rng, fan_out=self.nout, **kwargs) for _ in range(self.nout)
         ]
 
     def forward(self, x: Any) -> Union[Value, List[Value]]:
+        """Every neuron called on ``x`` (so a ``Neuron`` subclass's own ``forward`` is used)."""
         if type(x) is not list:
-            x = _as_inputs(x)
+            x = as_inputs(x)  # once here, not once per neuron
         if len(x) != self.nin:
             raise ValueError(f"Layer({self.nin}, {self.nout}) expects {self.nin} inputs, got {len(x)}")
-        # The whole layer in one comprehension: per neuron, one fused dot, one add and
-        # the activation, with no Python-level call of Neuron.forward.
-        out = [n._act(dot(n.w, x) + n.b) for n in self.neurons]
+        out = [n(x) for n in self.neurons]
         return out[0] if len(out) == 1 else out
 
     def extra_repr(self) -> str:

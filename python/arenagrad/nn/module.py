@@ -19,12 +19,13 @@ writes ``.data`` in place, so an optimizer built before a load keeps working.
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import os
 import tempfile
 import zipfile
 import zlib
-from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Set, Tuple, TypeVar, Union
 
 import numpy as np
 
@@ -35,6 +36,7 @@ __all__ = ["Module", "IncompatibleKeys"]
 # What a parameter attribute holds: one Value, a row of them, or rows of them.
 ParamSlot = Union[Value, List[Value], List[List[Value]]]
 PathLike = Union[str, "os.PathLike[str]"]
+T = TypeVar("T")
 
 
 class IncompatibleKeys(NamedTuple):
@@ -88,6 +90,41 @@ def _flat(slot: ParamSlot, ndim: int) -> List[Value]:
     if ndim == 1:
         return slot  # type: ignore[return-value]
     return [v for row in slot for v in row]  # type: ignore[union-attr]
+
+
+@functools.lru_cache(maxsize=None)
+def _suffixes(shape: Tuple[int, ...]) -> List[str]:
+    """What each Value of a slot adds to the slot's name: ``""``, ``".i"`` or ``".i.j"``."""
+    if not shape:
+        return [""]
+    if len(shape) == 1:
+        return [f".{i}" for i in range(shape[0])]
+    return [f".{i}.{j}" for i in range(shape[0]) for j in range(shape[1])]
+
+
+def _children(members: List[Tuple[str, Any, Any]]) -> Iterator[Tuple[str, Module]]:
+    """The submodules among a module's members, named ``"name"`` or ``"name.i"``."""
+    for name, kind, value in members:
+        if kind is _MODULE:
+            yield name, value
+        elif kind is _MODULES:
+            for i, m in enumerate(value):
+                yield f"{name}.{i}", m
+
+
+def _first_of_each(items: List[T], key: Callable[[T], int]) -> List[T]:
+    """``items`` without those whose ``key`` an earlier item had (the first one stays)."""
+    keys = list(map(key, items))
+    if len(set(keys)) == len(keys):
+        return items  # the usual case, decided in C
+    seen: Set[int] = set()
+    return [item for item, k in zip(items, keys) if not (k in seen or seen.add(k))]  # type: ignore[func-returns-value]
+
+
+def _key_mismatch(missing: List[str], unexpected: List[str]) -> str:
+    """``missing key(s) 'a', 'b'; unexpected key(s) 'c'``, naming what is there."""
+    return "; ".join(f"{what} key(s) " + ", ".join(repr(k) for k in keys)
+                     for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys)
 
 
 class Module:
@@ -154,60 +191,47 @@ class Module:
                 out.append((name, kind, value))
         return out
 
-    def _child_modules(self) -> List["Module"]:
-        kids: List[Module] = []
-        for _, kind, value in self._members():
-            if kind is _MODULE:
-                kids.append(value)
-            elif kind is _MODULES:
-                kids.extend(value)
-        return kids
-
     def named_children(self) -> Iterator[Tuple[str, "Module"]]:
         """Direct submodules with their names (``"layers.0"`` for list entries)."""
-        for name, kind, value in self._members():
-            if kind is _MODULE:
-                yield name, value
-            elif kind is _MODULES:
-                for i, m in enumerate(value):
-                    yield f"{name}.{i}", m
+        return _children(self._members())
 
     def children(self) -> Iterator["Module"]:
         """Direct submodules."""
-        return iter(self._child_modules())
+        for _, m in self.named_children():
+            yield m
 
-    def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
-        """This module (named ``prefix``) and every submodule below it, each once, depth first."""
+    def _walk(self, prefix: str = "") -> Iterator[Tuple[str, "Module", List[Tuple[str, Any, Any]]]]:
+        """This module and every one below it, once each, depth first: name, module, members.
+
+        The one walk of the tree: each module's attributes are read once per walk, and an
+        explicit stack keeps a deep Sequential off the recursion limit.
+        """
         seen: Set[int] = set()
         stack: List[Tuple[str, Module]] = [(prefix, self)]
-        # An explicit stack: a deep Sequential must not hit the recursion limit.
         while stack:
             name, m = stack.pop()
             if id(m) in seen:
                 continue
             seen.add(id(m))
-            yield name, m
-            kids = [(f"{name}.{n}" if name else n, c) for n, c in m.named_children()]
+            members = m._members()
+            yield name, m, members
+            kids = [(f"{name}.{n}" if name else n, c) for n, c in _children(members)]
             stack.extend(reversed(kids))
+
+    def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
+        """This module (named ``prefix``) and every submodule below it, each once, depth first."""
+        for name, m, _ in self._walk(prefix):
+            yield name, m
 
     def modules(self) -> Iterator["Module"]:
         """This module and every submodule below it, in the order of :meth:`named_modules`."""
-        seen: Set[int] = set()
-        stack: List[Module] = [self]
-        while stack:
-            m = stack.pop()
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
+        for _, m, _ in self._walk():
             yield m
-            kids = m._child_modules()
-            kids.reverse()
-            stack.extend(kids)
 
     def _named_slots(self) -> Iterator[Tuple[str, ParamSlot, Tuple[int, ...]]]:
         """Every parameter slot with its dotted name and shape, in definition order."""
-        for prefix, m in self.named_modules():
-            for name, kind, value in m._members():
+        for prefix, _, members in self._walk():
+            for name, kind, value in members:
                 if type(kind) is tuple:
                     yield (f"{prefix}.{name}" if prefix else name), value, kind
 
@@ -216,63 +240,17 @@ class Module:
 
         A ``Value`` shared by two slots is listed once, under its first name.
         """
-        seen: Set[int] = set()
-        for name, slot, shape in self._named_slots():
-            values = _flat(slot, len(shape))
-            if not shape:
-                names = [name]
-            elif len(shape) == 1:
-                names = [f"{name}.{i}" for i in range(shape[0])]
-            else:
-                names = [f"{name}.{i}.{j}" for i in range(shape[0]) for j in range(shape[1])]
-            for n, v in zip(names, values):
-                if id(v) not in seen:
-                    seen.add(id(v))
-                    yield n, v
+        pairs = [(name + suffix, v) for name, slot, shape in self._named_slots()
+                 for suffix, v in zip(_suffixes(shape), _flat(slot, len(shape)))]
+        return iter(_first_of_each(pairs, lambda pair: id(pair[1])))
 
     def parameters(self) -> List[Value]:
         """All parameters as a list, in micrograd's order (``w`` then ``b``, neuron by neuron).
 
         A ``Value`` shared by several slots or modules is listed once.
         """
-        # The walk of modules() with _members() inlined: micrograd-style training calls
-        # parameters() two or three times per step (zero_grad, the update, the L2 term),
-        # and this is about 20% faster than composing the helpers.
-        out: List[Value] = []
-        seen: Set[int] = set()
-        stack: List[Module] = [self]
-        while stack:
-            m = stack.pop()
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
-            kids: List[Module] = []
-            for name, value in vars(m).items():
-                if name[0] == "_":
-                    continue
-                if type(value) is Value:
-                    out.append(value)
-                    continue
-                if type(value) in _PLAIN_TYPES:
-                    continue
-                kind = _kind(value)
-                if kind is None:
-                    continue
-                if kind is _MODULE:
-                    kids.append(value)
-                elif kind is _MODULES:
-                    kids.extend(value)
-                elif len(kind) == 1:
-                    out.extend(value)
-                else:
-                    for row in value:
-                        out.extend(row)
-            kids.reverse()
-            stack.extend(kids)
-        if len(set(map(id, out))) != len(out):
-            first: Set[int] = set()
-            out = [v for v in out if not (id(v) in first or first.add(id(v)))]  # type: ignore[func-returns-value]
-        return out
+        values = [v for _, slot, shape in self._named_slots() for v in _flat(slot, len(shape))]
+        return _first_of_each(values, id)
 
     # ----------------------------------------------------------------- training
 
@@ -330,12 +308,8 @@ class Module:
         missing = [name for name, _, _ in slots if name not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
-            parts = []
-            if missing:
-                parts.append("missing key(s) " + ", ".join(repr(k) for k in missing))
-            if unexpected:
-                parts.append("unexpected key(s) " + ", ".join(repr(k) for k in unexpected))
-            raise KeyError(f"load_state_dict for {type(self).__name__}: " + "; ".join(parts))
+            raise KeyError(f"load_state_dict for {type(self).__name__}: "
+                           + _key_mismatch(missing, unexpected))
 
         updates: List[Tuple[List[Value], List[float]]] = []
         for name, slot, shape in slots:
@@ -502,12 +476,7 @@ def _read_checkpoint(path: str, shapes: Mapping[str, Tuple[int, ...]], strict: b
         missing = [k for k in shapes if k not in members]
         unexpected = [k for k in members if k not in shapes]
         if strict and (missing or unexpected):
-            parts = []
-            if missing:
-                parts.append("missing key(s) " + ", ".join(repr(k) for k in missing))
-            if unexpected:
-                parts.append("unexpected key(s) " + ", ".join(repr(k) for k in unexpected))
-            raise ValueError(f"{path!r} does not match this {owner}: " + "; ".join(parts))
+            raise ValueError(f"{path!r} does not match this {owner}: " + _key_mismatch(missing, unexpected))
         wanted = [(k, members[k]) for k in shapes if k in members]
 
         # Every header first, so nothing is decompressed past a header if any is wrong.
