@@ -33,15 +33,15 @@ from typing import Any, Callable, Dict, List, Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import workloads  # noqa: E402
-
 import arenagrad as ag  # noqa: E402
+import workloads  # noqa: E402
 
 Row = Dict[str, Any]
 
 
-def timed(fn: Callable[[], Any], warmup: int, reps: int, setup: Optional[Callable[[], Any]] = None,
-          gc_off: bool = False) -> List[float]:
+def timed(
+    fn: Callable[[], Any], warmup: int, reps: int, setup: Optional[Callable[[], Any]] = None, gc_off: bool = False
+) -> List[float]:
     """Wall times of fn() in seconds: `warmup` untimed calls, then `reps` timed.
 
     Starts from a collected heap. setup() runs untimed before every call. With
@@ -118,10 +118,18 @@ def try_import(name: str) -> Any:
         return None
 
 
-def row(section: str, workload: str, engine: str, value: Optional[float], unit: str,
-        vs: str = "", note: str = "") -> Row:
-    return {"section": section, "workload": workload, "engine": engine, "value": value,
-            "unit": unit, "vs": vs, "note": note}
+def row(
+    section: str, workload: str, engine: str, value: Optional[float], unit: str, vs: str = "", note: str = ""
+) -> Row:
+    return {
+        "section": section,
+        "workload": workload,
+        "engine": engine,
+        "value": value,
+        "unit": unit,
+        "vs": vs,
+        "note": note,
+    }
 
 
 # ------------------------------------------------------------------ 1. per op
@@ -156,10 +164,20 @@ def bench_per_op(quick: bool) -> List[Row]:
     rows = [row("per-op", W, "arenagrad", t["arenagrad"], "ns/op", note=note)]
     if micrograd:
         rows.append(row("per-op", W, "micrograd (default GC)", t["micrograd"], "ns/op"))
-        rows.append(row("per-op", W, "micrograd (GC off)", t["micrograd, GC off"], "ns/op",
-                        note="collector disabled; garbage collected between runs, untimed"))
-        rows[0]["vs"] = (f"{t['micrograd'] / t['arenagrad']:.1f}x faster than micrograd, "
-                         f"{t['micrograd, GC off'] / t['arenagrad']:.1f}x micrograd GC off")
+        rows.append(
+            row(
+                "per-op",
+                W,
+                "micrograd (GC off)",
+                t["micrograd, GC off"],
+                "ns/op",
+                note="collector disabled; garbage collected between runs, untimed",
+            )
+        )
+        rows[0]["vs"] = (
+            f"{t['micrograd'] / t['arenagrad']:.1f}x faster than micrograd, "
+            f"{t['micrograd, GC off'] / t['arenagrad']:.1f}x micrograd GC off"
+        )
     else:
         rows.append(row("per-op", W, "micrograd", None, "ns/op", note="micrograd not installed"))
     return rows
@@ -188,8 +206,11 @@ def micrograd_nn_on(Value: Any) -> Optional[Dict[str, Any]]:
             return engine
         return real_import(name, globals, locals, fromlist, level)
 
-    ns: Dict[str, Any] = {"__name__": "micrograd_nn_on_" + Value.__module__.split(".")[0],
-                          "__file__": spec.origin, "__builtins__": {**vars(builtins), "__import__": answer}}
+    ns: Dict[str, Any] = {
+        "__name__": "micrograd_nn_on_" + Value.__module__.split(".")[0],
+        "__file__": spec.origin,
+        "__builtins__": {**vars(builtins), "__import__": answer},
+    }
     exec(compile(source, spec.origin, "exec"), ns)
     if ns.get("Value") is not Value:
         raise RuntimeError(f"{spec.origin} did not take its Value from micrograd.engine")
@@ -232,8 +253,9 @@ def bench_moons(quick: bool) -> List[Row]:
             random.seed(1337)
             loss_ag, _ = workloads.micrograd_style_loss(ag.Value, mg_nn_ag["MLP"](2, [16, 16, 1]), X, y)
             random.seed(1337)
-            loss_mg, _ = workloads.micrograd_style_loss(mg_engine.Value, try_import("micrograd.nn").MLP(2, [16, 16, 1]),
-                                                        X, y)
+            loss_mg, _ = workloads.micrograd_style_loss(
+                mg_engine.Value, try_import("micrograd.nn").MLP(2, [16, 16, 1]), X, y
+            )
             assert loss_ag.data == loss_mg.data, (loss_ag.data, loss_mg.data)
             notes["mg-code"] += "; loss equal to micrograd's, bit for bit"
             del loss_ag, loss_mg
@@ -283,8 +305,9 @@ def bench_moons(quick: bool) -> List[Row]:
     if torch:
         torch.set_num_threads(1)
         torch.manual_seed(0)
-        net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16),
-                                  torch.nn.ReLU(), torch.nn.Linear(16, 1)).double()
+        net = torch.nn.Sequential(
+            torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)
+        ).double()
         opt = torch.optim.SGD(net.parameters(), lr=0.1)
         Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
         blocks["torch"] = block(lambda: workloads.torch_moons_step(torch, net, opt, Xt, yt))
@@ -347,11 +370,16 @@ def tape_run(n_ops: int, warmup: int, reps: int, dump: bool = False) -> Dict[str
     """One run of the C tape: `warmup` untimed forward+backward, `reps` timed."""
     exe = tape_exe()
     assert exe is not None
-    out = subprocess.run([exe, str(n_ops), str(reps), str(warmup), str(int(dump))], check=True,
-                         capture_output=True, text=True).stdout.splitlines()
+    out = subprocess.run(
+        [exe, str(n_ops), str(reps), str(warmup), str(int(dump))], check=True, capture_output=True, text=True
+    ).stdout.splitlines()
     records, nodes, value = out[0].split()
-    r: Dict[str, Any] = {"records": int(records), "nodes": int(nodes), "value": float(value),
-                         "times": [float(t) / 1e9 for t in out[1].split()]}
+    r: Dict[str, Any] = {
+        "records": int(records),
+        "nodes": int(nodes),
+        "value": float(value),
+        "times": [float(t) / 1e9 for t in out[1].split()],
+    }
     if dump:
         r["values"] = [float(v) for v in out[2].split()]
         r["grads"] = [float(v) for v in out[3].split()]
@@ -374,8 +402,10 @@ def tape_agrees(nodes: List[Any], tape: Dict[str, Any]) -> str:
     assert worst_g <= 1, f"C tape gradients differ from the engine's by up to {worst_g} ulp"
     if worst_g == 0:
         return f"values and gradients of the {len(kept):,} listed nodes it keeps bit-identical to the engine's"
-    return (f"values of the {len(kept):,} listed nodes it keeps bit-identical to the engine's, "
-            f"gradients within {worst_g:.0f} ulp")
+    return (
+        f"values of the {len(kept):,} listed nodes it keeps bit-identical to the engine's, "
+        f"gradients within {worst_g:.0f} ulp"
+    )
 
 
 def bench_graph(quick: bool) -> List[Row]:
@@ -405,8 +435,16 @@ def bench_graph(quick: bool) -> List[Row]:
         blocks["torch"] = block(torch_eager)
     e_rounds, e_warmup, e_reps, e_settle = (2, 1, 2, 1) if quick else (3, 1, 3, 2)
     t = alternate(blocks, e_rounds, e_warmup, e_reps, e_settle)
-    rows.append(row("graph", W, "arenagrad eager build + backward", t["ag"] * 1e3, "ms",
-                    note=treatment(e_rounds, e_warmup, e_reps, e_settle)))
+    rows.append(
+        row(
+            "graph",
+            W,
+            "arenagrad eager build + backward",
+            t["ag"] * 1e3,
+            "ms",
+            note=treatment(e_rounds, e_warmup, e_reps, e_settle),
+        )
+    )
 
     # Replay against the C tape, alternating in rounds (the tape runs in a
     # process of its own, with the same warm-up and repetitions).
@@ -428,8 +466,16 @@ def bench_graph(quick: bool) -> List[Row]:
         rblocks["C"] = lambda warmup, reps: tape_run(n_ops, warmup, reps)["times"]
     del leaves, nodes
     t_r = alternate(rblocks, r_rounds, r_warmup, r_reps)
-    rows.append(row("graph", W, "arenagrad replay forward + backward", t_r["replay"] * 1e3, "ms",
-                    note=treatment(r_rounds, r_warmup, r_reps)))
+    rows.append(
+        row(
+            "graph",
+            W,
+            "arenagrad replay forward + backward",
+            t_r["replay"] * 1e3,
+            "ms",
+            note=treatment(r_rounds, r_warmup, r_reps),
+        )
+    )
 
     if torch:
         rows.append(row("graph", W, "PyTorch eager build + backward (float64)", t["torch"] * 1e3, "ms"))
@@ -438,9 +484,16 @@ def bench_graph(quick: bool) -> List[Row]:
         rows.append(row("graph", W, "PyTorch eager", None, "ms", note="torch not installed"))
 
     if exe:
-        rows.append(row("graph", W, f"hand-written C tape (bench/tape.c, cc {' '.join(TAPE_CFLAGS)})",
-                        t_r["C"] * 1e3, "ms",
-                        note=f"same {step.num_nodes:,} nodes, no recomputation; " + check))
+        rows.append(
+            row(
+                "graph",
+                W,
+                f"hand-written C tape (bench/tape.c, cc {' '.join(TAPE_CFLAGS)})",
+                t_r["C"] * 1e3,
+                "ms",
+                note=f"same {step.num_nodes:,} nodes, no recomputation; " + check,
+            )
+        )
         rows[1]["vs"] = f"{t_r['replay'] / t_r['C']:.2f}x the C tape's time"
     else:
         rows.append(row("graph", W, "hand-written C tape", None, "ms", note="no C compiler"))
@@ -532,8 +585,7 @@ def bench_memory(quick: bool) -> List[Row]:
     b = {k: statistics.median(v) if v else None for k, v in got.items()}
     rows = [row("memory", W, "arenagrad", b["ag"], "B/node", note=f"record size {ag.NODE_BYTES} B; {how}")]
     if have_mg:
-        rows.append(row("memory", W, "micrograd", b["mg"], "B/node",
-                        note="the same loop and measure"))
+        rows.append(row("memory", W, "micrograd", b["mg"], "B/node", note="the same loop and measure"))
         if b["ag"] and b["mg"]:
             rows[0]["vs"] = f"{b['mg'] / b['ag']:.1f}x less than micrograd"
     return rows
@@ -548,23 +600,44 @@ def bench_chain(quick: bool) -> List[Row]:
     if c:
         # backward ran `runs` times, each adding 1 to x.grad
         ok = c["live_after"] <= 2 and abs(c["grad"] - runs) < 1e-9
-        rows.append(row("chain", W, "arenagrad backward", c["backward_s"] / c["nodes"] * 1e9, "ns/node",
-                        note=f"median of {runs} backward passes; build {c['build_s']:.2f} s, "
-                             f"free {c['free_s'] * 1e3:.0f} ms, all freed: {ok}"))
+        rows.append(
+            row(
+                "chain",
+                W,
+                "arenagrad backward",
+                c["backward_s"] / c["nodes"] * 1e9,
+                "ns/node",
+                note=f"median of {runs} backward passes; build {c['build_s']:.2f} s, "
+                f"free {c['free_s'] * 1e3:.0f} ms, all freed: {ok}",
+            )
+        )
     else:
         rows.append(row("chain", W, "arenagrad", None, "ns/node", note="FAILED"))
     if try_import("micrograd"):
         d = child("micrograd-depth", 2_000)
-        rows.append(row("chain", "2,000-node chain", "micrograd backward", None, "",
-                        note="RecursionError" if d and not d["ok"] else "ok"))
+        rows.append(
+            row(
+                "chain",
+                "2,000-node chain",
+                "micrograd backward",
+                None,
+                "",
+                note="RecursionError" if d and not d["ok"] else "ok",
+            )
+        )
     return rows
 
 
 # ------------------------------------------------------------------- main
 
 
-SECTIONS = {"ops": bench_per_op, "moons": bench_moons, "graph": bench_graph,
-            "memory": bench_memory, "chain": bench_chain}
+SECTIONS = {
+    "ops": bench_per_op,
+    "moons": bench_moons,
+    "graph": bench_graph,
+    "memory": bench_memory,
+    "chain": bench_chain,
+}
 
 
 def fmt(v: Optional[float]) -> str:
@@ -577,21 +650,29 @@ def machine() -> Dict[str, Any]:
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     torch = try_import("torch")
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "torch": getattr(torch, "__version__", None),
-            "date": time.strftime("%Y-%m-%d")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": getattr(torch, "__version__", None),
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repeats and smaller graphs")
     p.add_argument("--only", nargs="+", choices=sorted(SECTIONS), help="run only these sections")
-    p.add_argument("--json", help="where to write the JSON, and after a full run the table beside it as .md "
-                                  "(default: bench/results/latest.json, or latest-quick.json with --quick or --only)")
+    p.add_argument(
+        "--json",
+        help="where to write the JSON, and after a full run the table beside it as .md "
+        "(default: bench/results/latest.json, or latest-quick.json with --quick or --only)",
+    )
     args = p.parse_args(argv)
     if args.json is None:
         partial = args.quick or args.only
@@ -611,10 +692,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         rows.extend(fn(args.quick))
 
     info = machine()
-    lines = [f"Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
-             f"torch {info['torch']}, {info['date']}{' (quick)' if args.quick else ''}", "",
-             "| workload | engine | median | unit | compared in the same run | note |",
-             "|---|---|---:|---|---|---|"]
+    lines = [
+        f"Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
+        f"torch {info['torch']}, {info['date']}{' (quick)' if args.quick else ''}",
+        "",
+        "| workload | engine | median | unit | compared in the same run | note |",
+        "|---|---|---:|---|---|---|",
+    ]
     for r in rows:
         lines.append(f"| {r['workload']} | {r['engine']} | {fmt(r['value'])} | {r['unit']} | {r['vs']} | {r['note']} |")
     table = "\n".join(lines) + "\n"

@@ -59,7 +59,6 @@ def scalar_graph_torch(torch: Any, n_ops: int) -> Tuple[list, list]:
 def moons_data(n: int = 100, seed: int = 1) -> Tuple[List[List[float]], List[float]]:
     """micrograd's demo data: make_moons(100, noise=0.1), labels -1/+1."""
     import numpy as np
-
     from arenagrad.data import make_moons
 
     X, y = make_moons(n, noise=0.1, seed=seed)
@@ -76,7 +75,7 @@ def micrograd_style_loss(Value: Callable, model: Any, X: Sequence, y: Sequence, 
     scores = list(map(model, inputs))
     losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
     data_loss = sum(losses) * (1.0 / len(losses))
-    reg_loss = alpha * sum((p * p for p in model.parameters()))
+    reg_loss = alpha * sum(p * p for p in model.parameters())
     total_loss = data_loss + reg_loss
     accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
     return total_loss, sum(accuracy) / len(accuracy)

@@ -32,10 +32,9 @@ import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+import arenagrad as ag
 from conftest import TORCH_REL
 from hypothesis import strategies as st
-
-import arenagrad as ag
 
 # ----------------------------------------------------------------- points
 
@@ -168,7 +167,11 @@ REFERENCE: dict[str, Ref] = {
         away_from_zero,
         params=[0.2],
         # at 0 the slope applies (x > 0 is false), as in torch
-        edges=[at(0.0, value=0.0, grad=0.01), at(-0.0, value=0.0, grad=0.01), at(0.0, value=0.0, grad=0.2, params=[0.2])],
+        edges=[
+            at(0.0, value=0.0, grad=0.01),
+            at(-0.0, value=0.0, grad=0.01),
+            at(0.0, value=0.0, grad=0.2, params=[0.2]),
+        ],
     ),
     "tanh": unary(math.tanh, "tanh", reals),
     # At +-800 the derivative underflows to 0 for any formula y(1-y)k; at -600 it is
@@ -186,7 +189,9 @@ REFERENCE: dict[str, Ref] = {
     ),
     "exp": unary(math.exp, "exp", st.floats(-5, 5)),
     "log": unary(math.log, "log", positive, edges=[at(TINY, value=-1000 * math.log(2), grad=2.0**1000)]),
-    "sqrt": unary(math.sqrt, "sqrt", positive, edges=[at(TINY, value=2.0**-500, grad=2.0**499), at(0.0, value=0.0, grad=inf)]),
+    "sqrt": unary(
+        math.sqrt, "sqrt", positive, edges=[at(TINY, value=2.0**-500, grad=2.0**499), at(0.0, value=0.0, grad=inf)]
+    ),
     # The engine's derivative is sigmoid(x); torch forms z/(z+1) with z = e^x: a few ulps apart.
     # torch's default threshold=20 returns x itself above 20, i.e. a derivative of exactly 1
     # where the true one is 1 - 2e-9; above 40 the linear branch is exact in float64.

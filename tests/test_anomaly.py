@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 import threading
 
-import pytest
-
 import arenagrad as ag
+import pytest
 
 
 def live() -> int:

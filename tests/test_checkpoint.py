@@ -9,7 +9,6 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from arenagrad import nn
 
 
@@ -78,8 +77,7 @@ def test_object_arrays_are_refused_without_pickle_advice(tmp_path):
 
 @pytest.mark.parametrize("descr", ["|b1", "<c16", "|O", [("a", "<f8")]])
 def test_dtypes_other_than_real_numbers_are_refused(tmp_path, descr):
-    path = write_npz(tmp_path / "odd.npz", {"weight.npy": npy((3, 2), descr=descr, data=b""),
-                                            "bias.npy": npy((3,))})
+    path = write_npz(tmp_path / "odd.npz", {"weight.npy": npy((3, 2), descr=descr, data=b""), "bias.npy": npy((3,))})
     with pytest.raises(ValueError, match="has dtype .*real numbers"):
         linear().load(path)
 
@@ -149,9 +147,11 @@ def test_headers_are_all_checked_before_any_array_is_read(tmp_path, monkeypatch)
 def test_declared_size_larger_than_the_header_implies_is_refused(tmp_path):
     # A correct header for bias (3,), then 20 MB of zeros that deflate to ~20 KB.
     padding = bytes(20 * 2**20)
-    path = write_npz(tmp_path / "bomb.npz",
-                     {"weight.npy": npy((3, 2)), "bias.npy": npy((3,)) + padding},
-                     compression=zipfile.ZIP_DEFLATED)
+    path = write_npz(
+        tmp_path / "bomb.npz",
+        {"weight.npy": npy((3, 2)), "bias.npy": npy((3,)) + padding},
+        compression=zipfile.ZIP_DEFLATED,
+    )
     assert path.stat().st_size < 200_000
     with pytest.raises(ValueError) as info:
         linear().load(path)
@@ -172,9 +172,11 @@ def test_a_billion_element_header_is_refused_in_bounded_memory(tmp_path):
     # The member's header claims 10**9 float64 (8 GB) with a payload of a few bytes: the
     # old np.load allocated the whole array before noticing. Under a 1 GiB address-space
     # limit, load must fail with a ValueError, quickly, without a MemoryError.
-    path = write_npz(tmp_path / "huge.npz",
-                     {"weight.npy": npy((10**9,), data=b"\0" * 64), "bias.npy": npy((3,))},
-                     compression=zipfile.ZIP_DEFLATED)
+    path = write_npz(
+        tmp_path / "huge.npz",
+        {"weight.npy": npy((10**9,), data=b"\0" * 64), "bias.npy": npy((3,))},
+        compression=zipfile.ZIP_DEFLATED,
+    )
     script = textwrap.dedent(f"""
         import resource, sys
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
@@ -190,8 +192,7 @@ def test_a_billion_element_header_is_refused_in_bounded_memory(tmp_path):
         sys.exit(4)
     """)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60, env=env)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert str(path) in out and "(1000000000,)" in out and "the parameter has shape (3, 2)" in out
@@ -206,7 +207,7 @@ def test_corrupt_data_after_good_headers_is_a_value_error(tmp_path):
     with zipfile.ZipFile(path) as z:
         info = z.getinfo("bias.npy")
     start = info.header_offset + 30 + len(info.filename) + 128  # inside the data, past the header
-    raw[start:start + 8] = b"\xff" * 8
+    raw[start : start + 8] = b"\xff" * 8
     path.write_bytes(bytes(raw))
     target = nn.Linear(2, 3, seed=9)
     before = snapshot(target)
@@ -260,8 +261,9 @@ def test_a_huge_header_length_is_refused_after_reading_a_few_kilobytes(tmp_path)
 
     # A version 2.0 .npy whose header claims to be 2 GiB long, followed by 1 MB of spaces.
     member = b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**31) + b" " * 2**20
-    path = write_npz(tmp_path / "header.npz", {"weight.npy": member, "bias.npy": npy((3,))},
-                     compression=zipfile.ZIP_DEFLATED)
+    path = write_npz(
+        tmp_path / "header.npz", {"weight.npy": member, "bias.npy": npy((3,))}, compression=zipfile.ZIP_DEFLATED
+    )
     with pytest.raises(ValueError) as info:
         linear().load(path)
     assert str(path) in str(info.value) and "'weight' is not a readable .npy array" in str(info.value)

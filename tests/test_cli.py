@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from arenagrad import cli
 from arenagrad.demos import minimize
 from arenagrad.train import TrainConfig, TrainError, train
@@ -50,29 +49,63 @@ def test_train_end_to_end_writes_pictures(tmp_path, capsys):
 
 def test_train_options_plot_every_no_gif_graphviz_quiet(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda *a, **k: None)  # as on a machine without dot
-    code, out, err = run(["train", "--dataset", "xor", *SMALL, "--hidden", "8", "8",
-                          "--plot-every", "2", "--no-gif", "--graphviz", "--quiet",
-                          "--out", str(tmp_path)], capsys)
+    code, out, err = run(
+        [
+            "train",
+            "--dataset",
+            "xor",
+            *SMALL,
+            "--hidden",
+            "8",
+            "8",
+            "--plot-every",
+            "2",
+            "--no-gif",
+            "--graphviz",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ],
+        capsys,
+    )
     assert code == 0
     assert err == ""  # --quiet: nothing but the final line
     assert out.count("\n") == 1 and out.startswith("xor: final train accuracy")
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["decision_boundary_epoch_2_xor.png", "decision_boundary_epoch_3_xor.png",
-                     "graph_xor.dot", "training_curves_xor.png"]
+    assert names == [
+        "decision_boundary_epoch_2_xor.png",
+        "decision_boundary_epoch_3_xor.png",
+        "graph_xor.dot",
+        "training_curves_xor.png",
+    ]
     dot = (tmp_path / "graph_xor.dot").read_text()
     assert dot.startswith("digraph arenagrad {") and "loss: " in dot
 
 
 @pytest.mark.parametrize("loss", ["mse", "hinge"])
 def test_train_other_losses(tmp_path, capsys, loss):
-    code, out, _ = run(["train", *SMALL, "--loss", loss, "--no-gif", "--quiet",
-                        "--out", str(tmp_path)], capsys)
+    code, out, _ = run(["train", *SMALL, "--loss", loss, "--no-gif", "--quiet", "--out", str(tmp_path)], capsys)
     assert code == 0 and "final train accuracy" in out
 
 
 def test_train_sine_regression(tmp_path, capsys):
-    code, out, _ = run(["train", "--dataset", "sine", "--epochs", "4", "--samples", "30",
-                        "--plot-every", "4", "--quiet", "--out", str(tmp_path)], capsys)
+    code, out, _ = run(
+        [
+            "train",
+            "--dataset",
+            "sine",
+            "--epochs",
+            "4",
+            "--samples",
+            "30",
+            "--plot-every",
+            "4",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ],
+        capsys,
+    )
     assert code == 0
     assert out.startswith("sine: final train MSE ")
     assert (tmp_path / "regression_fit_epoch_4_sine.png").read_bytes()[:8] == PNG
@@ -83,8 +116,9 @@ def test_train_sine_regression(tmp_path, capsys):
 
 def test_train_digits_reports_test_accuracy_and_seconds_per_epoch(tmp_path, capsys):
     pytest.importorskip("sklearn")
-    code, out, err = run(["train", "--dataset", "digits", "--samples", "300", "--epochs", "2",
-                          "--out", str(tmp_path)], capsys)
+    code, out, err = run(
+        ["train", "--dataset", "digits", "--samples", "300", "--epochs", "2", "--out", str(tmp_path)], capsys
+    )
     assert code == 0
     assert "test accuracy" in out.splitlines()[-1]
     assert "seconds per epoch" in err
@@ -138,9 +172,24 @@ def test_help_lists_every_dataset_and_default(capsys):
     out, _ = capsys.readouterr()
     for name in ("linear", "xor", "moons", "circles", "spiral", "sine", "digits"):
         assert f"\n  {name} " in out  # a row of the per-dataset defaults table
-    for option in ("--samples", "--noise", "--hidden", "--activation", "--epochs", "--lr",
-                   "--momentum", "--optimizer", "--batch-size", "--loss", "--seed", "--out",
-                   "--plot-every", "--no-gif", "--graphviz", "--quiet"):
+    for option in (
+        "--samples",
+        "--noise",
+        "--hidden",
+        "--activation",
+        "--epochs",
+        "--lr",
+        "--momentum",
+        "--optimizer",
+        "--batch-size",
+        "--loss",
+        "--seed",
+        "--out",
+        "--plot-every",
+        "--no-gif",
+        "--graphviz",
+        "--quiet",
+    ):
         assert option in out
 
 
@@ -178,19 +227,24 @@ def test_python_dash_m(tmp_path):
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     ok = subprocess.run(
         [sys.executable, "-m", "arenagrad", "train", *SMALL, "--no-gif", "--out", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip().splitlines()[-1].startswith("moons: final train accuracy")
     assert (tmp_path / "decision_boundary_epoch_3_moons.png").exists()
     bad = subprocess.run(
         [sys.executable, "-m", "arenagrad", "train", "--lr", "-1"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert bad.returncode == 2
     assert bad.stderr.strip() == (
-        "arenagrad train: error: argument --lr: '-1' is not a positive number "
-        "(see 'arenagrad train -h')"
+        "arenagrad train: error: argument --lr: '-1' is not a positive number (see 'arenagrad train -h')"
     )
 
 
@@ -199,8 +253,7 @@ def test_python_dash_m(tmp_path):
 
 @pytest.mark.parametrize("dataset", ["linear", "xor", "moons", "circles"])
 def test_defaults_reach_95_percent_within_60_epochs(dataset, tmp_path):
-    result = train(TrainConfig(dataset=dataset, seed=0, plots=False, quiet=True,
-                               out=str(tmp_path)))
+    result = train(TrainConfig(dataset=dataset, seed=0, plots=False, quiet=True, out=str(tmp_path)))
     assert result.config.epochs < 60
     assert result.train_acc >= 0.95
     assert result.epochs_to(0.95) is not None
@@ -273,8 +326,10 @@ def test_train_refuses_absurd_settings_in_one_line(argv, needle, capsys, tmp_pat
     [
         (["graph", "--hidden", "5000"], "'5000' is not an integer from 1 to 4096"),
         (["graph", "--inputs", "100000"], "argument --inputs: '100000' is not an integer from 1 to 4096"),
-        (["graph", "--hidden", "2000", "2000"],
-         "an MLP 2-2000-2000-1 has 4,010,001 parameters; the limit is 1,000,000"),
+        (
+            ["graph", "--hidden", "2000", "2000"],
+            "an MLP 2-2000-2000-1 has 4,010,001 parameters; the limit is 1,000,000",
+        ),
         (["graph", "--hidden", *["2"] * 17], "at most 16 hidden values, got 17"),
         (["graph", "--max-nodes", "1000000000"], "is not an integer from 1 to 10000"),
         (["graph", "--dpi", "100000"], "is not an integer from 1 to 1200"),
@@ -329,10 +384,21 @@ def test_a_write_failing_after_training_is_still_one_line(capsys, tmp_path, monk
 def test_cli_errors_through_python_dash_m_have_no_traceback(tmp_path):
     (tmp_path / "training_curves_moons.png").mkdir()
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    for argv in (["--samples", "4", "--test-split", "0.9"], ["--noise", "1e308"],
-                 ["--hidden", "100000"], ["--samples", "100000000"], ["--out", str(tmp_path)]):
-        bad = subprocess.run([sys.executable, "-m", "arenagrad", "train", *argv],
-                             capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    for argv in (
+        ["--samples", "4", "--test-split", "0.9"],
+        ["--noise", "1e308"],
+        ["--hidden", "100000"],
+        ["--samples", "100000000"],
+        ["--out", str(tmp_path)],
+    ):
+        bad = subprocess.run(
+            [sys.executable, "-m", "arenagrad", "train", *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            cwd=tmp_path,
+        )
         assert bad.returncode == 2, (argv, bad.stderr)
         assert bad.stdout == ""
         assert len(bad.stderr.strip().splitlines()) == 1, (argv, bad.stderr)
@@ -343,9 +409,26 @@ def test_compile_with_a_batch_larger_than_the_data_records_the_data(tmp_path):
     # 200 samples, batch 1,000,000: the step is recorded for 200, not a million placeholders.
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     done = subprocess.run(
-        [sys.executable, "-m", "arenagrad", "train", "--samples", "200", "--batch-size", "1000000",
-         "--compile", "--epochs", "5", "--no-plots", "--out", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "arenagrad",
+            "train",
+            "--samples",
+            "200",
+            "--batch-size",
+            "1000000",
+            "--compile",
+            "--epochs",
+            "5",
+            "--no-plots",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert "batch 200," in done.stderr
@@ -363,8 +446,18 @@ def test_compile_records_at_most_the_training_set(tmp_path, monkeypatch):
         return real(self, n)
 
     monkeypatch.setattr(nn.CompiledStep, "_record", spy)
-    result = train(TrainConfig(samples=50, test_split=0.2, batch_size=10**6, compile=True, epochs=2,
-                               plots=False, quiet=True, out=str(tmp_path)))
+    result = train(
+        TrainConfig(
+            samples=50,
+            test_split=0.2,
+            batch_size=10**6,
+            compile=True,
+            epochs=2,
+            plots=False,
+            quiet=True,
+            out=str(tmp_path),
+        )
+    )
     assert sizes == [40]  # 50 samples, 10 held out: one recording of the whole training set
     assert result.train_acc is not None
 

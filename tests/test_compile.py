@@ -6,10 +6,9 @@ import math
 import sys
 from pathlib import Path
 
+import arenagrad as ag
 import numpy as np
 import pytest
-
-import arenagrad as ag
 from arenagrad import nn
 from arenagrad.nn import functional as F
 
@@ -129,7 +128,7 @@ def test_leaves_are_stable_and_exclude_numbers():
         (lambda x: x.log(), -1.0, ValueError),
         (lambda x: 1.0 / x, 0.0, ZeroDivisionError),
         (lambda x: (x * 10).exp(), 100.0, OverflowError),
-        (lambda x: x ** 0.5, -4.0, ValueError),
+        (lambda x: x**0.5, -4.0, ValueError),
     ],
 )
 def test_replay_errors_match_eager_and_change_nothing(build, data, exc):
@@ -218,8 +217,17 @@ def test_trainer_compile_flag_gives_the_eager_run(tmp_path, dataset, loss):
 
     runs = []
     for compiled in (False, True):
-        cfg = TrainConfig(dataset=dataset, loss=loss, epochs=3, samples=60, batch_size=16, plots=False,
-                          quiet=True, out=str(tmp_path / str(compiled)), compile=compiled)
+        cfg = TrainConfig(
+            dataset=dataset,
+            loss=loss,
+            epochs=3,
+            samples=60,
+            batch_size=16,
+            plots=False,
+            quiet=True,
+            out=str(tmp_path / str(compiled)),
+            compile=compiled,
+        )
         runs.append(train(cfg))
     eager, replay = runs
     assert replay.history["loss"] == pytest.approx(eager.history["loss"], rel=1e-9)
@@ -230,8 +238,12 @@ def test_trainer_compile_flag_gives_the_eager_run(tmp_path, dataset, loss):
 def test_cli_accepts_compile(tmp_path):
     from arenagrad.cli import main
 
-    assert main(["train", "--epochs", "2", "--samples", "40", "--no-plots", "--quiet", "--compile",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            ["train", "--epochs", "2", "--samples", "40", "--no-plots", "--quiet", "--compile", "--out", str(tmp_path)]
+        )
+        == 0
+    )
 
 
 def test_backward_without_grad_raises_like_eager():
@@ -270,8 +282,7 @@ def test_compiled_step_keeps_at_most_four_recordings_least_recently_used_dropped
 
 def test_compiled_step_memory_is_bounded_over_many_batch_sizes():
     model = nn.MLP(2, [4, 2], seed=0)
-    step = nn.CompiledStep(model, "cross-entropy", batch_size=1, in_features=2, num_classes=2,
-                           max_recordings=2)
+    step = nn.CompiledStep(model, "cross-entropy", batch_size=1, in_features=2, num_classes=2, max_recordings=2)
     rng = np.random.default_rng(1)
 
     def call(n):
@@ -291,8 +302,7 @@ def test_compiled_step_memory_is_bounded_over_many_batch_sizes():
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, None])
 def test_compiled_step_max_recordings_must_be_a_positive_int(bad):
     with pytest.raises(ValueError, match="max_recordings"):
-        nn.CompiledStep(nn.MLP(2, [2]), "cross-entropy", batch_size=1, in_features=2, num_classes=2,
-                        max_recordings=bad)
+        nn.CompiledStep(nn.MLP(2, [2]), "cross-entropy", batch_size=1, in_features=2, num_classes=2, max_recordings=bad)
 
 
 @pytest.mark.parametrize("outputs", [1, 3])

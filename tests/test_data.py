@@ -4,7 +4,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from arenagrad import data
 from arenagrad import random as agrandom
 
@@ -282,12 +281,8 @@ def test_moons_matches_sklearn():
     Xa, ya = data.make_moons(n=2000, noise=0.1, seed=1)
     Xs, ys = sk.make_moons(n_samples=2000, noise=0.1, random_state=1)
     for label in (0, 1):
-        np.testing.assert_allclose(
-            Xa[ya == label].mean(axis=0), Xs[ys == label].mean(axis=0), atol=0.02
-        )
-        np.testing.assert_allclose(
-            Xa[ya == label].std(axis=0), Xs[ys == label].std(axis=0), atol=0.02
-        )
+        np.testing.assert_allclose(Xa[ya == label].mean(axis=0), Xs[ys == label].mean(axis=0), atol=0.02)
+        np.testing.assert_allclose(Xa[ya == label].std(axis=0), Xs[ys == label].std(axis=0), atol=0.02)
 
 
 def test_circles_matches_sklearn():

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import math
 
+import arenagrad as ag
 import pytest
+from arenagrad import _core
 from conftest import FD_ABS, FD_REL, HYPO, TORCH_ABS, TORCH_REL, assert_close, fd_grad, torch_grads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from op_reference import REFERENCE, engine_op, reals
-
-import arenagrad as ag
-from arenagrad import _core
 
 V = ag.Value
 
@@ -243,8 +242,27 @@ def test_op_edges_against_torch(name, edge, torch):
 # infinities and NaN. The engine must do what its plain-float function does, as
 # Python floats do: the same value, or the same exception.
 
-SPECIAL = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1e-300, -1e-300, 1.0, -1.0,
-           709.78, 710.0, -745.2, -746.0, 1e300, -1e300, 1.7976931348623157e308, math.inf, -math.inf, math.nan]
+SPECIAL = [
+    0.0,
+    -0.0,
+    5e-324,
+    -5e-324,
+    2.2250738585072014e-308,
+    1e-300,
+    -1e-300,
+    1.0,
+    -1.0,
+    709.78,
+    710.0,
+    -745.2,
+    -746.0,
+    1e300,
+    -1e300,
+    1.7976931348623157e308,
+    math.inf,
+    -math.inf,
+    math.nan,
+]
 ANY_FLOAT = st.one_of(st.sampled_from(SPECIAL), st.floats(allow_nan=True, allow_infinity=True))
 SCALAR_OPS = [name for name, ref in REFERENCE.items() if ref.arity in ("unary", "binary") and not ref.multi]
 DOMAIN_ERRORS = (ValueError, ZeroDivisionError, OverflowError)
@@ -473,9 +491,9 @@ def test_same_value_twice_exact():
 COMPOSITES = {
     "tanh(ab+c)(a-c)/(b^2+1)": lambda a, b, c: U("tanh", a * b + c) * (a - c) / (b * b + 1),
     "exp(sig(a)b)-log(c^2+1)+a^3/4": lambda a, b, c: U("exp", U("sigmoid", a) * b) - U("log", c * c + 1) + a**3 / 4,
-    "softplus(a-b)sin(c)+cos(ac)^2-3/(2+b^2)": lambda a, b, c: U("softplus", a - b) * U("sin", c)
-    + U("cos", a * c) ** 2
-    - 3 / (2 + b * b),
+    "softplus(a-b)sin(c)+cos(ac)^2-3/(2+b^2)": lambda a, b, c: (
+        U("softplus", a - b) * U("sin", c) + U("cos", a * c) ** 2 - 3 / (2 + b * b)
+    ),
     "sqrt(a^2+b^2+1)*(-c)+2**b": lambda a, b, c: U("sqrt", a * a + b * b + 1) * U("neg", c) + 2**b,
     "((a*b)-(b*c)).tanh()*a+a*a*b": lambda a, b, c: U("tanh", a * b - b * c) * a + a * a * b,
     "(1-a)/(1+b*b)-c**3+5": lambda a, b, c: (1 - a) / (1 + b * b) - c**3 + 5,

@@ -2,9 +2,8 @@
 
 import inspect
 
-import pytest
-
 import arenagrad as ag
+import pytest
 from arenagrad import _core
 
 
@@ -39,7 +38,7 @@ def test_no_grad_on_a_generator_covers_its_body_but_not_the_caller():
     assert inspect.isgeneratorfunction(gen)
     it = gen(3)
     assert ag.is_grad_enabled()  # creating it runs nothing
-    for i in it:
+    for _ in it:
         # The caller's code between yields keeps the caller's mode.
         seen.append(("caller", ag.is_grad_enabled(), _records()))
     assert seen == [("body", False, False), ("caller", True, True)] * 3

@@ -28,10 +28,9 @@ import subprocess
 import sys
 import textwrap
 
+import arenagrad as ag
 import numpy as np
 import pytest
-
-import arenagrad as ag
 from arenagrad import _core
 
 FUSED = ["sum", "mean", "logsumexp", "softmax", "log_softmax"]

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import pytest
-
 from arenagrad import nn
 from arenagrad.data import to_pm1
 from arenagrad.nn import functional as F
@@ -42,14 +41,20 @@ FORMULAS = {
     "cross-entropy": (3, lambda rows, y: cross_entropy(rows, y)),
     "softmax-mse": (3, lambda rows, y: squared_error([softmax(r) for r in rows], one_hot_rows(y, 3))),
     "mse": (3, lambda rows, y: squared_error(rows, one_hot_rows(y, 3))),
-    "hinge": (2, lambda rows, y: math.fsum(max(0.0, 1 - (1 if t == 1 else -1) * r[0]) for r, t in zip(rows, y))
-              / len(rows)),
+    "hinge": (
+        2,
+        lambda rows, y: math.fsum(max(0.0, 1 - (1 if t == 1 else -1) * r[0]) for r, t in zip(rows, y)) / len(rows),
+    ),
 }
 # mse without classes is a regression's squared error
 REGRESSION = lambda rows, y: squared_error(rows, [[t] for t in y])  # noqa: E731
 # the functional each name stands for
-FUNCTIONS = {"cross-entropy": F.cross_entropy, "softmax-mse": F.softmax_mse_loss, "mse": F.mse_loss,
-             "hinge": F.hinge_loss}
+FUNCTIONS = {
+    "cross-entropy": F.cross_entropy,
+    "softmax-mse": F.softmax_mse_loss,
+    "mse": F.mse_loss,
+    "hinge": F.hinge_loss,
+}
 
 
 def test_every_registered_loss_is_tested_here():
@@ -90,8 +95,11 @@ def test_functional_compiled_step_and_entry_agree_with_the_formula(name, classes
     want = expected(name, classes, rows, y)
 
     # nn.functional, with targets made as the registry says (one-hot rows, -1/+1, numbers)
-    targets = {"cross-entropy": one_hot_rows(y, 3), "softmax-mse": one_hot_rows(y, 3),
-               "hinge": [1.0 if t == 1 else -1.0 for t in y]}.get(name)
+    targets = {
+        "cross-entropy": one_hot_rows(y, 3),
+        "softmax-mse": one_hot_rows(y, 3),
+        "hinge": [1.0 if t == 1 else -1.0 for t in y],
+    }.get(name)
     if name == "mse":
         targets = y.tolist() if classes is None else one_hot_rows(y, 3)
     assert FUNCTIONS[name](outs, targets).data == pytest.approx(want, rel=1e-12)
@@ -121,8 +129,13 @@ def test_cross_entropy_with_soft_targets_is_torchs():
 
 
 # The dataset each loss trains on: three classes, two classes, a regression.
-TRAINER_CASES = [("cross-entropy", "spiral"), ("softmax-mse", "spiral"), ("mse", "spiral"),
-                 ("hinge", "moons"), ("mse", "sine")]
+TRAINER_CASES = [
+    ("cross-entropy", "spiral"),
+    ("softmax-mse", "spiral"),
+    ("mse", "spiral"),
+    ("hinge", "moons"),
+    ("mse", "sine"),
+]
 
 
 @pytest.mark.parametrize("compile", [False, True])
@@ -130,8 +143,18 @@ TRAINER_CASES = [("cross-entropy", "spiral"), ("softmax-mse", "spiral"), ("mse",
 def test_the_trainer_takes_the_formulas_loss(name, dataset, compile, tmp_path):
     # One epoch of one batch holding every sample: the epoch's loss is the loss of the
     # model as initialised (the update comes after), on the whole training set.
-    config = TrainConfig(dataset=dataset, loss=name, samples=30, hidden=[6], epochs=1, batch_size=1000,
-                         compile=compile, plots=False, quiet=True, out=str(tmp_path))
+    config = TrainConfig(
+        dataset=dataset,
+        loss=name,
+        samples=30,
+        hidden=[6],
+        epochs=1,
+        batch_size=1000,
+        compile=compile,
+        plots=False,
+        quiet=True,
+        out=str(tmp_path),
+    )
     classes = {"spiral": 3, "moons": 2, "sine": None}[dataset]
     X, y, _, _ = load_dataset(resolve_config(config))
     k = 1 if name == "hinge" or classes is None else classes
@@ -154,11 +177,14 @@ def test_hinge_targets_are_the_one_pm1_mapping():
     assert step.loss(X, y) == step.loss(X, 2 * y - 1)
 
 
-@pytest.mark.parametrize("name, classes, why", [
-    ("cross-entropy", None, "num_classes >= 2"),
-    ("softmax-mse", 1, "num_classes >= 2"),
-    ("hinge", 3, "two classes"),
-])
+@pytest.mark.parametrize(
+    "name, classes, why",
+    [
+        ("cross-entropy", None, "num_classes >= 2"),
+        ("softmax-mse", 1, "num_classes >= 2"),
+        ("hinge", 3, "two classes"),
+    ],
+)
 def test_a_loss_refuses_labels_it_cannot_read(name, classes, why):
     loss = nn.LOSSES[name]
     assert not loss.accepts(classes)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import pytest
-
 import arenagrad as ag
 import arenagrad.losses as losses
+import numpy as np
+import pytest
 from arenagrad.nn import functional as F
 
 REDUCTIONS = ["mean", "sum", "none"]

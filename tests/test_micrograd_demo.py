@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from arenagrad import data, nn
 from arenagrad.nn import functional as F
 
@@ -26,7 +25,7 @@ def micrograd_loss(model, X, y):
     losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
     data_loss = sum(losses) * (1.0 / len(losses))
     alpha = 1e-4
-    reg_loss = alpha * sum((p * p for p in model.parameters()))
+    reg_loss = alpha * sum(p * p for p in model.parameters())
     total_loss = data_loss + reg_loss
     accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
     return total_loss, sum(accuracy) / len(accuracy)

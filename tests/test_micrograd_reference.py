@@ -11,9 +11,8 @@ import inspect
 import random
 import types
 
-import pytest
-
 import arenagrad as ag
+import pytest
 
 # ---------------------------------------------------- micrograd's test_engine
 
@@ -158,7 +157,7 @@ def draw_dot(root, Digraph=FakeDigraph):
     for n in nodes:
         uid = str(id(n))
         # for any value in the graph, create a rectangular ('record') node for it
-        dot.node(name=uid, label="{ data %.4f | grad %.4f }" % (n.data, n.grad), shape="record")
+        dot.node(name=uid, label="{ data %.4f | grad %.4f }" % (n.data, n.grad), shape="record")  # noqa: UP031 (micrograd's own line)
         if n._op:
             # if this value is a result of some operation, create an op node for it
             dot.node(name=uid + n._op, label=n._op)
@@ -259,7 +258,7 @@ def _train(nn, Value, steps=3):
         losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
         data_loss = sum(losses) * (1.0 / len(losses))
         alpha = 1e-4
-        reg_loss = alpha * sum((p * p for p in model.parameters()))
+        reg_loss = alpha * sum(p * p for p in model.parameters())
         total_loss = data_loss + reg_loss
         model.zero_grad()
         total_loss.backward()

@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 import zipfile
 
+import arenagrad as ag
 import numpy as np
 import pytest
-
-import arenagrad as ag
 from arenagrad import nn
 from arenagrad.random import manual_seed
 
@@ -104,7 +103,14 @@ def test_custom_module_registration():
     net = Net()
     sd = net.state_dict()
     assert list(sd) == [
-        "scale", "table", "body.weight", "body.bias", "heads.0.w", "heads.0.b", "heads.1.w", "heads.1.b"
+        "scale",
+        "table",
+        "body.weight",
+        "body.bias",
+        "heads.0.w",
+        "heads.0.b",
+        "heads.1.w",
+        "heads.1.b",
     ]
     assert sd["table"].tolist() == [[1.0, 2.0], [3.0, 4.0]]
     assert len(net.parameters()) == 1 + 4 + 6 + 3 + 3
@@ -199,12 +205,7 @@ def test_repr():
             self.heads = [nn.Linear(2, 1), nn.Linear(2, 1), nn.Linear(2, 1), nn.Tanh()]
 
     assert repr(Heads()) == (
-        "Heads(\n"
-        "  (heads): [\n"
-        "    (0-2): 3 x Linear(in_features=2, out_features=1, bias=True)\n"
-        "    (3): Tanh()\n"
-        "  ]\n"
-        ")"
+        "Heads(\n  (heads): [\n    (0-2): 3 x Linear(in_features=2, out_features=1, bias=True)\n    (3): Tanh()\n  ]\n)"
     )
 
 

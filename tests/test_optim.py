@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pytest
-
 from arenagrad import optim
 
 

@@ -9,7 +9,6 @@ import re
 from dataclasses import asdict, fields
 
 import pytest
-
 from arenagrad import cli
 from arenagrad.demos import GraphConfig, MinimizeConfig
 from arenagrad.options import OptionError, Range, check_options
@@ -62,10 +61,17 @@ def test_no_flags_parse_to_the_config_defaults(command):
 
 
 def test_flags_reach_the_config(capsys):
-    args = cli.build_parser().parse_args(["train", "--batch-size", "7", "--hidden", "3", "4", "--no-gif",
-                                          "--quiet", "--loss", "hinge", "--lr", "0.5"])
-    assert (args.batch_size, args.hidden, args.gif, args.quiet, args.loss, args.lr) == (7, [3, 4], False, True,
-                                                                                       "hinge", 0.5)
+    args = cli.build_parser().parse_args(
+        ["train", "--batch-size", "7", "--hidden", "3", "4", "--no-gif", "--quiet", "--loss", "hinge", "--lr", "0.5"]
+    )
+    assert (args.batch_size, args.hidden, args.gif, args.quiet, args.loss, args.lr) == (
+        7,
+        [3, 4],
+        False,
+        True,
+        "hinge",
+        0.5,
+    )
 
 
 @pytest.mark.parametrize(

@@ -24,8 +24,15 @@ def stubtest(stub_text: str, folder: pathlib.Path) -> subprocess.CompletedProces
     (stubs / "__init__.pyi").write_text("")
     (stubs / "_core.pyi").write_text(stub_text)
     return subprocess.run(
-        [sys.executable, "-m", "mypy.stubtest", "arenagrad._core", "--concise",
-         "--allowlist", str(ROOT / "cpp" / "stubtest_allowlist.txt")],
+        [
+            sys.executable,
+            "-m",
+            "mypy.stubtest",
+            "arenagrad._core",
+            "--concise",
+            "--allowlist",
+            str(ROOT / "cpp" / "stubtest_allowlist.txt"),
+        ],
         cwd=folder,  # no mypy config of the checkout, and its cache stays out of the checkout
         env={**os.environ, "MYPYPATH": str(folder / "stubs")},
         capture_output=True,

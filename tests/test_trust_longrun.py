@@ -25,10 +25,9 @@ from __future__ import annotations
 import gc
 import os
 
+import arenagrad as ag
 import numpy as np
 import pytest
-
-import arenagrad as ag
 from arenagrad import _core, nn, optim
 from arenagrad.data import make_moons, to_pm1
 from arenagrad.nn import functional as F

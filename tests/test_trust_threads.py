@@ -24,9 +24,8 @@ import textwrap
 import threading
 from contextlib import contextmanager
 
-import pytest
-
 import arenagrad as ag
+import pytest
 from arenagrad import _core
 
 ITERS = int(os.environ.get("ARENAGRAD_THREAD_ITERS", "2000"))

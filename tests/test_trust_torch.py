@@ -67,12 +67,11 @@ import struct
 import sys
 import time
 
+import arenagrad as ag
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
-
-import arenagrad as ag
 
 torch = pytest.importorskip("torch")
 
@@ -707,9 +706,7 @@ def test_digits_epoch_matches_torch():
     params = model.parameters()
 
     # The same network in torch, from the same weights.
-    tnet = torch.nn.Sequential(
-        torch.nn.Linear(64, 32, dtype=F64), torch.nn.ReLU(), torch.nn.Linear(32, 10, dtype=F64)
-    )
+    tnet = torch.nn.Sequential(torch.nn.Linear(64, 32, dtype=F64), torch.nn.ReLU(), torch.nn.Linear(32, 10, dtype=F64))
     tlin = [tnet[0], tnet[2]]
     with torch.no_grad():
         for layer, lin in zip(model.layers, tlin):

@@ -4,9 +4,8 @@ import math
 import re
 import shutil
 
-import pytest
-
 import arenagrad as ag
+import pytest
 from arenagrad import viz
 
 NODE = re.compile(r"^\s*(n\d+) \[label=\"(.*)\", fillcolor=\"(#[0-9a-f]{6})\"\];$", re.M)

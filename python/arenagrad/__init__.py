@@ -10,12 +10,14 @@ with PyTorch's vocabulary on top (``nn``, ``optim``, ``data``)::
     print(g, a.grad, b.grad)
 """
 
+from . import data, losses, nn, optim, random  # noqa: F401  (ag.random, as torch.random; not in __all__, which would shadow the random module on import *)
 from ._core import (
     NODE_BYTES,
+    CompiledGraph,
     Value,
-    is_anomaly_enabled,
     dot,
     engine_stats,
+    is_anomaly_enabled,
     is_grad_enabled,
     log_softmax,
     logsumexp,
@@ -23,8 +25,6 @@ from ._core import (
     softmax,
     sum,
 )
-from ._core import CompiledGraph
-from . import data, losses, nn, optim, random
 from .grad_mode import detect_anomaly, enable_grad, no_grad, set_detect_anomaly, set_grad_enabled
 from .random import manual_seed
 from .replay import compile

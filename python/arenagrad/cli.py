@@ -40,8 +40,9 @@ def _run_train(config: TrainConfig) -> str:
     try:
         result = train(config)
     except MemoryError:
-        raise OptionError("ran out of memory; try fewer --samples, smaller --hidden layers or a "
-                          "smaller --batch-size") from None
+        raise OptionError(
+            "ran out of memory; try fewer --samples, smaller --hidden layers or a smaller --batch-size"
+        ) from None
     if not config.quiet:
         for path in result.files:
             print(f"  {path}", file=sys.stderr)
@@ -58,23 +59,32 @@ class _Command(NamedTuple):
 
 _COMMANDS: Dict[str, _Command] = {
     "train": _Command(
-        TrainConfig, _run_train, "train an MLP on a toy dataset or digits, with pictures",
+        TrainConfig,
+        _run_train,
+        "train an MLP on a toy dataset or digits, with pictures",
         "Train an MLP with minibatch gradient descent and draw what it learned: decision boundaries "
         "(every --plot-every epochs and at the end), an animated GIF, loss/accuracy curves, the fitted "
         "curve for sine. Options left out take the dataset's default (table below).",
-        describe_defaults()),
+        describe_defaults(),
+    ),
     "minimize": _Command(
-        MinimizeConfig, run_minimize, "gradient descent on f(x, y) = relu((x - y)**3 + exp(y)) + y",
+        MinimizeConfig,
+        run_minimize,
+        "gradient descent on f(x, y) = relu((x - y)**3 + exp(y)) + y",
         "Minimise f(x, y) = relu((x - y)**3 + exp(y)) + y by plain gradient descent with the engine's "
         "gradients, print the path and plot f over the iterations (minimize.png in --out). f has no "
         "minimum: once relu switches off, only the '+ y' term is left and y keeps going down, so the "
-        "plot shows how the descent first kills the cubic term, then follows the relu's kink downhill."),
+        "plot shows how the descent first kills the cubic term, then follows the relu's kink downhill.",
+    ),
     "graph": _Command(
-        GraphConfig, run_graph, "write the graphviz graph of a small network after one forward and backward",
+        GraphConfig,
+        run_graph,
+        "write the graphviz graph of a small network after one forward and backward",
         "Build a small MLP, run one sample forward, take the squared error to a target, call backward, "
         "and write the graph as graphviz text (network_graph.dot) with every node's op, data and grad, "
         "coloured by kind; with graphviz's `dot` program on PATH also the picture (network_graph.png "
-        "or .svg)."),
+        "or .svg).",
+    ),
 }
 
 
@@ -83,15 +93,22 @@ def _build() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.ArgumentParser
     from . import __version__
 
     parser: argparse.ArgumentParser = _Parser(
-        prog="arenagrad", description="arenagrad: a scalar autograd engine with its graph in C++. "
-        "Train small MLPs, watch gradient descent, draw the graph.")
+        prog="arenagrad",
+        description="arenagrad: a scalar autograd engine with its graph in C++. "
+        "Train small MLPs, watch gradient descent, draw the graph.",
+    )
     parser.add_argument("--version", action="version", version=f"arenagrad {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(_COMMANDS) + "}", parser_class=_Parser)
     parsers: Dict[str, argparse.ArgumentParser] = {}
     for name, command in _COMMANDS.items():
         # Raw, so the epilog's table keeps its lines; the description is wrapped here instead.
-        parsers[name] = sub.add_parser(name, help=command.help, description=textwrap.fill(command.description, 79),
-                                       epilog=command.epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        parsers[name] = sub.add_parser(
+            name,
+            help=command.help,
+            description=textwrap.fill(command.description, 79),
+            epilog=command.epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         add_options(parsers[name], command.config)
     return parser, parsers
 

@@ -165,18 +165,14 @@ def _check_args(n: int, noise: float) -> int:
     return n
 
 
-def _shuffled(
-    rng: np.random.Generator, X: np.ndarray, y: np.ndarray
-) -> Tuple[np.ndarray, np.ndarray]:
+def _shuffled(rng: np.random.Generator, X: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     # Generators build the classes one after the other; mix them so an unshuffled
     # DataLoader still sees every class in every batch.
     perm = rng.permutation(len(y))
     return X[perm], y[perm]
 
 
-def make_linear(
-    n: int = 100, noise: float = 0.1, seed: SeedLike = None
-) -> Tuple[np.ndarray, np.ndarray]:
+def make_linear(n: int = 100, noise: float = 0.1, seed: SeedLike = None) -> Tuple[np.ndarray, np.ndarray]:
     """Two classes on either side of the line ``x0 + x1 = 0``.
 
     Each class fills a 2 x 0.9 strip starting 0.1 away from the line (so without noise
@@ -197,9 +193,7 @@ def make_linear(
     return _shuffled(rng, X, y.astype(np.int64))
 
 
-def make_xor(
-    n: int = 100, noise: float = 0.1, seed: SeedLike = None
-) -> Tuple[np.ndarray, np.ndarray]:
+def make_xor(n: int = 100, noise: float = 0.1, seed: SeedLike = None) -> Tuple[np.ndarray, np.ndarray]:
     """Four clusters, one per quadrant; label 1 where the coordinates' signs differ.
 
     Points are uniform in ``0.1 <= |x0|, |x1| <= 1`` of their quadrant (the quadrants are
@@ -232,9 +226,7 @@ def _two_classes(
     return X, y
 
 
-def make_moons(
-    n: int = 100, noise: float = 0.1, seed: SeedLike = None
-) -> Tuple[np.ndarray, np.ndarray]:
+def make_moons(n: int = 100, noise: float = 0.1, seed: SeedLike = None) -> Tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles, constructed as ``sklearn.datasets.make_moons``.
 
     Class 0 is the upper half of the unit circle (``n // 2`` points, evenly spaced),
@@ -310,9 +302,7 @@ def make_spiral(
     return _shuffled(rng, X, y.astype(np.int64))
 
 
-def make_sine(
-    n: int = 100, noise: float = 0.1, seed: SeedLike = None
-) -> Tuple[np.ndarray, np.ndarray]:
+def make_sine(n: int = 100, noise: float = 0.1, seed: SeedLike = None) -> Tuple[np.ndarray, np.ndarray]:
     """Regression data: ``x ~ Uniform[-pi, pi]``, ``y = sin(x) + Normal(0, noise)``.
 
     Returns:
@@ -346,8 +336,7 @@ def one_hot(y: Any, num_classes: int) -> np.ndarray:
         ValueError: ``y`` is not a 1-D array of integers in ``0 .. num_classes - 1``.
     """
     y = np.asarray(y)
-    if y.ndim != 1 or (y.size and (not np.issubdtype(y.dtype, np.integer)
-                                   or y.min() < 0 or y.max() >= num_classes)):
+    if y.ndim != 1 or (y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= num_classes)):
         raise ValueError(f"labels must be integer class indices in 0..{num_classes - 1}")
     return np.eye(num_classes)[y]
 
@@ -365,9 +354,7 @@ def load_digits() -> Tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits as _sk_load_digits
     except ImportError as err:
-        raise ImportError(
-            "load_digits needs scikit-learn: pip install 'arenagrad[digits]'"
-        ) from err
+        raise ImportError("load_digits needs scikit-learn: pip install 'arenagrad[digits]'") from err
     bunch = _sk_load_digits()
     X = np.asarray(bunch.data, dtype=np.float64) / 16.0
     y = np.asarray(bunch.target, dtype=np.int64)
@@ -387,9 +374,7 @@ def train_test_split(
     """
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim == 0 or y.ndim == 0 or X.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"X and y must have the same first dimension, got shapes {X.shape} and {y.shape}"
-        )
+        raise ValueError(f"X and y must have the same first dimension, got shapes {X.shape} and {y.shape}")
     n = X.shape[0]
     if isinstance(test_size, (float, np.floating)):
         if not 0.0 < test_size < 1.0:
@@ -398,9 +383,7 @@ def train_test_split(
     else:
         n_test = operator.index(test_size)
     if not 0 < n_test < n:
-        raise ValueError(
-            f"test_size={test_size} with {n} samples leaves an empty train or test set"
-        )
+        raise ValueError(f"test_size={test_size} with {n} samples leaves an empty train or test set")
     perm = rng_from(seed).permutation(n)
     test, train = perm[:n_test], perm[n_test:]
     return X[train], X[test], y[train], y[test]

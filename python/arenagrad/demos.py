@@ -21,6 +21,7 @@ from .training.config import LIMITS, WIDTH, check_mlp
 
 __all__ = ["MinimizeConfig", "minimize", "run_minimize", "GraphConfig", "run_graph"]
 
+
 @dataclass
 class MinimizeConfig:
     """The options of ``arenagrad minimize``."""
@@ -85,8 +86,10 @@ def run_minimize(config: MinimizeConfig, stream: Optional[TextIO] = None) -> str
             plots.plot_minimize(fs, picture, xs=xs, ys=ys, title="gradient descent on relu((x - y)^3 + exp(y)) + y")
         if not config.quiet:
             print(f"  {picture}", file=stream)
-    return (f"minimize: f went from {fs[0]:.4f} to {fs[-1]:.4f} in {config.steps} steps "
-            f"(x = {xs[-1]:.4f}, y = {ys[-1]:.4f})")
+    return (
+        f"minimize: f went from {fs[0]:.4f} to {fs[-1]:.4f} in {config.steps} steps "
+        f"(x = {xs[-1]:.4f}, y = {ys[-1]:.4f})"
+    )
 
 
 @dataclass
@@ -94,8 +97,14 @@ class GraphConfig:
     """The options of ``arenagrad graph``."""
 
     inputs: int = option(2, "input features", WIDTH, metavar="N")
-    hidden: List[int] = option([3], f"hidden layer widths; {LIMITS['parameters']:,} parameters at most in all",
-                               WIDTH, many=True, max_items=LIMITS["depth"], metavar="SIZE")
+    hidden: List[int] = option(
+        [3],
+        f"hidden layer widths; {LIMITS['parameters']:,} parameters at most in all",
+        WIDTH,
+        many=True,
+        max_items=LIMITS["depth"],
+        metavar="SIZE",
+    )
     activation: str = option("relu", "hidden-layer activation", choices=tuple(ACTIVATIONS))
     format: str = option("png", "picture format when dot is installed", choices=("png", "svg", "pdf"))
     max_nodes: int = option(500, "draw at most N nodes, summarise the rest", Range(int, 1, 10_000), metavar="N")
@@ -123,8 +132,9 @@ def run_graph(config: GraphConfig) -> str:
     sample = [Value(0.5 - 0.25 * i, requires_grad=False) for i in range(config.inputs)]
     loss = (model(sample) - 1.0) ** 2
     loss.backward()
-    text = viz.to_dot(loss, max_nodes=config.max_nodes,
-                      title=f"MLP {'-'.join(map(str, sizes))}: (model(x) - 1)^2 after one backward")
+    text = viz.to_dot(
+        loss, max_nodes=config.max_nodes, title=f"MLP {'-'.join(map(str, sizes))}: (model(x) - 1)^2 after one backward"
+    )
     with writing():
         try:
             path = viz.render(text, picture, dpi=config.dpi)

@@ -98,9 +98,7 @@ class Optimizer:
     def state_dict(self) -> Dict[str, Any]:
         """Hyperparameters plus ``"state"``: plain Python numbers and numpy array copies."""
         sd: Dict[str, Any] = {name: getattr(self, name) for name in self.defaults}
-        sd["state"] = {
-            k: v.copy() if isinstance(v, np.ndarray) else v for k, v in self.state.items()
-        }
+        sd["state"] = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in self.state.items()}
         return sd
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
@@ -110,17 +108,13 @@ class Optimizer:
         """
         unknown = set(state_dict) - set(self.defaults) - {"state"}
         if unknown:
-            raise ValueError(
-                f"unexpected keys in {type(self).__name__} state_dict: {sorted(unknown)}"
-            )
+            raise ValueError(f"unexpected keys in {type(self).__name__} state_dict: {sorted(unknown)}")
         n = len(self.params)
         state: Dict[str, Any] = {}
         for k, v in state_dict.get("state", {}).items():
             if isinstance(v, np.ndarray):
                 if v.shape != (n,):
-                    raise ValueError(
-                        f"state '{k}' has shape {v.shape}, but the optimizer has {n} params"
-                    )
+                    raise ValueError(f"state '{k}' has shape {v.shape}, but the optimizer has {n} params")
                 v = np.array(v, dtype=np.float64)  # own copy
             state[k] = v
         for name in self.defaults:
@@ -174,8 +168,17 @@ class SGD(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=weight_decay,
+                nesterov=nesterov,
+                maximize=maximize,
+            ),
+        )
 
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Perform one SGD update; returns ``closure()`` if a closure is given."""
@@ -251,8 +254,17 @@ class Adam(Optimizer):
             raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        super().__init__(params, dict(lr=lr, betas=(float(betas[0]), float(betas[1])), eps=eps,
-                                      weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=(float(betas[0]), float(betas[1])),
+                eps=eps,
+                weight_decay=weight_decay,
+                amsgrad=amsgrad,
+                maximize=maximize,
+            ),
+        )
 
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Perform one Adam update; returns ``closure()`` if a closure is given."""
@@ -380,9 +392,7 @@ class LinearLR(LRScheduler):
         total_iters: int = 5,
     ) -> None:
         if start_factor > 1.0 or start_factor <= 0:
-            raise ValueError(
-                "Starting multiplicative factor expected to be greater than 0 and less or equal to 1."
-            )
+            raise ValueError("Starting multiplicative factor expected to be greater than 0 and less or equal to 1.")
         if end_factor > 1.0 or end_factor < 0:
             raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
         if total_iters < 1:
@@ -395,6 +405,4 @@ class LinearLR(LRScheduler):
 
     def get_lr(self) -> float:
         t = min(self.total_iters, self.last_epoch)
-        return self.base_lr * (
-            self.start_factor + (self.end_factor - self.start_factor) * t / self.total_iters
-        )
+        return self.base_lr * (self.start_factor + (self.end_factor - self.start_factor) * t / self.total_iters)

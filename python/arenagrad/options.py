@@ -105,10 +105,17 @@ class Option:
     default_text: Optional[str] = None
 
 
-def option(default: Any, help: str, bounds: Optional[Range] = None, *,
-           choices: Optional[Sequence[str]] = None, many: bool = False,
-           max_items: Optional[int] = None, metavar: Optional[str] = None,
-           default_text: Optional[str] = None) -> Any:
+def option(
+    default: Any,
+    help: str,
+    bounds: Optional[Range] = None,
+    *,
+    choices: Optional[Sequence[str]] = None,
+    many: bool = False,
+    max_items: Optional[int] = None,
+    metavar: Optional[str] = None,
+    default_text: Optional[str] = None,
+) -> Any:
     """A dataclass field that is a command-line option.
 
     Args:
@@ -122,8 +129,11 @@ def option(default: Any, help: str, bounds: Optional[Range] = None, *,
         default_text: the default as ``-h`` shows it, when ``default`` does not say it
             (``None`` standing for "the dataset's default", say).
     """
-    meta = {"option": Option(help, bounds, tuple(choices) if choices is not None else None, many,
-                             max_items, metavar, default_text)}
+    meta = {
+        "option": Option(
+            help, bounds, tuple(choices) if choices is not None else None, many, max_items, metavar, default_text
+        )
+    }
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -170,8 +180,11 @@ def _help(opt: Option, default: Any) -> str:
     """The help text with the bounds and the default, both from the declaration."""
     notes = []
     if opt.bounds is not None:
-        notes.append(("each " if opt.many else "") + opt.bounds.describe()
-                     + (f", at most {opt.max_items} of them" if opt.max_items else ""))
+        notes.append(
+            ("each " if opt.many else "")
+            + opt.bounds.describe()
+            + (f", at most {opt.max_items} of them" if opt.max_items else "")
+        )
     if opt.default_text is not None:
         notes.append(f"default: {opt.default_text}")
     elif default is True:

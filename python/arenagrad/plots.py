@@ -30,8 +30,18 @@ PathLike = Union[str, Path]
 
 # Small pictures: README images stay well under 100 KB each.
 DPI = 80
-_CLASS_COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd",
-                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+_CLASS_COLORS = [
+    "#d62728",
+    "#1f77b4",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
 
 
 def _pyplot() -> Any:
@@ -44,9 +54,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def make_grid(
-    X: np.ndarray, steps: int = 60, margin: float = 0.25
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_grid(X: np.ndarray, steps: int = 60, margin: float = 0.25) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A ``steps x steps`` grid covering the 2-D points ``X`` plus a margin.
 
     Returns:
@@ -63,8 +71,7 @@ def make_grid(
     return xs, ys, np.column_stack([gx.ravel(), gy.ravel()])
 
 
-def _draw_boundary(ax: Any, X: np.ndarray, y: np.ndarray, xs: np.ndarray,
-                   ys: np.ndarray, probs: np.ndarray) -> None:
+def _draw_boundary(ax: Any, X: np.ndarray, y: np.ndarray, xs: np.ndarray, ys: np.ndarray, probs: np.ndarray) -> None:
     """Fill the grid by class, shade by confidence, and scatter the data on top."""
     from matplotlib.colors import ListedColormap
 
@@ -73,16 +80,15 @@ def _draw_boundary(ax: Any, X: np.ndarray, y: np.ndarray, xs: np.ndarray,
     gx, gy = np.meshgrid(xs, ys)
     if k == 2:
         # P(class 1) as a gradient from red to blue, the 0.5 line as the boundary.
-        ax.contourf(gx, gy, probs[..., 1], levels=np.linspace(0, 1, 11),
-                    cmap="RdBu", alpha=0.45, vmin=0, vmax=1)
+        ax.contourf(gx, gy, probs[..., 1], levels=np.linspace(0, 1, 11), cmap="RdBu", alpha=0.45, vmin=0, vmax=1)
         ax.contour(gx, gy, probs[..., 1], levels=[0.5], colors="k", linewidths=1.2)
     else:
         cmap = ListedColormap(_CLASS_COLORS[:k])
-        ax.contourf(gx, gy, probs.argmax(axis=-1), levels=np.arange(k + 1) - 0.5,
-                    cmap=cmap, alpha=0.3)
+        ax.contourf(gx, gy, probs.argmax(axis=-1), levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.3)
     cmap = ListedColormap(["#b2182b", "#2166ac"] if k == 2 else _CLASS_COLORS[:k])
-    ax.scatter(X[:, 0], X[:, 1], c=np.asarray(y), cmap=cmap, vmin=-0.5, vmax=k - 0.5,
-               s=16, edgecolors="w", linewidths=0.5)
+    ax.scatter(
+        X[:, 0], X[:, 1], c=np.asarray(y), cmap=cmap, vmin=-0.5, vmax=k - 0.5, s=16, edgecolors="w", linewidths=0.5
+    )
     ax.set_xlim(xs[0], xs[-1])
     ax.set_ylim(ys[0], ys[-1])
     ax.set_xticks([])
@@ -110,8 +116,15 @@ def plot_decision_boundary(
     return _save_figure(lambda axes: _draw_boundary(axes[0], X, y, xs, ys, probs), path, title, dpi, (4.2, 4.2))
 
 
-def _save_figure(draw: Any, path: PathLike, title: Optional[str], dpi: int,
-                 figsize: Tuple[float, float], panels: int = 1, over_figure: bool = False) -> Path:
+def _save_figure(
+    draw: Any,
+    path: PathLike,
+    title: Optional[str],
+    dpi: int,
+    figsize: Tuple[float, float],
+    panels: int = 1,
+    over_figure: bool = False,
+) -> Path:
     """A row of ``panels`` axes: draw(axes), a title (on the first axes, or
     over the whole figure), saved and closed."""
     plt = _pyplot()
@@ -129,8 +142,9 @@ def _save_figure(draw: Any, path: PathLike, title: Optional[str], dpi: int,
     return Path(path)
 
 
-def _save_gif(frames: Sequence[Tuple[str, Any]], draw: Any, path: PathLike, fps: int,
-              dpi: int, figsize: Tuple[float, float]) -> Path:
+def _save_gif(
+    frames: Sequence[Tuple[str, Any]], draw: Any, path: PathLike, fps: int, dpi: int, figsize: Tuple[float, float]
+) -> Path:
     """Draw every ``(title, state)`` frame with ``draw(ax, state)`` into a GIF."""
     plt = _pyplot()
     from matplotlib.animation import PillowWriter
@@ -171,8 +185,7 @@ def save_boundary_gif(
         path: the GIF to write (matplotlib's ``PillowWriter``; the last frame is held
             for a second before the loop restarts).
     """
-    return _save_gif(frames, lambda ax, probs: _draw_boundary(ax, X, y, xs, ys, probs),
-                     path, fps, dpi, (4.0, 4.0))
+    return _save_gif(frames, lambda ax, probs: _draw_boundary(ax, X, y, xs, ys, probs), path, fps, dpi, (4.0, 4.0))
 
 
 def save_regression_gif(
@@ -230,11 +243,9 @@ def plot_history(
         ax.legend(fontsize=8)
         if metric == "accuracy":
             ax = axes[1]
-            ax.plot(epochs, [100 * a for a in history["train_acc"]], label="train",
-                    color="#1f77b4")
+            ax.plot(epochs, [100 * a for a in history["train_acc"]], label="train", color="#1f77b4")
             if history.get("test_acc"):
-                ax.plot(epochs, [100 * a for a in history["test_acc"]], label="test",
-                        color="#ff7f0e")
+                ax.plot(epochs, [100 * a for a in history["test_acc"]], label="test", color="#ff7f0e")
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("accuracy (%)")
@@ -245,8 +256,9 @@ def plot_history(
     return _save_figure(draw, path, title, dpi, (4.0 * panels, 3.2), panels, over_figure=True)
 
 
-def _draw_fit(ax: Any, X: np.ndarray, y: np.ndarray, xs: np.ndarray, ys_pred: np.ndarray,
-              truth: Optional[np.ndarray]) -> None:
+def _draw_fit(
+    ax: Any, X: np.ndarray, y: np.ndarray, xs: np.ndarray, ys_pred: np.ndarray, truth: Optional[np.ndarray]
+) -> None:
     ax.scatter(np.asarray(X).ravel(), y, s=10, color="#7f7f7f", label="data")
     if truth is not None:
         ax.plot(xs, truth, "--", color="#2ca02c", linewidth=1, label="truth")

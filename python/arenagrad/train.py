@@ -108,12 +108,13 @@ class TrainResult:
         """The one-line verdict the CLI prints last."""
         metrics = {k: getattr(self, k) for k in _METRICS}
         shown = ", ".join(format_metric(k, v, long=True) for k, v in metrics.items() if v is not None)
-        return (f"{self.config.dataset}: final {shown} after {self.config.epochs} epochs "
-                f"({self.seconds:.1f} s, {self.seconds_per_epoch:.3f} s/epoch)")
+        return (
+            f"{self.config.dataset}: final {shown} after {self.config.epochs} epochs "
+            f"({self.seconds:.1f} s, {self.seconds_per_epoch:.3f} s/epoch)"
+        )
 
 
-def train(config: TrainConfig, stream: Optional[TextIO] = None,
-          callbacks: Sequence[Callback] = ()) -> TrainResult:
+def train(config: TrainConfig, stream: Optional[TextIO] = None, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train as ``arenagrad train`` does and return the metrics, history and files.
 
     Args:
@@ -129,13 +130,22 @@ def train(config: TrainConfig, stream: Optional[TextIO] = None,
     out = prepare_out(c.out)
     data = load_dataset(c)
     dataset, criterion = DATASETS[c.dataset], LOSSES[c.loss]
-    model = nn.MLP(dataset.features, c.hidden + [criterion.num_outputs(dataset.classes)],
-                   activation=c.activation, seed=c.seed)
+    model = nn.MLP(
+        dataset.features, c.hidden + [criterion.num_outputs(dataset.classes)], activation=c.activation, seed=c.seed
+    )
     optimizer = OPTIMIZERS[c.optimizer](model.parameters(), c)
-    loader = DataLoader(ArrayDataset(data.X_train, data.y_train), batch_size=c.batch_size,
-                        shuffle=True, seed=c.seed)
-    run = Run(c, dataset, data, model, criterion, out, batch_size=min(c.batch_size, len(data.y_train)),
-              batches=len(loader), log=_log(c.quiet, stream))
+    loader = DataLoader(ArrayDataset(data.X_train, data.y_train), batch_size=c.batch_size, shuffle=True, seed=c.seed)
+    run = Run(
+        c,
+        dataset,
+        data,
+        model,
+        criterion,
+        out,
+        batch_size=min(c.batch_size, len(data.y_train)),
+        batches=len(loader),
+        log=_log(c.quiet, stream),
+    )
     step = _step(run)
     hooks = CallbackList([*_own_callbacks(c, stream), *callbacks])
     check_writable(hooks.files(run))  # every file the run will write, before any training
@@ -158,8 +168,7 @@ def train(config: TrainConfig, stream: Optional[TextIO] = None,
             model.eval()
             metrics = {"loss": total / len(data.y_train), **evaluate(model, data, dataset.task)}
             if not math.isfinite(metrics["loss"]):
-                raise TrainError(f"the loss diverged (became {metrics['loss']}) at epoch {epoch}; "
-                                 f"{_diverged_hint(c)}")
+                raise TrainError(f"the loss diverged (became {metrics['loss']}) at epoch {epoch}; {_diverged_hint(c)}")
             for key, value in {"epoch": epoch, **metrics}.items():
                 run.history.setdefault(key, []).append(value)
             hooks.call("on_epoch_end", run, epoch, metrics)
@@ -168,9 +177,17 @@ def train(config: TrainConfig, stream: Optional[TextIO] = None,
         hooks.call("close")
 
     last = {key: values[-1] for key, values in run.history.items()}
-    return TrainResult(config=c, task=dataset.task, **{k: last.get(k) for k in _METRICS},
-                       final_loss=last["loss"], seconds=run.seconds, seconds_per_epoch=run.seconds / c.epochs,
-                       history=run.history, files=run.files, model=model)
+    return TrainResult(
+        config=c,
+        task=dataset.task,
+        **{k: last.get(k) for k in _METRICS},
+        final_loss=last["loss"],
+        seconds=run.seconds,
+        seconds_per_epoch=run.seconds / c.epochs,
+        history=run.history,
+        files=run.files,
+        model=model,
+    )
 
 
 @no_grad()
@@ -203,8 +220,9 @@ def _step(run: Run) -> Step:
     """Forward and backward on one batch: eager, or a replay of a recording (``--compile``)."""
     model, criterion, classes = run.model, run.criterion, run.dataset.classes
     if run.config.compile:
-        recorded = nn.CompiledStep(model, criterion, batch_size=run.batch_size,
-                                   in_features=run.dataset.features, num_classes=classes)
+        recorded = nn.CompiledStep(
+            model, criterion, batch_size=run.batch_size, in_features=run.dataset.features, num_classes=classes
+        )
         return lambda xb, yb: (recorded(xb, yb), recorded.outputs)
 
     def eager(xb: List[List[float]], yb: List[Any]) -> Tuple[float, List[Any]]:

@@ -161,8 +161,7 @@ def to_dot(
         const = _folded_constant(v, inputs)
         if const is not None:
             node_lines.append(
-                f'  c{i} [label="{_escape(const)}", shape=ellipse, '
-                f'fillcolor="{KIND_COLORS["constant"]}", fontsize=9];'
+                f'  c{i} [label="{_escape(const)}", shape=ellipse, fillcolor="{KIND_COLORS["constant"]}", fontsize=9];'
             )
             const_edges.append(f"  c{i} -> n{i};")
         for w in inputs:
@@ -196,9 +195,7 @@ def to_dot(
         else:
             omitted = None
             summary = f"... at least {_more_nodes(len(queue))} left out (max_nodes={max_nodes})"
-        node_lines.append(
-            f'  omitted [label="{_escape(summary)}", shape=note, fillcolor="#ffffff"];'
-        )
+        node_lines.append(f'  omitted [label="{_escape(summary)}", shape=note, fillcolor="#ffffff"];')
         for i in sorted(cut_inputs):
             edge_lines.append(f"  omitted -> n{i} [style=dashed];")
     kept_count = len(kept)
@@ -207,11 +204,7 @@ def to_dot(
     header = [
         "digraph arenagrad {",
         f"  // {kept_count} nodes, {edges} edges, {len(const_edges)} folded constants"
-        + (
-            f", {omitted} nodes left out"
-            if omitted
-            else (", more nodes left out" if omitted is None else "")
-        ),
+        + (f", {omitted} nodes left out" if omitted else (", more nodes left out" if omitted is None else "")),
         f"  rankdir={rankdir};",
         '  node [shape=record, style="filled,rounded", fontname="Helvetica", fontsize=10];',
         '  edge [color="#5f6368"];',
@@ -273,8 +266,5 @@ def render(
         text=True,
     )
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"graphviz's `dot` failed on {dot_path} (exit {proc.returncode}): "
-            f"{proc.stderr.strip()}"
-        )
+        raise RuntimeError(f"graphviz's `dot` failed on {dot_path} (exit {proc.returncode}): {proc.stderr.strip()}")
     return out_path

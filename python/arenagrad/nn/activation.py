@@ -14,8 +14,7 @@ from .._core import Value
 from . import functional as F
 from .module import Module
 
-__all__ = ["ACTIVATIONS", "check_activation", "activation_fn",
-           "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Identity"]
+__all__ = ["ACTIVATIONS", "check_activation", "activation_fn", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Identity"]
 
 
 def _identity(v: Value) -> Value:

@@ -119,7 +119,7 @@ class CompiledStep:
         self.target_width = target_width
         self.penalty = penalty
         # Batch size -> recording, least recently used first.
-        self._recordings: "OrderedDict[int, _Recording]" = OrderedDict()
+        self._recordings: OrderedDict[int, _Recording] = OrderedDict()
         self._record(int(batch_size))
         #: The model's outputs (Values) for the last batch, refreshed by each call.
         self.outputs: List[Any] = []

@@ -43,15 +43,15 @@ class Sequential(Module):
     def __getitem__(self, idx: int) -> Module: ...
 
     @overload
-    def __getitem__(self, idx: slice) -> "Sequential": ...
+    def __getitem__(self, idx: slice) -> Sequential: ...
 
-    def __getitem__(self, idx: Union[int, slice]) -> Union[Module, "Sequential"]:
+    def __getitem__(self, idx: Union[int, slice]) -> Union[Module, Sequential]:
         layers = self._layers()
         if isinstance(idx, slice):
             return Sequential(*layers[idx])
         return layers[idx]
 
-    def append(self, module: Module) -> "Sequential":
+    def append(self, module: Module) -> Sequential:
         """Add ``module`` at the end; returns ``self``."""
         if not isinstance(module, Module):
             raise TypeError(f"Sequential.append expects a Module, got {type(module).__name__}")

@@ -73,9 +73,7 @@ def _check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
-def _flatten_pair(
-    preds: Any, targets: Any, pname: str, tname: str
-) -> Tuple[List[Any], List[Any], Optional[List[int]]]:
+def _flatten_pair(preds: Any, targets: Any, pname: str, tname: str) -> Tuple[List[Any], List[Any], Optional[List[int]]]:
     """Flatten matching ``preds``/``targets`` for an elementwise loss.
 
     Returns the flat lists and the layout: ``None`` for a scalar pair, ``[]`` for a flat
@@ -208,8 +206,7 @@ def hinge_loss(scores: Any, labels: Any, reduction: str = "mean") -> Loss:
             margin = 1 + _as_value(si)
         else:
             raise ValueError(
-                f"labels[{i}] is {yi!r}; hinge_loss needs labels -1 or +1 "
-                "(arenagrad.data.to_pm1 maps 0/1 labels)"
+                f"labels[{i}] is {yi!r}; hinge_loss needs labels -1 or +1 (arenagrad.data.to_pm1 maps 0/1 labels)"
             )
         losses.append(margin.relu())
     return _reduce(losses, layout, reduction)

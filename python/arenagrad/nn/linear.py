@@ -48,9 +48,7 @@ class Linear(Module):
         self.out_features: int = check_width("out_features", out_features)
         w = init_weights(rng_from(seed), self.in_features, self.out_features, init, "relu")
         self.weight: List[List[Value]] = [[Value(x) for x in row] for row in w.tolist()]
-        self.bias: Optional[List[Value]] = (
-            [Value(0.0) for _ in range(self.out_features)] if bias else None
-        )
+        self.bias: Optional[List[Value]] = [Value(0.0) for _ in range(self.out_features)] if bias else None
 
     def forward(self, x: Any) -> List[Value]:
         if type(x) is not list:
@@ -62,7 +60,4 @@ class Linear(Module):
         return [dot(row, x) + b for row, b in zip(self.weight, self.bias)]
 
     def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"bias={self.bias is not None}"
-        )
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

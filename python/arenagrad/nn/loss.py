@@ -75,8 +75,11 @@ class Loss:
     def check(self, num_classes: Optional[int]) -> None:
         """Raise ``ValueError`` unless :meth:`accepts` ``num_classes``."""
         if not self.accepts(num_classes):
-            need = {_CLASSES: "num_classes >= 2", _TWO_CLASSES: "two classes (num_classes None or 2)",
-                    _ANY: "num_classes None or >= 2"}[self.labels]
+            need = {
+                _CLASSES: "num_classes >= 2",
+                _TWO_CLASSES: "two classes (num_classes None or 2)",
+                _ANY: "num_classes None or >= 2",
+            }[self.labels]
             raise ValueError(f"loss {self.name!r} needs {need}, got num_classes={num_classes!r}")
 
     def target_width(self, num_classes: Optional[int]) -> Optional[int]:
@@ -108,12 +111,19 @@ LOSSES: Dict[str, Loss] = {
     loss.name: loss
     for loss in (
         Loss("cross-entropy", F.cross_entropy, _CLASSES, "softmax cross entropy of the logits"),
-        Loss("mse", F.mse_loss, _ANY, "squared error of the outputs against one-hot targets, "
-             "or against the values for a regression"),
-        Loss("softmax-mse", F.softmax_mse_loss, _CLASSES, "squared error of the softmax "
-             "probabilities against one-hot targets"),
-        Loss("hinge", F.hinge_loss, _TWO_CLASSES, "micrograd's max-margin loss on one score, "
-             "two classes only"),
+        Loss(
+            "mse",
+            F.mse_loss,
+            _ANY,
+            "squared error of the outputs against one-hot targets, or against the values for a regression",
+        ),
+        Loss(
+            "softmax-mse",
+            F.softmax_mse_loss,
+            _CLASSES,
+            "squared error of the softmax probabilities against one-hot targets",
+        ),
+        Loss("hinge", F.hinge_loss, _TWO_CLASSES, "micrograd's max-margin loss on one score, two classes only"),
     )
 }
 

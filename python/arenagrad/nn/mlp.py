@@ -124,9 +124,7 @@ class Layer(Module):
         self.nin: int = check_width("nin", nin)
         self.nout: int = check_width("nout", nout)
         rng = rng_from(seed)  # one generator shared by the neurons
-        self.neurons: List[Neuron] = [
-            Neuron(self.nin, seed=rng, fan_out=self.nout, **kwargs) for _ in range(self.nout)
-        ]
+        self.neurons: List[Neuron] = [Neuron(self.nin, seed=rng, fan_out=self.nout, **kwargs) for _ in range(self.nout)]
 
     def forward(self, x: Any) -> Union[Value, List[Value]]:
         """Every neuron called on ``x`` (so a ``Neuron`` subclass's own ``forward`` is used)."""

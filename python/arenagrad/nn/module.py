@@ -92,7 +92,7 @@ def _flat(slot: ParamSlot, ndim: int) -> List[Value]:
     return [v for row in slot for v in row]  # type: ignore[union-attr]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _suffixes(shape: Tuple[int, ...]) -> List[str]:
     """What each Value of a slot adds to the slot's name: ``""``, ``".i"`` or ``".i.j"``."""
     if not shape:
@@ -123,8 +123,11 @@ def _first_of_each(items: List[T], key: Callable[[T], int]) -> List[T]:
 
 def _key_mismatch(missing: List[str], unexpected: List[str]) -> str:
     """``missing key(s) 'a', 'b'; unexpected key(s) 'c'``, naming what is there."""
-    return "; ".join(f"{what} key(s) " + ", ".join(repr(k) for k in keys)
-                     for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys)
+    return "; ".join(
+        f"{what} key(s) " + ", ".join(repr(k) for k in keys)
+        for what, keys in (("missing", missing), ("unexpected", unexpected))
+        if keys
+    )
 
 
 class Module:
@@ -191,16 +194,16 @@ class Module:
                 out.append((name, kind, value))
         return out
 
-    def named_children(self) -> Iterator[Tuple[str, "Module"]]:
+    def named_children(self) -> Iterator[Tuple[str, Module]]:
         """Direct submodules with their names (``"layers.0"`` for list entries)."""
         return _children(self._members())
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         """Direct submodules."""
         for _, m in self.named_children():
             yield m
 
-    def _walk(self, prefix: str = "") -> Iterator[Tuple[str, "Module", List[Tuple[str, Any, Any]]]]:
+    def _walk(self, prefix: str = "") -> Iterator[Tuple[str, Module, List[Tuple[str, Any, Any]]]]:
         """This module and every one below it, once each, depth first: name, module, members.
 
         The one walk of the tree: each module's attributes are read once per walk, and an
@@ -218,12 +221,12 @@ class Module:
             kids = [(f"{name}.{n}" if name else n, c) for n, c in _children(members)]
             stack.extend(reversed(kids))
 
-    def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
+    def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, Module]]:
         """This module (named ``prefix``) and every submodule below it, each once, depth first."""
         for name, m, _ in self._walk(prefix):
             yield name, m
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         """This module and every submodule below it, in the order of :meth:`named_modules`."""
         for _, m, _ in self._walk():
             yield m
@@ -240,8 +243,11 @@ class Module:
 
         A ``Value`` shared by two slots is listed once, under its first name.
         """
-        pairs = [(name + suffix, v) for name, slot, shape in self._named_slots()
-                 for suffix, v in zip(_suffixes(shape), _flat(slot, len(shape)))]
+        pairs = [
+            (name + suffix, v)
+            for name, slot, shape in self._named_slots()
+            for suffix, v in zip(_suffixes(shape), _flat(slot, len(shape)))
+        ]
         return iter(_first_of_each(pairs, lambda pair: id(pair[1])))
 
     def parameters(self) -> List[Value]:
@@ -259,7 +265,7 @@ class Module:
         for p in self.parameters():
             p.grad = 0.0
 
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         """Set ``training`` on this module and every submodule; returns ``self``."""
         if not isinstance(mode, bool):
             raise TypeError(f"train(mode) expects a bool, got {type(mode).__name__}")
@@ -267,7 +273,7 @@ class Module:
             m.training = mode
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         """Same as ``train(False)``."""
         return self.train(False)
 
@@ -308,8 +314,7 @@ class Module:
         missing = [name for name, _, _ in slots if name not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict for {type(self).__name__}: "
-                           + _key_mismatch(missing, unexpected))
+            raise KeyError(f"load_state_dict for {type(self).__name__}: " + _key_mismatch(missing, unexpected))
 
         updates: List[Tuple[List[Value], List[float]]] = []
         for name, slot, shape in slots:
@@ -325,9 +330,7 @@ class Module:
             ):
                 raise ValueError(f"state_dict[{name!r}] must hold real numbers, got dtype {arr.dtype}")
             if arr.shape != shape:
-                raise ValueError(
-                    f"state_dict[{name!r}] has shape {arr.shape}, the parameter has shape {shape}"
-                )
+                raise ValueError(f"state_dict[{name!r}] has shape {arr.shape}, the parameter has shape {shape}")
             updates.append((_flat(slot, len(shape)), arr.astype(np.float64).ravel().tolist()))
 
         # Nothing below can fail: assigning a float to .data.
@@ -357,8 +360,7 @@ class Module:
             fd, tmp = tempfile.mkstemp(prefix=".arenagrad-", suffix=".npz.tmp", dir=directory)
         except OSError as err:
             # OSError(errno, ...) builds the matching subclass (FileNotFoundError, ...).
-            raise OSError(err.errno, f"cannot save a checkpoint in {directory!r}: {err.strerror}",
-                          path) from None
+            raise OSError(err.errno, f"cannot save a checkpoint in {directory!r}: {err.strerror}", path) from None
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **self.state_dict())
@@ -427,7 +429,6 @@ class Module:
         return f"{type(self).__name__}({body}\n)"
 
 
-
 # ------------------------------------------------------------------ checkpoint reading
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -437,16 +438,16 @@ _MAX_NPY_HEADER = 10_000
 # What reading a damaged archive raises, besides ValueError: BadZipFile for a bad CRC
 # or directory, EOFError/zlib.error for a truncated or corrupt stream,
 # NotImplementedError for an unknown compression, RuntimeError for encryption.
-_READ_ERRORS = (ValueError, EOFError, zlib.error, zipfile.BadZipFile, NotImplementedError,
-                RuntimeError, OSError)
+_READ_ERRORS = (ValueError, EOFError, zlib.error, zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError)
 
 
 def _not_a_checkpoint(path: str, why: str) -> ValueError:
     return ValueError(f"{path!r} is not an arenagrad checkpoint (.npz archive): {why}")
 
 
-def _read_checkpoint(path: str, shapes: Mapping[str, Tuple[int, ...]], strict: bool,
-                     owner: str) -> Tuple[Dict[str, np.ndarray], List[str]]:
+def _read_checkpoint(
+    path: str, shapes: Mapping[str, Tuple[int, ...]], strict: bool, owner: str
+) -> Tuple[Dict[str, np.ndarray], List[str]]:
     """The arrays of the ``.npz`` at ``path`` that ``shapes`` asks for, checked first,
     and the names of the entries it did not ask for (never read).
 
@@ -464,8 +465,9 @@ def _read_checkpoint(path: str, shapes: Mapping[str, Tuple[int, ...]], strict: b
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
-        raise _not_a_checkpoint(path, "not a zip archive" if head[:2] != b"PK" else
-                                f"a damaged zip archive ({err})") from None
+        raise _not_a_checkpoint(
+            path, "not a zip archive" if head[:2] != b"PK" else f"a damaged zip archive ({err})"
+        ) from None
     with zf:
         members: Dict[str, zipfile.ZipInfo] = {}
         for info in zf.infolist():
@@ -488,13 +490,13 @@ def _read_checkpoint(path: str, shapes: Mapping[str, Tuple[int, ...]], strict: b
                 with zf.open(info) as f:
                     sd[key] = np.lib.format.read_array(f, allow_pickle=False)
             except _READ_ERRORS as err:
-                raise ValueError(f"{path!r} is a damaged checkpoint: reading the entry {key!r} "
-                                 f"failed ({type(err).__name__}: {err})") from None
+                raise ValueError(
+                    f"{path!r} is a damaged checkpoint: reading the entry {key!r} failed ({type(err).__name__}: {err})"
+                ) from None
     return sd, unexpected
 
 
-def _check_member(path: str, zf: zipfile.ZipFile, key: str, info: zipfile.ZipInfo,
-                  shape: Tuple[int, ...]) -> None:
+def _check_member(path: str, zf: zipfile.ZipFile, key: str, info: zipfile.ZipInfo, shape: Tuple[int, ...]) -> None:
     """Check one member's ``.npy`` header and declared size against the parameter's shape."""
     what = f"{path!r}: the entry {key!r}"
     if info.flag_bits & 0x1:
@@ -525,8 +527,7 @@ def _check_member(path: str, zf: zipfile.ZipFile, key: str, info: zipfile.ZipInf
         raise ValueError(
             f"{what} declares {info.file_size} bytes, but its header ({dtype}, shape "
             f"{tuple(got)}) makes it {expected}: "
-            + ("a damaged or hostile archive (zip bomb?)" if info.file_size > expected
-               else "the entry is truncated")
+            + ("a damaged or hostile archive (zip bomb?)" if info.file_size > expected else "the entry is truncated")
         )
 
 

@@ -122,8 +122,14 @@ class ProgressBar(Callback):
         from tqdm.auto import tqdm
 
         epochs = run.config.epochs
-        self.bar = tqdm(total=run.batches, desc=f"epoch {epoch:>{len(str(epochs))}}/{epochs}",
-                        unit="batch", leave=True, file=self.stream, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=run.batches,
+            desc=f"epoch {epoch:>{len(str(epochs))}}/{epochs}",
+            unit="batch",
+            leave=True,
+            file=self.stream,
+            dynamic_ncols=True,
+        )
         self.seen = 0
         self.loss_sum = self.correct = 0.0
 
@@ -143,8 +149,10 @@ class ProgressBar(Callback):
         self.close()
 
     def on_train_end(self, run: Run) -> None:
-        run.log(f"{run.config.dataset}: {run.seconds / run.config.epochs:.3f} seconds per epoch "
-                f"({len(run.data.y_train)} samples, batch {run.batch_size})")
+        run.log(
+            f"{run.config.dataset}: {run.seconds / run.config.epochs:.3f} seconds per epoch "
+            f"({len(run.data.y_train)} samples, batch {run.batch_size})"
+        )
 
     def close(self) -> None:
         if self.bar is not None:

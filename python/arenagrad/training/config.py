@@ -19,8 +19,18 @@ from ..nn.loss import LOSSES
 from ..options import OptionError, Range, check_options, option
 from .datasets import DATASETS
 
-__all__ = ["TrainConfig", "TrainError", "LIMITS", "OPTIMIZERS", "LOSSES", "ACTIVATIONS", "resolve_config",
-           "check_mlp", "count_parameters", "step_bytes"]
+__all__ = [
+    "TrainConfig",
+    "TrainError",
+    "LIMITS",
+    "OPTIMIZERS",
+    "LOSSES",
+    "ACTIVATIONS",
+    "resolve_config",
+    "check_mlp",
+    "count_parameters",
+    "step_bytes",
+]
 
 #: What ``train()`` raises for anything the user can fix (a setting, an output it cannot
 #: write, a learning rate that diverges): an OptionError, under the trainer's name.
@@ -30,17 +40,17 @@ TrainError = OptionError
 # any reasonable time, so the settings are refused up front (one line from the CLI)
 # rather than failing, or swapping, half-way through.
 LIMITS: Dict[str, int] = dict(
-    width=4096,               # units in one hidden layer (or inputs)
-    depth=16,                 # hidden layers
-    parameters=1_000_000,     # weights and biases of the whole MLP
-    step_megabytes=1024,      # estimated graph of one training step (batch x network)
+    width=4096,  # units in one hidden layer (or inputs)
+    depth=16,  # hidden layers
+    parameters=1_000_000,  # weights and biases of the whole MLP
+    step_megabytes=1024,  # estimated graph of one training step (batch x network)
 )
 WIDTH = Range(int, 1, LIMITS["width"])
 # A recorded (compiled) graph keeps the eager graph and its flattened copy: measured 2.6x.
 RECORDING_OVERHEAD = 3
 
 #: Every optimizer ``--optimizer`` names: how it is built from the parameters and a config.
-OPTIMIZERS: Dict[str, Callable[[List[Any], "TrainConfig"], optim.Optimizer]] = {
+OPTIMIZERS: Dict[str, Callable[[List[Any], TrainConfig], optim.Optimizer]] = {
     "sgd": lambda params, c: optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
     "adam": lambda params, c: optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
 }
@@ -54,46 +64,78 @@ class TrainConfig:
 
     dataset: str = option("moons", "what to learn", choices=tuple(DATASETS))
     samples: Optional[int] = option(
-        None, "number of generated samples; digits: the first N of 1797", Range(int, 4, 1_000_000),
-        metavar="N", default_text=_PER_DATASET)
+        None,
+        "number of generated samples; digits: the first N of 1797",
+        Range(int, 4, 1_000_000),
+        metavar="N",
+        default_text=_PER_DATASET,
+    )
     noise: Optional[float] = option(
-        None, "noise of the generated data, on the angle for spiral; not for digits", Range(float, 0, 10.0),
-        metavar="SIGMA", default_text=_PER_DATASET)
+        None,
+        "noise of the generated data, on the angle for spiral; not for digits",
+        Range(float, 0, 10.0),
+        metavar="SIGMA",
+        default_text=_PER_DATASET,
+    )
     hidden: Optional[List[int]] = option(
-        None, "hidden layer widths, e.g. --hidden 16 16; "
-        f"{LIMITS['parameters']:,} parameters at most in all", WIDTH, many=True,
-        max_items=LIMITS["depth"], metavar="SIZE", default_text=_PER_DATASET)
+        None,
+        f"hidden layer widths, e.g. --hidden 16 16; {LIMITS['parameters']:,} parameters at most in all",
+        WIDTH,
+        many=True,
+        max_items=LIMITS["depth"],
+        metavar="SIZE",
+        default_text=_PER_DATASET,
+    )
     activation: str = option("relu", "hidden-layer activation", choices=tuple(ACTIVATIONS))
-    epochs: Optional[int] = option(None, "passes over the training set", Range(int, 1, 100_000),
-                                   metavar="N", default_text=_PER_DATASET)
-    lr: Optional[float] = option(None, "learning rate", Range(float, 0, above=True), metavar="LR",
-                                 default_text=_PER_DATASET)
-    momentum: Optional[float] = option(None, "SGD momentum", Range(float, 0, 1, below=True), metavar="M",
-                                       default_text="0.9")
-    weight_decay: float = option(0.0, "L2 penalty on the weights through the optimizer",
-                                 Range(float, 0, 1.0), metavar="L2")
-    optimizer: Optional[str] = option(None, "sgd (with momentum) or adam", choices=tuple(OPTIMIZERS),
-                                      default_text=_PER_DATASET)
+    epochs: Optional[int] = option(
+        None, "passes over the training set", Range(int, 1, 100_000), metavar="N", default_text=_PER_DATASET
+    )
+    lr: Optional[float] = option(
+        None, "learning rate", Range(float, 0, above=True), metavar="LR", default_text=_PER_DATASET
+    )
+    momentum: Optional[float] = option(
+        None, "SGD momentum", Range(float, 0, 1, below=True), metavar="M", default_text="0.9"
+    )
+    weight_decay: float = option(
+        0.0, "L2 penalty on the weights through the optimizer", Range(float, 0, 1.0), metavar="L2"
+    )
+    optimizer: Optional[str] = option(
+        None, "sgd (with momentum) or adam", choices=tuple(OPTIMIZERS), default_text=_PER_DATASET
+    )
     batch_size: Optional[int] = option(
-        None, "minibatch size, all the training samples at most; the graph of one step (batch x "
-        f"network) is limited to about {LIMITS['step_megabytes']:,} MB", Range(int, 1),
-        metavar="B", default_text=_PER_DATASET)
+        None,
+        "minibatch size, all the training samples at most; the graph of one step (batch x "
+        f"network) is limited to about {LIMITS['step_megabytes']:,} MB",
+        Range(int, 1),
+        metavar="B",
+        default_text=_PER_DATASET,
+    )
     loss: Optional[str] = option(
-        None, "; ".join(f"{name}: {loss.help}" for name, loss in LOSSES.items()),
-        choices=tuple(LOSSES), default_text=_PER_DATASET)
+        None,
+        "; ".join(f"{name}: {loss.help}" for name, loss in LOSSES.items()),
+        choices=tuple(LOSSES),
+        default_text=_PER_DATASET,
+    )
     test_split: Optional[float] = option(
-        None, "fraction of the samples held out for testing; at least one sample must be left "
-        "to train on", Range(float, 0, 1, below=True), metavar="F", default_text=_PER_DATASET)
+        None,
+        "fraction of the samples held out for testing; at least one sample must be left to train on",
+        Range(float, 0, 1, below=True),
+        metavar="F",
+        default_text=_PER_DATASET,
+    )
     seed: int = option(0, "seed for the data, the weights and the shuffling", Range(int, 0))
     out: str = option("output", "where the pictures go; checked before training", metavar="DIR")
-    plot_every: Optional[int] = option(None, "draw the decision boundary every N epochs", Range(int, 1),
-                                       metavar="N", default_text="epochs / 5")
+    plot_every: Optional[int] = option(
+        None, "draw the decision boundary every N epochs", Range(int, 1), metavar="N", default_text="epochs / 5"
+    )
     gif: bool = option(True, "animated GIF of the decision boundary (or fit) over training")
     plots: bool = option(True, "write pictures at all")
-    graphviz: bool = option(False, "also write the graph of one sample's loss: .dot, and .svg if "
-                            "graphviz's dot is installed")
-    compile: bool = option(False, "record the training step once and replay it per batch: the same "
-                           "numbers, several times faster")
+    graphviz: bool = option(
+        False, "also write the graph of one sample's loss: .dot, and .svg if graphviz's dot is installed"
+    )
+    compile: bool = option(
+        False, "record the training step once and replay it per batch: the same numbers, several times faster"
+    )
     quiet: bool = option(False, "no progress bars or notes, only the final line")
     grid: int = option(60, "decision-boundary grid points per side", Range(int, 5, 400), metavar="N")
 
@@ -117,8 +159,10 @@ def check_mlp(sizes: Sequence[int]) -> None:
     """
     params, limit = count_parameters(sizes), LIMITS["parameters"]
     if params > limit:
-        raise OptionError(f"an MLP {'-'.join(map(str, sizes))} has {params:,} parameters; the limit "
-                          f"is {limit:,} (use narrower or fewer hidden layers)")
+        raise OptionError(
+            f"an MLP {'-'.join(map(str, sizes))} has {params:,} parameters; the limit "
+            f"is {limit:,} (use narrower or fewer hidden layers)"
+        )
 
 
 def _need(ok: bool, message: str) -> None:
@@ -144,31 +188,38 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         c.plot_every = max(1, c.epochs // 5)
 
     if d.size is not None:  # a fixed dataset: its own samples, no noise
-        _need(c.samples is None or c.samples <= d.size,
-              f"{d.name} has {d.size} samples: samples must be at most {d.size}, got {c.samples}")
+        _need(
+            c.samples is None or c.samples <= d.size,
+            f"{d.name} has {d.size} samples: samples must be at most {d.size}, got {c.samples}",
+        )
         _need(c.noise is None, f"{d.name} is a fixed dataset: noise does not apply to it")
     n = c.samples or d.size
     n_test = math.ceil(c.test_split * n) if c.test_split else 0  # as data.train_test_split
-    _need(n_test < n, f"a test split of {c.test_split:g} holds out {n_test} of {n} samples, "
-          f"leaving none to train on")
+    _need(n_test < n, f"a test split of {c.test_split:g} holds out {n_test} of {n} samples, leaving none to train on")
 
     criterion = LOSSES[c.loss]
     if d.classes is None:
         fitting = [name for name, loss in LOSSES.items() if loss.takes_numbers]
-        _need(criterion.takes_numbers, f"{d.name} is a regression dataset: only --loss "
-              f"{' or '.join(fitting)} applies, not {c.loss}")
+        _need(
+            criterion.takes_numbers,
+            f"{d.name} is a regression dataset: only --loss {' or '.join(fitting)} applies, not {c.loss}",
+        )
     else:
         fitting = [name for name, loss in LOSSES.items() if loss.accepts(d.classes)]
-        _need(criterion.accepts(d.classes), f"{c.loss} loss is for two classes; {d.name} has "
-              f"{d.classes} (use {' or '.join(fitting)})")
+        _need(
+            criterion.accepts(d.classes),
+            f"{c.loss} loss is for two classes; {d.name} has {d.classes} (use {' or '.join(fitting)})",
+        )
 
     # Sizes, from the settings alone: refused before any data or weights are made.
     sizes = [d.features, *c.hidden, criterion.num_outputs(d.classes)]
     check_mlp(sizes)
     batch = min(c.batch_size, n - n_test)  # a batch larger than the training set is all of it
     mb = step_bytes(batch, sizes) * (RECORDING_OVERHEAD if c.compile else 1) / 2**20
-    _need(mb <= LIMITS["step_megabytes"],
-          f"a{' compiled' if c.compile else ''} training step on a batch of {batch} with an MLP "
-          f"{'-'.join(map(str, sizes))} would build a graph of about {mb:,.0f} MB; the limit is "
-          f"{LIMITS['step_megabytes']:,} MB (use a smaller batch size or smaller hidden layers)")
+    _need(
+        mb <= LIMITS["step_megabytes"],
+        f"a{' compiled' if c.compile else ''} training step on a batch of {batch} with an MLP "
+        f"{'-'.join(map(str, sizes))} would build a graph of about {mb:,.0f} MB; the limit is "
+        f"{LIMITS['step_megabytes']:,} MB (use a smaller batch size or smaller hidden layers)",
+    )
     return c

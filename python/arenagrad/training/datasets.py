@@ -48,8 +48,18 @@ class Dataset:
         return "regression" if self.classes is None else "classification"
 
 
-_TOY = dict(samples=200, noise=0.1, hidden=[16, 16], epochs=50, lr=0.1, momentum=0.9,
-            batch_size=25, loss="cross-entropy", optimizer="sgd", test_split=0.0)
+_TOY = dict(
+    samples=200,
+    noise=0.1,
+    hidden=[16, 16],
+    epochs=50,
+    lr=0.1,
+    momentum=0.9,
+    batch_size=25,
+    loss="cross-entropy",
+    optimizer="sgd",
+    test_split=0.0,
+)
 
 #: Every dataset, by name.
 DATASETS: Dict[str, Dataset] = {
@@ -59,12 +69,29 @@ DATASETS: Dict[str, Dataset] = {
         Dataset("xor", 2, 2, data.make_xor, _TOY),
         Dataset("moons", 2, 2, data.make_moons, _TOY),
         Dataset("circles", 2, 2, data.make_circles, dict(_TOY, noise=0.05)),
-        Dataset("spiral", 2, 3, data.make_spiral, dict(_TOY, samples=300, noise=0.2, hidden=[32, 32],
-                                                       epochs=100, lr=0.01, optimizer="adam")),
-        Dataset("sine", 1, None, data.make_sine, dict(_TOY, samples=100, hidden=[30], epochs=200,
-                                                      lr=0.01, batch_size=10, loss="mse"), truth=np.sin),
-        Dataset("digits", 64, 10, None, dict(_TOY, samples=None, noise=None, hidden=[32], epochs=15,
-                                             lr=0.05, batch_size=16, test_split=0.2), size=1797),
+        Dataset(
+            "spiral",
+            2,
+            3,
+            data.make_spiral,
+            dict(_TOY, samples=300, noise=0.2, hidden=[32, 32], epochs=100, lr=0.01, optimizer="adam"),
+        ),
+        Dataset(
+            "sine",
+            1,
+            None,
+            data.make_sine,
+            dict(_TOY, samples=100, hidden=[30], epochs=200, lr=0.01, batch_size=10, loss="mse"),
+            truth=np.sin,
+        ),
+        Dataset(
+            "digits",
+            64,
+            10,
+            None,
+            dict(_TOY, samples=None, noise=None, hidden=[32], epochs=15, lr=0.05, batch_size=16, test_split=0.2),
+            size=1797,
+        ),
     )
 }
 
@@ -104,9 +131,17 @@ def load_dataset(c: Any) -> Split:
 
 def describe_defaults() -> str:
     """The table of per-dataset defaults that ``arenagrad train -h`` ends with."""
-    columns = [("samples", "samples", ">7"), ("noise", "noise", ">5"), ("hidden", "hidden", "<7"),
-               ("epochs", "epochs", ">6"), ("lr", "lr", ">5"), ("optimizer", "optimizer", "<9"),
-               ("batch_size", "batch", ">5"), ("loss", "loss", "<13"), ("test_split", "test", "<4")]
+    columns = [
+        ("samples", "samples", ">7"),
+        ("noise", "noise", ">5"),
+        ("hidden", "hidden", "<7"),
+        ("epochs", "epochs", ">6"),
+        ("lr", "lr", ">5"),
+        ("optimizer", "optimizer", "<9"),
+        ("batch_size", "batch", ">5"),
+        ("loss", "loss", "<13"),
+        ("test_split", "test", "<4"),
+    ]
 
     def cell(name: str, d: Dataset) -> str:
         value = d.defaults[name]
@@ -117,7 +152,15 @@ def describe_defaults() -> str:
         return f"{value:g}" if isinstance(value, float) else str(value)
 
     head = ("  " + f"{'dataset':<8}" + "".join(f" {title:{align}}" for _, title, align in columns)).rstrip()
-    rows = [("  " + f"{d.name:<8}" + "".join(f" {cell(n, d):{align}}" for n, _, align in columns)).rstrip()
-            for d in DATASETS.values()]
-    return "\n".join(["per-dataset defaults (used for every option left out):", head, *rows,
-                      "  sgd uses momentum 0.9 unless --momentum is given; adam ignores --momentum."])
+    rows = [
+        ("  " + f"{d.name:<8}" + "".join(f" {cell(n, d):{align}}" for n, _, align in columns)).rstrip()
+        for d in DATASETS.values()
+    ]
+    return "\n".join(
+        [
+            "per-dataset defaults (used for every option left out):",
+            head,
+            *rows,
+            "  sgd uses momentum 0.9 unless --momentum is given; adam ignores --momentum.",
+        ]
+    )

@@ -131,9 +131,12 @@ class Pictures(Callback):
     def on_train_end(self, run: Run) -> None:
         c, X, y = run.config, run.data.X_train, run.data.y_train
         path = self._curves(run)
-        plots.plot_history(run.history, path, metric="mse" if run.dataset.task == "regression" else "accuracy",
-                           title=f"{c.dataset}: MLP {'-'.join(map(str, run.sizes))}, {c.loss} loss, "
-                           f"{c.optimizer} lr={c.lr:g}")
+        plots.plot_history(
+            run.history,
+            path,
+            metric="mse" if run.dataset.task == "regression" else "accuracy",
+            title=f"{c.dataset}: MLP {'-'.join(map(str, run.sizes))}, {c.loss} loss, {c.optimizer} lr={c.lr:g}",
+        )
         self._wrote(run, path)
         if len(self.frames) > 1:
             path = self._gif(run)
@@ -163,8 +166,9 @@ class LossGraph(Callback):
         loss.backward()
         dot, svg = self.files(run)
         try:
-            picture = viz.render(viz.to_dot(loss, max_nodes=2000, title=f"{run.config.dataset}: loss "
-                                            "of one sample"), svg)
+            picture = viz.render(
+                viz.to_dot(loss, max_nodes=2000, title=f"{run.config.dataset}: loss of one sample"), svg
+            )
             run.files += [dot, picture]
             run.log(f"wrote {dot} and {picture}")
         except RuntimeError as err:  # no graphviz: the .dot is written all the same
