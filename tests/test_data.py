@@ -123,7 +123,13 @@ def test_shuffle_covers_every_sample_once_per_epoch(drop_last):
             assert sorted(ids) == list(range(n))
         orders.append(ids)
     assert orders[0] != list(range(len(orders[0])))  # actually shuffled
-    assert orders[0] != orders[1] != orders[2]  # a new order every epoch
+    # A new order every epoch: all three differ pairwise.
+    assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]
+    if drop_last:
+        # The dropped tail is whatever the epoch's order left over, so it changes too.
+        dropped = [frozenset(range(n)) - set(ids) for ids in orders]
+        assert all(len(d) == n % bs for d in dropped)
+        assert len(set(dropped)) == 3, dropped
 
 
 def test_shuffle_seed_is_reproducible():

@@ -225,18 +225,34 @@ def test_sgd_weight_decay_and_maximize_by_hand():
 
 def test_adam_two_steps_by_hand():
     p = P(1.0)
-    opt = optim.Adam([p], lr=0.01)
-    # step 1: m = 0.1*3, v = 0.001*9; bias-corrected m/sqrt(v) = 3/3 -> p moves by lr
+    opt = optim.Adam([p], lr=0.01)  # betas (0.9, 0.999), eps 1e-8
+    # step 1: m = 0.1*3, v = 0.001*9; bias-corrected m = 3, sqrt(v) = 3 -> p moves by
+    # lr * 3 / (3 + eps). eps shows at 1e-11 of the step, above the 1e-15 tolerance.
     p.grad = 3.0
     opt.step()
-    assert p.data == pytest.approx(0.99, abs=1e-9)
+    assert p.data == pytest.approx(1.0 - 0.01 * 3.0 / (3.0 + 1e-8), abs=1e-15)
     # step 2 with g = -1: m = 0.9*0.3 - 0.1 = 0.17, v = 0.999*0.009 + 0.001 = 0.009991
     # corrections 1 - 0.9**2 = 0.19 and 1 - 0.999**2 = 0.001999
     p.grad = -1.0
     opt.step()
-    expected = 0.99 - 0.01 * (0.17 / 0.19) / math.sqrt(0.009991 / 0.001999)
-    assert p.data == pytest.approx(expected, abs=1e-9)
+    expected = 1.0 - 0.01 * 3.0 / (3.0 + 1e-8) - 0.01 * (0.17 / 0.19) / (math.sqrt(0.009991 / 0.001999) + 1e-8)
+    assert p.data == pytest.approx(expected, abs=1e-15)
     assert opt.state["step"] == 2
+
+
+def test_amsgrad_three_steps_by_hand():
+    """Gradients 3, 0, 0: v falls after the first step, so amsgrad divides by the
+    first step's v (0.009) where plain Adam would use the smaller current one."""
+    p = P(1.0)
+    opt = optim.Adam([p], lr=0.01, amsgrad=True)
+    want = 1.0
+    m_t = [0.3, 0.27, 0.243]  # 0.9 m + 0.1 g
+    for t, g in enumerate([3.0, 0.0, 0.0], start=1):
+        p.grad = g
+        opt.step()
+        vmax = 0.009  # v is 0.009, 0.008991, 0.008982...: the maximum stays the first
+        want -= 0.01 / (1 - 0.9**t) * m_t[t - 1] / (math.sqrt(vmax) / math.sqrt(1 - 0.999**t) + 1e-8)
+        assert p.data == pytest.approx(want, abs=1e-15), t
 
 
 def test_steplr_and_linearlr_by_hand():
