@@ -10,7 +10,12 @@ with PyTorch's vocabulary on top (``nn``, ``optim``, ``data``)::
     print(g, a.grad, b.grad)
 """
 
-from . import data, losses, nn, optim, random  # noqa: F401  (ag.random, as torch.random; not in __all__, which would shadow the random module on import *)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, List
+
+from . import random  # noqa: F401  (ag.random, as torch.random; not in __all__, which would shadow the random module on import *)
 from ._core import (
     NODE_BYTES,
     CompiledGraph,
@@ -56,3 +61,22 @@ __all__ = [
     "nn",
     "optim",
 ]
+
+# The numpy-backed submodules load on first use (``ag.nn``, ``from arenagrad import nn``,
+# ``import arenagrad.nn``): numpy alone costs several times the rest of ``import arenagrad``,
+# and code that only builds Values never needs it.
+_LAZY_SUBMODULES = ("data", "losses", "nn", "optim")
+
+if TYPE_CHECKING:
+    from . import data, losses, nn, optim
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        # import_module binds the submodule as a package attribute, so this runs once per name.
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))

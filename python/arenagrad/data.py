@@ -4,7 +4,8 @@ A scalar model is called once per sample, ``model(x)`` with ``x`` a list of floa
 micrograd convention), so :class:`DataLoader` yields batches as lists of Python rows
 rather than arrays. The toy generators are the classic 2-D classification sets
 (linear, XOR, moons, circles, spiral) and a 1-D regression (sine), built with numpy
-alone; ``seed=None`` draws from the package generator (see ``arenagrad.random``).
+alone. ``seed=None`` follows Python's ``random`` state, or ``arenagrad.manual_seed`` once
+it has been called (see :mod:`arenagrad.random`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from .random import SeedLike, get_rng, rng_from
+from .random import SeedLike, rng_from
 
 __all__ = [
     "ArrayDataset",
@@ -99,7 +100,9 @@ class DataLoader:
         drop_last: drop the last batch if it is smaller than ``batch_size``.
         seed: seed for the shuffling; the loader keeps its own generator, so epochs differ
             from each other but the whole sequence repeats for the same seed. ``None``
-            shuffles with the package generator (``arenagrad.manual_seed``).
+            draws each epoch's order by :func:`arenagrad.random.rng_from`: from Python's
+            ``random`` state (``random.seed``), or from the package generator once
+            ``arenagrad.manual_seed`` has been called.
     """
 
     def __init__(
@@ -129,7 +132,7 @@ class DataLoader:
         n = len(self.dataset)
         if self.shuffle:
             # Draw the order now, not at the first next(), so seeding before iter() counts.
-            rng = self._rng if self._rng is not None else get_rng()
+            rng = self._rng if self._rng is not None else rng_from(None)
             order = rng.permutation(n)
         else:
             order = np.arange(n)
@@ -370,7 +373,8 @@ def train_test_split(
         X, y: arrays with the same first dimension.
         test_size: fraction of the samples in (0, 1) (the test count is rounded up, as in
             scikit-learn) or an absolute number of test samples.
-        seed: seed for the shuffle; ``None`` uses the package generator.
+        seed: seed for the shuffle; ``None`` follows ``random.seed`` or
+            ``arenagrad.manual_seed`` (see :mod:`arenagrad.random`).
     """
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim == 0 or y.ndim == 0 or X.shape[0] != y.shape[0]:

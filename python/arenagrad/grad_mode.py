@@ -9,7 +9,6 @@ that consumes the generator is not affected.
 from __future__ import annotations
 
 import functools
-import inspect
 from typing import Any, Callable, Generator, TypeVar
 
 from . import _core
@@ -91,6 +90,8 @@ class _Switch:
 
     def __call__(self, fn: F) -> F:
         setter, mode = self._set, self._mode
+        import inspect  # on first use: with ast, dis and tokenize it is ~5 ms of `import arenagrad`
+
         if inspect.isgeneratorfunction(fn):
             return _wrap_generator(setter, mode, fn)  # type: ignore[no-any-return]
 

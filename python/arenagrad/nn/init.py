@@ -1,8 +1,9 @@
 """Weight initialisation for scalar layers: the schemes, their gains, and the defaults.
 
 A layer draws its whole ``(fan_out, fan_in)`` weight matrix at once from one numpy
-``Generator`` (the package generator, or a private one for an explicit ``seed=``), then
-wraps the numbers in leaf ``Value``\\ s. Biases start at zero, as in micrograd.
+``Generator`` (a private one for an explicit ``seed=``; otherwise see
+:mod:`arenagrad.random`), then wraps the numbers in leaf ``Value``\\ s. Biases start at
+zero, as in micrograd.
 
 Schemes (``init=``):
 

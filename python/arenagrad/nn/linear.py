@@ -24,8 +24,9 @@ class Linear(Module):
         in_features: inputs per sample.
         out_features: outputs per sample.
         bias: learn an additive bias (starts at 0).
-        seed: an int (or numpy ``Generator``) for a private stream; ``None`` draws from the
-            package generator.
+        seed: an int (or numpy ``Generator``) for a private stream; ``None`` follows
+            ``random.seed``, or ``arenagrad.manual_seed`` once called (see
+            :mod:`arenagrad.random`).
         init: ``"kaiming"`` (default: He init, for a ReLU that usually follows),
             ``"xavier"`` or ``"uniform"``; see :mod:`arenagrad.nn.init`.
 

@@ -41,8 +41,9 @@ class Neuron(Module):
         activation: ``"relu"``, ``"leaky_relu"``, ``"tanh"``, ``"sigmoid"`` or ``"linear"``.
         init: ``"kaiming"``, ``"xavier"``, ``"uniform"`` (micrograd's ``uniform(-1, 1)``), or
             ``None`` for He init before ReLU-like activations and Glorot init otherwise.
-        seed: an int (or numpy ``Generator``) for a private stream; ``None`` draws from the
-            package generator (``arenagrad.random.manual_seed``).
+        seed: an int (or numpy ``Generator``) for a private stream; ``None`` follows
+            ``random.seed``, or ``arenagrad.manual_seed`` once called (see
+            :mod:`arenagrad.random`).
         negative_slope: slope of ``leaky_relu`` for negative inputs.
         fan_out: width of the layer the neuron belongs to (Xavier init uses it; ``Layer``
             passes its ``nout``).
@@ -161,7 +162,9 @@ class MLP(Module):
         activation: hidden-layer activation (``"relu"``, ``"leaky_relu"``, ``"tanh"``,
             ``"sigmoid"``, ``"linear"``).
         init: weight init for every layer, ``None`` for each layer's default.
-        seed: one seed for the whole network (``None``: the package generator).
+        seed: one seed for the whole network; ``None`` draws one from Python's ``random``
+            (so ``random.seed(1337)`` fixes the model, as in micrograd), or uses the
+            package generator once ``arenagrad.manual_seed`` has been called.
         **kwargs: passed to every :class:`Neuron` (e.g. ``negative_slope``).
     """
 
