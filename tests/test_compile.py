@@ -113,6 +113,25 @@ def test_multiple_outputs_and_output_gradients():
         step.backward([1.0])
 
 
+def test_an_output_listed_twice_gets_both_seeds():
+    """As torch.autograd.backward([u, u], [g1, g2]): u's gradient is g1 + g2."""
+    x = ag.Value(0.4)
+    u = x.sin() * 3.0
+    step = ag.compile([u, u])
+    step.forward()
+    step.backward([2.0, 5.0])
+    assert x.grad == pytest.approx(7.0 * 3.0 * math.cos(0.4), rel=1e-15)
+    x.grad = 0.0
+    step.backward()  # default seeds: 1 each
+    assert x.grad == pytest.approx(2.0 * 3.0 * math.cos(0.4), rel=1e-15)
+    # Two outputs sharing a subgraph: the contributions add up at x.
+    x.grad = 0.0
+    v = u * u
+    ag.compile([u, v]).backward([1.0, 1.0])
+    su = 3.0 * math.sin(0.4)
+    assert x.grad == pytest.approx((1.0 + 2.0 * su) * 3.0 * math.cos(0.4), rel=1e-14)
+
+
 def test_leaves_are_stable_and_exclude_numbers():
     x, w = ag.Value(2.0, requires_grad=False), ag.Value(3.0)
     out = ag.mean([x * w, 5.0, w.exp()])

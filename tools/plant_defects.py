@@ -1,0 +1,397 @@
+"""Plant known defects in the engine and its Python layer, one at a time, and
+report which ones the test suite lets through.
+
+    python tools/plant_defects.py                 # every defect (about 20 minutes on 2 cores)
+    python tools/plant_defects.py --only cos-derivative-sign sgd-momentum
+    python tools/plant_defects.py --list
+
+Each defect is one textual edit of one file, applied alone to a pristine copy of
+the sources (tracked and untracked files, not ignored ones) in a scratch folder.
+A C++ defect is built (cmake, incrementally) and a Python one is copied in; then
+the whole suite runs (`pytest -x`) against that copy, with PyTorch blocked for
+engine defects so that the finite-difference and hand-written references must
+catch them alone. A defect is caught when the suite fails; a survivor is printed
+and makes the script exit 1. The pristine copy must pass first.
+
+Every issue that adds a feature adds its defects to DEFECTS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Defect:
+    name: str
+    file: str  # relative to the repository root
+    old: str  # must occur exactly once in the file
+    new: str
+    why: str  # what a user would see
+
+    @property
+    def engine(self) -> bool:
+        return self.file.startswith("cpp/")
+
+
+DEFECTS = [
+    # ------------------------------------------------------------------ the op table
+    Defect("cos-derivative-sign", "cpp/ops.hpp", "return -std::sin(x); }", "return std::sin(x); }", "cos' = +sin"),
+    Defect(
+        "sigmoid-derivative-factor",
+        "cpp/ops.hpp",
+        "return y * (1.0 - y); }",
+        "return 2.0 * y * (1.0 - y); }",
+        "sigmoid' doubled",
+    ),
+    Defect("tanh-derivative", "cpp/ops.hpp", "return 1.0 - y * y; }", "return 1.0 - y; }", "tanh' = 1 - y"),
+    Defect("log-derivative", "cpp/ops.hpp", "return 1.0 / x; }", "return 1.0 / (x + 1e-12); }", "log' off near 0 only"),
+    Defect(
+        "sqrt-derivative", "cpp/ops.hpp", "return 0.5 / y; }", "return 0.5 / (y + 1e-9); }", "sqrt' off near 0 only"
+    ),
+    Defect(
+        "abs-kink",
+        "cpp/ops.hpp",
+        "return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }",
+        "return x >= 0 ? 1.0 : -1.0; }",
+        "abs' at 0 is 1",
+    ),
+    Defect(
+        "leaky-relu-slope",
+        "cpp/ops.hpp",
+        "return x > 0 ? 1.0 : p; }",
+        "return x > 0 ? 1.0 : 0.01; }",
+        "leaky_relu ignores its slope in backward",
+    ),
+    Defect("div-derivative-sign", "cpp/ops.hpp", "db = -y / b;", "db = y / b;", "d(a/b)/db sign"),
+    Defect(
+        "pow-base-derivative",
+        "cpp/ops.hpp",
+        "b * std::pow(a, b - 1);",
+        "b * std::pow(a, b - 1.0001);",
+        "d(a**b)/da slightly off",
+    ),
+    Defect(
+        "softplus-derivative",
+        "cpp/ops.hpp",
+        "Sigmoid::f(x, 0, y);\n    return y;",
+        "Sigmoid::f(x, 0, y);\n    return y * (1.0 - y);",
+        "softplus' = sigmoid'",
+    ),
+    # ------------------------------------------------------------------ n-ary ops
+    Defect(
+        "mean-gradient",
+        "cpp/ops.hpp",
+        "double gi = g / double(n);",
+        "double gi = g / double(n + 1);",
+        "mean's gradient 1/(n+1)",
+    ),
+    Defect(
+        "dot-gradient-swapped",
+        "cpp/ops.hpp",
+        "acc(i, g * x(n + i));\n      acc(n + i, g * x(i));",
+        "acc(i, g * x(i));\n      acc(n + i, g * x(n + i));",
+        "dot's gradients swapped",
+    ),
+    Defect(
+        "logsumexp-unshifted",
+        "cpp/ops.hpp",
+        "for (size_t i = 0; i < n; ++i) s += std::exp(x(i) - m);\n    y = m + std::log(s);",
+        "for (size_t i = 0; i < n; ++i) s += std::exp(x(i));\n    y = std::log(s);",
+        "logsumexp overflows",
+    ),
+    # ------------------------------------------------------------------ traversal and release
+    Defect(
+        "shared-node-overwrites",
+        "cpp/graph.cpp",
+        "if (in->flags & REQUIRES_GRAD) in->grad += g;",
+        "if (in->flags & REQUIRES_GRAD) in->grad = g;",
+        "a node used twice gets one contribution",
+    ),
+    Defect(
+        "leaf-backward-overwrites",
+        "cpp/graph.cpp",
+        "root->grad += seed;",
+        "root->grad = seed;",
+        "leaf.backward() does not accumulate",
+    ),
+    Defect(
+        "intermediate-grads-not-zeroed",
+        "cpp/graph.cpp",
+        "[](Node* n) { n->grad = 0.0; }",
+        "[](Node*) {}",
+        "a second backward re-adds old intermediate gradients",
+    ),
+    Defect(
+        "release-keeps-inputs",
+        "cpp/graph.cpp",
+        "if (--in->refs == 0) {",
+        "if (--in->refs == 0 && false) {",
+        "dropping a graph leaks its inputs",
+    ),
+    # ------------------------------------------------------------------ compiled replay
+    Defect(
+        "replay-output-twice-one-seed",
+        "cpp/compile.cpp",
+        "if (out_index.size() > 1) grad[k] += seeds[i];",
+        "if (out_index.size() > 1) grad[k] = seeds[i];",
+        "compile([u, u]) seeds u once",
+    ),
+    Defect(
+        "replay-overwrites-leaf-grad",
+        "cpp/compile.cpp",
+        "leaf_nodes[i]->grad += grad[i];",
+        "leaf_nodes[i]->grad = grad[i];",
+        "replayed backward does not accumulate into .grad",
+    ),
+    Defect(
+        "replay-binary-rhs-skipped",
+        "cpp/compile.cpp",
+        "if (b[k] != NONE) g[b[k]] += gk * dy;",
+        "if (b[k] != NONE && a[k] == NONE) g[b[k]] += gk * dy;",
+        "replay drops the second operand's gradient",
+    ),
+    # ------------------------------------------------------------------ optimizers
+    Defect(
+        "sgd-dampening-ignored",
+        "python/arenagrad/optim.py",
+        "buf += (1 - self.dampening) * g",
+        "buf += g",
+        "SGD's dampening has no effect",
+    ),
+    Defect(
+        "sgd-nesterov-ignored",
+        "python/arenagrad/optim.py",
+        "g = g + self.momentum * buf if self.nesterov else buf",
+        "g = buf",
+        "nesterov=True is plain momentum",
+    ),
+    Defect(
+        "adam-no-bias-correction",
+        "python/arenagrad/optim.py",
+        "step_size = self.lr / bias_correction1",
+        "step_size = self.lr",
+        "Adam's first steps too small",
+    ),
+    Defect(
+        "adam-eps-scaled",
+        "python/arenagrad/optim.py",
+        "denom = np.sqrt(v) / bias_correction2_sqrt + self.eps",
+        "denom = np.sqrt(v) / bias_correction2_sqrt + 10 * self.eps",
+        "Adam's eps ten times too large",
+    ),
+    Defect(
+        "steplr-off-by-one",
+        "python/arenagrad/optim.py",
+        "self.gamma ** (self.last_epoch // self.step_size)",
+        "self.gamma ** ((self.last_epoch + 1) // self.step_size)",
+        "StepLR decays an epoch early",
+    ),
+    Defect(
+        "zero-grad-keeps-grads",
+        "python/arenagrad/nn/module.py",
+        "        for p in self.parameters():\n            p.grad = 0.0",
+        "        for p in self.parameters():\n            pass",
+        "Module.zero_grad does nothing",
+    ),
+    # ------------------------------------------------------------------ losses
+    Defect(
+        "hinge-negative-margin",
+        "python/arenagrad/nn/functional.py",
+        "margin = 1 + _as_value(si)",
+        "margin = 0.5 + _as_value(si)",
+        "hinge margin of -1 labels is 0.5",
+    ),
+    Defect(
+        "mse-mean-denominator",
+        "python/arenagrad/nn/functional.py",
+        'return total / len(diffs) if reduction == "mean" else total',
+        'return total / (len(diffs) + 1) if reduction == "mean" else total',
+        "mse's mean divides by n + 1",
+    ),
+    Defect(
+        "cross-entropy-wrong-class",
+        "python/arenagrad/nn/functional.py",
+        "return logsumexp(row) - row[k]",
+        "return logsumexp(row) - row[0]",
+        "cross-entropy always against class 0",
+    ),
+    Defect(
+        "to-pm1-zero",
+        "python/arenagrad/data.py",
+        "np.where(y == 1, 1, -1)",
+        "np.where(y == 1, 1, 0)",
+        "0/1 labels map to 0/1, not -1/+1",
+    ),
+    # ------------------------------------------------------------------ data loading
+    Defect(
+        "drop-last-drops-a-full-batch",
+        "python/arenagrad/data.py",
+        "stop = n - n % bs if self.drop_last else n",
+        "stop = n - bs if self.drop_last else n",
+        "drop_last drops a full batch",
+    ),
+    Defect(
+        "shuffle-same-order-every-epoch",
+        "python/arenagrad/data.py",
+        "rng = self._rng if self._rng is not None else get_rng()",
+        "rng = np.random.default_rng(0)",
+        "every epoch sees the same order",
+    ),
+    # ------------------------------------------------------------------ the trainer
+    Defect(
+        "trainer-never-zeroes-grads",
+        "python/arenagrad/train.py",
+        "                    optimizer.zero_grad()\n",
+        "",
+        "gradients pile up across batches",
+    ),
+]
+
+
+def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+class Scratch:
+    """A pristine copy of the sources, its build and an importable package."""
+
+    SITE = """import os, sys
+# Use this folder's arenagrad, not an editable install of the checkout.
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower() and "skbc" not in repr(f).lower()]
+if os.environ.get("PLANT_BLOCK_TORCH") == "1":
+    class _NoTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ModuleNotFoundError("No module named 'torch' (blocked by plant_defects)", name="torch")
+            return None
+    sys.meta_path.insert(0, _NoTorch())
+"""
+
+    def __init__(self, where: Path):
+        self.where = where
+        self.src = where / "src"
+        self.build = where / "build"
+        self.pkg = where / "pkg"
+        self.site = where / "site"
+        files = sh(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT).stdout
+        for rel in filter(None, files.split("\0")):
+            if (ROOT / rel).is_file():
+                (self.src / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / rel, self.src / rel)
+        self.site.mkdir(parents=True)
+        (self.site / "sitecustomize.py").write_text(self.SITE)
+        pybind11_dir = sh([sys.executable, "-m", "pybind11", "--cmakedir"]).stdout.strip()
+        sh(
+            [
+                "cmake",
+                "-S",
+                str(self.src),
+                "-B",
+                str(self.build),
+                "-G",
+                "Ninja",
+                "-DCMAKE_BUILD_TYPE=Release",
+                f"-Dpybind11_DIR={pybind11_dir}",
+                f"-DPython_EXECUTABLE={sys.executable}",
+            ]
+        )
+
+    def make(self) -> None:
+        """Builds the engine (incrementally) and lays out the package."""
+        sh(["cmake", "--build", str(self.build), "-j2"])
+        shutil.rmtree(self.pkg, ignore_errors=True)
+        shutil.copytree(self.src / "python" / "arenagrad", self.pkg / "arenagrad")
+        for built in list(self.build.glob("_core*.so")) + list(self.build.glob("_core.pyi")):
+            shutil.copy2(built, self.pkg / "arenagrad")
+
+    def pytest(self, block_torch: bool) -> subprocess.CompletedProcess:
+        shutil.rmtree(self.src / ".hypothesis", ignore_errors=True)  # no examples carried over
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{self.site}{os.pathsep}{self.pkg}",
+            "PLANT_BLOCK_TORCH": "1" if block_torch else "0",
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"],
+            cwd=self.src,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+
+
+def plant(scratch: Scratch, d: Defect) -> tuple[bool, str]:
+    """(caught, the first failing test or why it survived)."""
+    path = scratch.src / d.file
+    pristine = path.read_text()
+    count = pristine.count(d.old)
+    if count != 1:
+        raise SystemExit(f"{d.name}: the text to replace occurs {count} times in {d.file}; update DEFECTS")
+    try:
+        path.write_text(pristine.replace(d.old, d.new))
+        try:
+            scratch.make()
+        except subprocess.CalledProcessError as e:
+            return True, "does not build: " + (e.stdout + e.stderr).strip().splitlines()[-1]
+        proc = scratch.pytest(block_torch=d.engine)
+    finally:
+        path.write_text(pristine)
+        os.utime(path)  # newer than its object file: the next build recompiles it
+    failed = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    return proc.returncode != 0, (failed[0] if failed else proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", nargs="+", metavar="NAME", help="plant only these defects")
+    p.add_argument("--list", action="store_true", help="list the defects and exit")
+    p.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    args = p.parse_args(argv)
+    chosen = [d for d in DEFECTS if not args.only or d.name in args.only]
+    if args.list or not chosen:
+        for d in DEFECTS:
+            print(f"{d.name:32} {d.file:32} {d.why}")
+        return 0 if args.list else 2
+    where = Path(tempfile.mkdtemp(prefix="plant-"))
+    try:
+        scratch = Scratch(where)
+        scratch.make()
+        base = scratch.pytest(block_torch=True)
+        if base.returncode != 0:
+            print(base.stdout[-3000:])
+            raise SystemExit("the pristine copy fails its suite with torch blocked: fix that first")
+        # Python defects first: they share the pristine build.
+        survivors = []
+        for d in sorted(chosen, key=lambda d: d.engine):
+            t0 = time.monotonic()
+            caught, detail = plant(scratch, d)
+            print(
+                f"{'caught  ' if caught else 'SURVIVED'} {d.name:32} {time.monotonic() - t0:5.0f} s  {detail}",
+                flush=True,
+            )
+            if not caught:
+                survivors.append(d.name)
+        print(
+            f"{len(chosen) - len(survivors)} of {len(chosen)} defects caught"
+            + (f"; survivors: {', '.join(survivors)}" if survivors else "")
+        )
+        return 1 if survivors else 0
+    finally:
+        if not args.keep:
+            shutil.rmtree(where, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
