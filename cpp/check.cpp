@@ -40,12 +40,12 @@ py::dict check_invariants() {
   each_node([&](Node* n) {
     if (n->op == OP_FREE) return;
     ++live;
-    if (n->op >= NUM_OPS) fail("node with unknown op code " + std::to_string(n->op));
+    if (n->op > CUSTOM) fail("node with unknown op code " + std::to_string(n->op));
     if (n->refs == 0) fail("live node with no references (op " + std::string(op_name(n->op)) + ")");
     if (n->stamp > current_epoch()) fail("stamp from the future");
     if (n->py) {
       ++wrapped;
-      if (Py_TYPE(n->py) != &ValueType || node_of(n->py) != n) fail("wrapper does not point back to its node");
+      if (!is_value(n->py) || node_of(n->py) != n) fail("wrapper does not point back to its node");
       if (Py_REFCNT(n->py) <= 0) fail("wrapper with a non-positive reference count");
       n->found += 1;
     }

@@ -184,8 +184,11 @@ Compiled::Compiled(py::object outputs, py::object watch) {
   // emission order is the backward sweep order, its reverse a valid
   // forward order. Leaves go first, in order of appearance.
   std::vector<Node*> order;
+  if (in_traversal())
+    throw std::runtime_error("compile() cannot run inside a Python _backward: a backward is running");
   if (!reserve_traversal()) throw std::bad_alloc();
   {
+    Traversing busy;
     std::vector<Node*> emitted;
     emitted.reserve(pool::live());
     auto all = [](Node*) { return true; };
@@ -204,6 +207,11 @@ Compiled::Compiled(py::object outputs, py::object watch) {
   }
   if (order.size() >= NONE) throw py::value_error("compile(): graph too large (more than 2**32 - 2 nodes)");
 
+  for (Node* n : order)
+    if (n->op == CUSTOM)
+      throw py::type_error(
+          "compile(): the graph has a Value built with a Python _backward (Value(data, children, op)); "
+          "replay runs only arenagrad's own ops");
   size_t N = order.size();
   for (size_t i = 0; i < N; ++i) order[i]->index = static_cast<uint32_t>(i);
   op.resize(N);

@@ -64,7 +64,14 @@ static inline void give(Node* in, double g) {
   if (in->flags & REQUIRES_GRAD) in->grad += g;
 }
 
-void backward_step(Node* n) {
+bool (*python_step)(Node* n) = nullptr;
+
+static bool traversing = false;
+bool in_traversal() { return traversing; }
+void set_traversing(bool on) { traversing = on; }
+
+bool backward_step(Node* n) {
+  if (n->op == CUSTOM) return python_step(n);
   const double g = n->grad;
   with_op<void>(n->op, [&](auto t) {
     using S = typename decltype(t)::op;
@@ -86,6 +93,7 @@ void backward_step(Node* n) {
       });
     }
   });
+  return true;
 }
 
 Anomaly backward(Node* root, double seed, bool check) {
@@ -95,15 +103,24 @@ Anomaly backward(Node* root, double seed, bool check) {
   }
   // Only non-leaf nodes that require grad take part: leaves just receive.
   auto descend = [](Node* in) { return in->op != LEAF && (in->flags & REQUIRES_GRAD); };
+  Traversing busy;
   count_consumers(&root, 1, descend, [](Node* n) { n->grad = 0.0; });
   root->grad = seed;
-  if (!check) {
-    consumers_first(&root, 1, descend, backward_step);
-    return {};
-  }
   Anomaly bad;
+  // After a Python backward raised, the sweep still visits every node (so
+  // the traversal ends in order) but applies no more steps, as torch stops.
+  if (!check) {
+    consumers_first(&root, 1, descend, [&](Node* n) {
+      if (!bad.python_error && !backward_step(n)) bad.python_error = true;
+    });
+    return bad;
+  }
   consumers_first(&root, 1, descend, [&](Node* n) {
-    backward_step(n);
+    if (bad.python_error) return;
+    if (!backward_step(n)) {
+      bad.python_error = true;
+      return;
+    }
     if (bad.node) return;
     for_each_input(n, [&](Node* in) {
       if (!bad.node && (in->flags & REQUIRES_GRAD) && !std::isfinite(in->grad)) bad = {n, in->grad};

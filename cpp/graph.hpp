@@ -128,6 +128,7 @@ void consumers_first(Node* const* roots, size_t nroots, Descend descend, Emit em
 struct Anomaly {
   Node* node = nullptr;
   double grad = 0.0;
+  bool python_error = false;  // a CUSTOM node's Python backward raised (the error is set)
 };
 
 // Reverse-mode sweep from root, seeded with `seed`: leaf gradients
@@ -137,7 +138,21 @@ struct Anomaly {
 Anomaly backward(Node* root, double seed, bool check = false);
 
 // The local backward step of one node: adds g * d(node)/d(input) into the
-// grad of every input that requires grad.
-void backward_step(Node* n);
+// grad of every input that requires grad. A CUSTOM node's step is its Python
+// _backward, run through python_step; false when that raised.
+bool backward_step(Node* n);
+
+// Runs a CUSTOM node's Python backward (set by the Value type, which owns the
+// Python side); false with a Python error set.
+extern bool (*python_step)(Node* n);
+
+// True while a backward or compile traversal runs: a Python _backward called
+// from one must not start another (they share the work stack and marks).
+bool in_traversal();
+void set_traversing(bool on);
+struct Traversing {  // marks a traversal as running for its scope
+  Traversing() { set_traversing(true); }
+  ~Traversing() { set_traversing(false); }
+};
 
 }  // namespace ag

@@ -27,6 +27,9 @@ enum Flag : uint8_t {
   CONST_B = 4,        // binary op: the right operand is the number in aux
   CONST_Y = 8,        // dot: slots [n, 2n) hold numbers, not nodes
   NUMBER = 16,        // a leaf made for a number operand (not listed in .inputs)
+  OWNS_PY = 32,       // a CUSTOM node: it holds a strong reference to its wrapper, whose
+                      // __dict__ holds the Python _backward (see value.cpp)
+  PY_TRACKED = 64,    // its wrapper is tracked by Python's cycle collector (has had attributes)
 };
 
 struct Node {
@@ -42,7 +45,7 @@ struct Node {
     Node* next_free;
   };
   union {
-    PyObject* py;      // the Python Value wrapping this node, if any (borrowed)
+    PyObject* py;      // the Python Value wrapping this node, if any (borrowed, but see OWNS_PY)
     Node* next_dying;  // during release: the next node to free (a dying node has no wrapper)
   };
   uint32_t refs;   // Python wrapper + consuming nodes

@@ -354,9 +354,15 @@ enum Op : unsigned char {
 #undef AG_ENUM
 };
 
+// A node a user built in Python, micrograd's way: Value(data, children, op),
+// its backward a Python closure assigned to ._backward. Not in the op table:
+// no forward, no derivative, never replayed; its operands are slots as an
+// n-ary op's are.
+constexpr unsigned char CUSTOM = NUM_OPS;
+
 inline bool is_unary(int op) { return op > LEAF && op < UNARY_END; }
 inline bool is_binary(int op) { return op > UNARY_END && op < BINARY_END; }
-inline bool is_nary(int op) { return op > BINARY_END && op < NUM_OPS; }
+inline bool is_nary(int op) { return op > BINARY_END && op <= CUSTOM; }
 
 // ------------------------------------------------------------- the dispatch
 

@@ -5,6 +5,10 @@
 // (nb_add, nb_multiply, ...) called directly cost ~35 ns, a pybind11 operator
 // ~230 ns (docs/architecture.md). Each node has at most one Value wrapping it
 // (node->py), so `a.inputs[0] is b` holds and Values hash by identity.
+//
+// The type is a GC type only so that attributes can hold cycles (a
+// micrograd-style _backward closure refers to its own Value): a wrapper is
+// tracked by the collector only once it has a __dict__.
 #pragma once
 #include <Python.h>
 
@@ -18,11 +22,14 @@ namespace ag {
 struct PyValue {
   PyObject_HEAD
   Node* node;
+  PyObject* dict;  // label and other attributes, made on first use (micrograd's Values have a __dict__)
 };
 
 extern PyTypeObject ValueType;
 
-inline bool is_value(PyObject* o) { return Py_TYPE(o) == &ValueType; }
+// Values and instances of Python subclasses of Value. The exact test comes
+// first: it is the one every op takes.
+inline bool is_value(PyObject* o) { return Py_TYPE(o) == &ValueType || PyType_IsSubtype(Py_TYPE(o), &ValueType); }
 inline Node* node_of(PyObject* o) { return reinterpret_cast<PyValue*>(o)->node; }
 
 // The Value for n: its existing wrapper, or a new one (new reference).
