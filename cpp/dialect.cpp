@@ -17,15 +17,23 @@ static PyObject* str_empty;     // ""
 // Puts a wrapper under the cycle collector (once it can hold a cycle). The
 // node's PY_TRACKED bit remembers it: asking Python costs a call per
 // deallocation, a seventh of an op.
-void track(PyObject* self) {
+static void track(PyObject* self) {
   Node* n = reinterpret_cast<PyValue*>(self)->node;
   if (n->flags & PY_TRACKED) return;
   PyObject_GC_Track(self);
   n->flags |= PY_TRACKED;
 }
 
+void keep(PyObject* self) {
+  Node* n = reinterpret_cast<PyValue*>(self)->node;
+  track(self);
+  if (n->flags & OWNS_PY) return;
+  Py_INCREF(self);
+  n->flags |= OWNS_PY;
+}
+
 // What the collector sees of a wrapper W of node N: its attributes, and the
-// references CUSTOM nodes hold to their wrappers (OWNS_PY) where W alone
+// references nodes hold to their wrappers (OWNS_PY) where W alone
 // stands for them, so that micrograd-style cycles (a closure in W's
 // __dict__ refers to W) are collected:
 //  - N's reference to W, when W is N's only holder (N.refs == 1);
@@ -71,14 +79,18 @@ static PyObject* attrs_of(PyObject* self) {
     v->dict = PyDict_New();
     if (!v->dict) return nullptr;
   }
-  track(self);
+  keep(self);
   return v->dict;
 }
 
 int value_setattro(PyObject* self, PyObject* name, PyObject* value) {
   int r = PyObject_GenericSetAttr(self, name, value);
   PyValue* v = reinterpret_cast<PyValue*>(self);
-  if (r == 0 && v->dict) track(self);
+  // An attribute must outlive this wrapper's last Python reference: .inputs
+  // hands the node out again. (A class assigned is not kept: keeping every
+  // arenagrad.micrograd result would put the whole graph under the
+  // collector, whose full passes then cost more than the step.)
+  if (r == 0 && v->dict) keep(self);
   return r;
 }
 
@@ -98,6 +110,23 @@ PyObject* given_op(PyObject* self) {
   if (given || PyErr_Occurred()) return given;
   Py_INCREF(str_empty);
   return str_empty;
+}
+
+static int set_own_attr(PyObject* self, PyObject* name, PyObject* v);
+
+PyObject* get_given_op(PyObject* self, PyObject* otherwise) {
+  PyObject* given = own_attr(self, str_op);
+  if (given || PyErr_Occurred()) return given;
+  Py_INCREF(otherwise);
+  return otherwise;
+}
+
+int set_given_op(PyObject* self, PyObject* v, void*) {
+  if (v && !PyUnicode_Check(v)) {
+    PyErr_Format(PyExc_TypeError, "_op must be a str, not '%s'", Py_TYPE(v)->tp_name);
+    return -1;
+  }
+  return set_own_attr(self, str_op, v);
 }
 
 PyObject* get_label(PyObject* self, void*) {

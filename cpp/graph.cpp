@@ -96,7 +96,7 @@ bool backward_step(Node* n) {
   return true;
 }
 
-Anomaly backward(Node* root, double seed, bool check) {
+Anomaly backward(Node* root, double seed, bool check, bool keep_intermediate) {
   if (root->op == LEAF) {
     root->grad += seed;
     return {};
@@ -104,7 +104,9 @@ Anomaly backward(Node* root, double seed, bool check) {
   // Only non-leaf nodes that require grad take part: leaves just receive.
   auto descend = [](Node* in) { return in->op != LEAF && (in->flags & REQUIRES_GRAD); };
   Traversing busy;
-  count_consumers(&root, 1, descend, [](Node* n) { n->grad = 0.0; });
+  count_consumers(&root, 1, descend, [&](Node* n) {
+    if (!keep_intermediate) n->grad = 0.0;
+  });
   root->grad = seed;
   Anomaly bad;
   // After a Python backward raised, the sweep still visits every node (so

@@ -132,10 +132,12 @@ struct Anomaly {
 };
 
 // Reverse-mode sweep from root, seeded with `seed`: leaf gradients
-// accumulate, intermediate gradients are overwritten. Needs
+// accumulate, intermediate gradients are overwritten (PyTorch's semantics),
+// or with keep_intermediate added to as well (micrograd's: a second call
+// propagates the sums again). Needs
 // reserve_traversal() first. With `check` (detect_anomaly) it reports the
 // first non-finite gradient; the sweep completes either way.
-Anomaly backward(Node* root, double seed, bool check = false);
+Anomaly backward(Node* root, double seed, bool check = false, bool keep_intermediate = false);
 
 // The local backward step of one node: adds g * d(node)/d(input) into the
 // grad of every input that requires grad. A CUSTOM node's step is its Python

@@ -63,6 +63,18 @@ PYBIND11_MODULE(_core, m) {
   def_mode_setter("set_detect_anomaly", [] () -> bool& { return ag::anomaly_enabled; },
                   "Turn NaN/inf detection on or off for this thread; returns the previous mode.");
   m.def(
+      "_backward_keeping_intermediate",
+      [](py::handle v) {
+        if (!ag::is_value(v.ptr())) throw py::type_error("expected a Value");
+        if (!(ag::node_of(v.ptr())->flags & ag::REQUIRES_GRAD))
+          throw std::runtime_error("backward(): this Value does not require grad");
+        PyObject* r = ag::run_backward(v.ptr(), 1.0, true);
+        if (!r) throw py::error_already_set();
+        return py::reinterpret_steal<py::object>(r);
+      },
+      py::arg("value"),
+      "micrograd's backward: seeds 1.0 and adds into intermediate gradients instead of recomputing them.");
+  m.def(
       "is_anomaly_enabled", [] { return ag::anomaly_enabled; }, "Whether NaN/inf detection is on for this thread.");
   m.def(
       "is_grad_enabled", [] { return ag::grad_enabled; }, "Whether ops on this thread record a graph.");

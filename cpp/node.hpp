@@ -27,9 +27,10 @@ enum Flag : uint8_t {
   CONST_B = 4,        // binary op: the right operand is the number in aux
   CONST_Y = 8,        // dot: slots [n, 2n) hold numbers, not nodes
   NUMBER = 16,        // a leaf made for a number operand (not listed in .inputs)
-  OWNS_PY = 32,       // a CUSTOM node: it holds a strong reference to its wrapper, whose
-                      // __dict__ holds the Python _backward (see value.cpp)
+  OWNS_PY = 32,       // it holds a strong reference to its wrapper, which carries something
+                      // of its own: attributes, a CUSTOM node's _backward (dialect.cpp)
   PY_TRACKED = 64,    // its wrapper is tracked by Python's cycle collector (has had attributes)
+  MICROGRAD = 128,    // made by arenagrad.micrograd: _op reads as micrograd names it ('ReLU', '**2')
 };
 
 struct Node {

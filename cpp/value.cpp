@@ -1,6 +1,7 @@
 // The Value type's number slots, methods and attributes.
 #include "value.hpp"
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -39,10 +40,13 @@ PyObject* wrap(Node* n) {
 static void value_dealloc(PyObject* self) {
   PyValue* v = reinterpret_cast<PyValue*>(self);
   Node* n = v->node;
-  if (n->flags & PY_TRACKED) PyObject_GC_UnTrack(self);
+  // A subclass instance is always tracked here (subtype_dealloc tracks it
+  // again before calling its base's dealloc), even one that started as a
+  // plain Value and had its __class__ assigned.
+  if ((n->flags & PY_TRACKED) || Py_TYPE(self) != &ValueType) PyObject_GC_UnTrack(self);
   // Detach from the node before the attributes go: freeing them runs Python
   // code, which must not find this dying wrapper through the node.
-  n->flags &= ~PY_TRACKED;
+  n->flags &= ~(PY_TRACKED | OWNS_PY);
   n->py = nullptr;
   decref(n);
   Py_CLEAR(v->dict);
@@ -201,12 +205,16 @@ static PyObject* method_backward(PyObject* self, PyObject* args, PyObject* kw) {
                     "with requires_grad=False, or under ag.no_grad())");
     return nullptr;
   }
+  return run_backward(self, g, false);
+}
+
+PyObject* run_backward(PyObject* self, double seed, bool keep_intermediate) {
   if (in_traversal()) {
     PyErr_SetString(PyExc_RuntimeError, "backward() cannot run inside a Python _backward: a backward is running");
     return nullptr;
   }
   if (!reserve_traversal()) return PyErr_NoMemory();
-  Anomaly bad = backward(n, g, anomaly_enabled);
+  Anomaly bad = backward(node_of(self), seed, anomaly_enabled, keep_intermediate);
   if (bad.python_error) return nullptr;
   if (bad.node) return raise_anomaly(op_name(bad.node->op), "backward", bad.grad);
   Py_RETURN_NONE;
@@ -215,6 +223,14 @@ static PyObject* method_backward(PyObject* self, PyObject* args, PyObject* kw) {
 static PyObject* method_detach(PyObject* self, PyObject*) {
   Node* n = new_node(node_of(self)->data, LEAF, 0);
   return n ? wrap_new(n) : nullptr;
+}
+
+// arenagrad.micrograd marks the nodes it makes, so that _op names them as
+// micrograd does without a per-node attribute.
+static PyObject* method_as_micrograd(PyObject* self, PyObject*) {
+  node_of(self)->flags |= MICROGRAD;
+  Py_INCREF(self);
+  return self;
 }
 
 static PyObject* method_item(PyObject* self, PyObject*) { return PyFloat_FromDouble(node_of(self)->data); }
@@ -226,6 +242,8 @@ static PyMethodDef other_methods[] = {
      "Accumulate d(self)/d(leaf) into every leaf's .grad (seeded with gradient, default 1.0)."},
     {"detach", method_detach, METH_NOARGS, "detach($self, /)\n--\n\nA new leaf with the same data that requires no grad."},
     {"item", method_item, METH_NOARGS, "item($self, /)\n--\n\nThe data as a Python float."},
+    {"_as_micrograd", method_as_micrograd, METH_NOARGS,
+     "_as_micrograd($self, /)\n--\n\nMark the node as arenagrad.micrograd's (for _op); returns self."},
 };
 static constexpr size_t NOTHER = sizeof other_methods / sizeof other_methods[0];
 static PyMethodDef value_methods[UNARY_END + NOTHER + 1];  // ends with a zeroed sentinel
@@ -292,6 +310,26 @@ static PyObject* get_op(PyObject* self, void*) {
   return s;
 }
 
+// micrograd's _op: the op, unless code set another name (micrograd's own
+// classes name their nodes 'ReLU', '**2').
+static PyObject* get_micrograd_op(PyObject* self, void*) {
+  Node* n = node_of(self);
+  if (n->op == LEAF || n->op == CUSTOM) return given_op(self);
+  if (n->flags & MICROGRAD) {
+    if (n->op == RELU) return PyUnicode_FromString("ReLU");
+    if (n->op == POW && (n->flags & CONST_B)) {  // micrograd's f'**{other}'
+      double k = n->aux;
+      if (k == std::floor(k) && std::fabs(k) < 1e15) return PyUnicode_FromFormat("**%lld", (long long)k);
+      PyObject* r = float_repr(k);
+      PyObject* s = r ? PyUnicode_FromFormat("**%U", r) : nullptr;
+      Py_XDECREF(r);
+      return s;
+    }
+  }
+  return get_given_op(self, op_names[n->op]);
+}
+
+
 static PyObject* get_inputs(PyObject* self, void*) {
   Node* n = node_of(self);
   Py_ssize_t k = 0;
@@ -327,7 +365,7 @@ static PyGetSetDef value_getset[] = {
     {"requires_grad", get_requires_grad, set_requires_grad, "Whether gradients flow into this Value.", nullptr},
     {"is_leaf", get_is_leaf, nullptr, "True for Values made directly, not by an op.", nullptr},
     {"op", get_op, nullptr, "The op that made this Value ('' for a leaf).", nullptr},
-    {"_op", get_op, nullptr, "micrograd's name for .op.", nullptr},
+    {"_op", get_micrograd_op, set_given_op, "micrograd's name for .op (settable, as micrograd's is).", nullptr},
     {"inputs", get_inputs, nullptr, "The Values this one was computed from (numbers are not listed).", nullptr},
     {"_prev", get_prev, nullptr, "micrograd's name for set(.inputs).", nullptr},
     {"label", get_label, set_label, "A name for drawings (micrograd's label; '' unless set).", nullptr},
@@ -410,11 +448,7 @@ static PyObject* value_new(PyTypeObject* type, PyObject* args, PyObject* kw) {
     Py_DECREF(self);
     return nullptr;
   }
-  if (custom) {  // the node keeps its wrapper, which holds its _backward
-    Py_INCREF(self);
-    n->flags |= OWNS_PY;
-    track(self);
-  }
+  if (custom) keep(self);  // the wrapper holds the node's _backward
   return self;
 }
 

@@ -68,6 +68,10 @@ inline PyObject* wrap_new(Node* n) {
   return v;
 }
 
+// Value.backward's sweep (graph.hpp's backward) with its Python errors
+// raised; None, or null with an error set.
+PyObject* run_backward(PyObject* self, double seed, bool keep_intermediate);
+
 bool init_value_type();  // PyType_Ready and friends; false with an error set
 
 }  // namespace ag
