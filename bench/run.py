@@ -260,6 +260,15 @@ def bench_moons(quick: bool) -> List[Row]:
             notes["mg-code"] += "; loss equal to micrograd's, bit for bit"
             del loss_ag, loss_mg
 
+    # arenagrad.micrograd: micrograd's Value and nn (numbers as nodes, its
+    # backward) on arenagrad's engine, under micrograd's demo loss.
+    from arenagrad.micrograd import engine as agmg_engine
+    from arenagrad.micrograd import nn as agmg_nn
+
+    random.seed(1337)
+    blocks["agmg"] = micrograd_demo(agmg_engine.Value, agmg_nn.MLP(2, [16, 16, 1]))
+    notes["agmg"] = "micrograd's semantics (numbers become nodes, its backward); same losses as micrograd (tests)"
+
     # arenagrad.nn.MLP (call-compatible with micrograd.nn.MLP, one fused dot
     # per neuron) under micrograd's demo loss.
     ag.manual_seed(0)
@@ -315,6 +324,7 @@ def bench_moons(quick: bool) -> List[Row]:
     t = {k: v * 1e3 for k, v in alternate(blocks, rounds, warmup, reps, settle).items()}
 
     names = {
+        "agmg": "arenagrad.micrograd (micrograd's Value and nn on arenagrad), micrograd's demo",
         "mg-code": "arenagrad eager, micrograd's nn.py and demo loss unchanged",
         "ag-mlp": "arenagrad eager, arenagrad.nn.MLP (fused dot per neuron), micrograd's demo loss",
         "ag-fused": "arenagrad eager, arenagrad.nn.MLP, fused losses",
@@ -331,7 +341,7 @@ def bench_moons(quick: bool) -> List[Row]:
         if key not in t:
             continue
         vs = []
-        if key.startswith(("mg-code", "ag-")):
+        if key.startswith(("mg-code", "ag-", "agmg")):
             if "mg" in t:
                 vs.append(f"{t['mg'] / t[key]:.0f}x micrograd, {t['mg-nogc'] / t[key]:.0f}x micrograd GC off")
             if "torch" in t:

@@ -75,6 +75,12 @@ PYBIND11_MODULE(_core, m) {
       py::arg("value"),
       "micrograd's backward: seeds 1.0 and adds into intermediate gradients instead of recomputing them.");
   m.def(
+      "_set_micrograd_class",
+      [](py::handle cls) {
+        if (!ag::set_micrograd_class(cls.ptr())) throw py::error_already_set();
+      },
+      py::arg("cls"), "Wrap the nodes arenagrad.micrograd makes in `cls`, and make its numbers nodes.");
+  m.def(
       "is_anomaly_enabled", [] { return ag::anomaly_enabled; }, "Whether NaN/inf detection is on for this thread.");
   m.def(
       "is_grad_enabled", [] { return ag::grad_enabled; }, "Whether ops on this thread record a graph.");

@@ -17,11 +17,36 @@ static constexpr int FREE_MAX = 4096;
 static PyValue* free_values[FREE_MAX];
 static int nfree = 0;
 
+// arenagrad.micrograd's Value class: the wrapper of every MICROGRAD node.
+static PyTypeObject* micrograd_class = nullptr;
+
+bool set_micrograd_class(PyObject* cls) {
+  if (!PyType_Check(cls) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls), &ValueType) ||
+      reinterpret_cast<PyTypeObject*>(cls)->tp_basicsize != ValueType.tp_basicsize) {
+    PyErr_SetString(PyExc_TypeError, "expected a subclass of Value with __slots__ = ()");
+    return false;
+  }
+  Py_INCREF(cls);
+  Py_XSETREF(micrograd_class, reinterpret_cast<PyTypeObject*>(cls));
+  return true;
+}
+
+static PyObject* wrap_micrograd(Node* n) {
+  PyObject* o = micrograd_class->tp_alloc(micrograd_class, 0);  // zeroed, and tracked
+  if (!o) return nullptr;
+  reinterpret_cast<PyValue*>(o)->node = n;
+  n->py = o;
+  n->flags |= PY_TRACKED;
+  incref(n);
+  return o;
+}
+
 PyObject* wrap(Node* n) {
   if (n->py) {
     Py_INCREF(n->py);
     return n->py;
   }
+  if ((n->flags & MICROGRAD) && micrograd_class) return wrap_micrograd(n);
   PyValue* v;
   if (nfree) {
     v = free_values[--nfree];
@@ -88,7 +113,8 @@ static PyObject* apply_unary(Node* a, double p) {
   Err e = S::f(a->data, p, y);
   if (e) return raise_op_error(S::name, e, a->data, 0, false);
   if (anomalous(y)) return raise_anomaly(S::name, "forward", y);
-  Node* n = new_node(y, grad_enabled ? OP : LEAF, grad_enabled ? (a->flags & REQUIRES_GRAD) : 0);
+  uint8_t mg = a->flags & MICROGRAD;
+  Node* n = new_node(y, grad_enabled ? OP : LEAF, uint8_t((grad_enabled ? (a->flags & REQUIRES_GRAD) : 0) | mg));
   if (!n) return nullptr;
   if (grad_enabled) {
     n->aux = p;
@@ -108,18 +134,30 @@ static PyObject* apply_binary(PyObject* a, PyObject* b) {
   Err e = S::f(va, vb, y);
   if (e) return raise_op_error(S::name, e, va, vb, true);
   if (anomalous(y)) return raise_anomaly(S::name, "forward", y);
+  uint8_t mg = ((na ? na->flags : 0) | (nb ? nb->flags : 0)) & MICROGRAD;
   if (!grad_enabled) {
-    Node* n = new_node(y, LEAF, 0);
+    Node* n = new_node(y, LEAF, mg);
     return n ? wrap_new(n) : nullptr;
   }
-  uint8_t flags = 0;
+  // micrograd makes every number in an op a Value of its own (so it shows in
+  // _prev and in drawings), except a power's exponent.
+  Node* made = nullptr;
+  if (mg && (!na || (!nb && OP != POW))) {
+    made = new_node(na ? vb : va, LEAF, REQUIRES_GRAD | MICROGRAD);
+    if (!made) return nullptr;
+    (na ? nb : na) = made;
+  }
+  uint8_t flags = mg;
   double aux = 0.0;
   if (na) flags |= na->flags & REQUIRES_GRAD;
   else { flags |= CONST_A; aux = va; }
   if (nb) flags |= nb->flags & REQUIRES_GRAD;
   else { flags |= CONST_B; aux = vb; }
   Node* n = new_node(y, OP, flags);
-  if (!n) return nullptr;
+  if (!n) {
+    if (made) pool::free_node(made);
+    return nullptr;
+  }
   n->aux = aux;
   n->in[0] = na;
   n->in[1] = nb;
@@ -225,14 +263,6 @@ static PyObject* method_detach(PyObject* self, PyObject*) {
   return n ? wrap_new(n) : nullptr;
 }
 
-// arenagrad.micrograd marks the nodes it makes, so that _op names them as
-// micrograd does without a per-node attribute.
-static PyObject* method_as_micrograd(PyObject* self, PyObject*) {
-  node_of(self)->flags |= MICROGRAD;
-  Py_INCREF(self);
-  return self;
-}
-
 static PyObject* method_item(PyObject* self, PyObject*) { return PyFloat_FromDouble(node_of(self)->data); }
 
 // The methods that are not ops; init_value_type puts the op methods first.
@@ -242,8 +272,6 @@ static PyMethodDef other_methods[] = {
      "Accumulate d(self)/d(leaf) into every leaf's .grad (seeded with gradient, default 1.0)."},
     {"detach", method_detach, METH_NOARGS, "detach($self, /)\n--\n\nA new leaf with the same data that requires no grad."},
     {"item", method_item, METH_NOARGS, "item($self, /)\n--\n\nThe data as a Python float."},
-    {"_as_micrograd", method_as_micrograd, METH_NOARGS,
-     "_as_micrograd($self, /)\n--\n\nMark the node as arenagrad.micrograd's (for _op); returns self."},
 };
 static constexpr size_t NOTHER = sizeof other_methods / sizeof other_methods[0];
 static PyMethodDef value_methods[UNARY_END + NOTHER + 1];  // ends with a zeroed sentinel
@@ -441,6 +469,7 @@ static PyObject* value_new(PyTypeObject* type, PyObject* args, PyObject* kw) {
     reinterpret_cast<PyValue*>(self)->node = n;
     n->py = self;
     n->flags |= PY_TRACKED;  // tp_alloc tracked it, as every instance of a Python class
+    if (micrograd_class && PyType_IsSubtype(type, micrograd_class)) n->flags |= MICROGRAD;
     incref(n);
   }
   if (!self) return nullptr;

@@ -72,6 +72,10 @@ inline PyObject* wrap_new(Node* n) {
 // raised; None, or null with an error set.
 PyObject* run_backward(PyObject* self, double seed, bool keep_intermediate);
 
+// Registers arenagrad.micrograd's Value class (a subclass with no slots of
+// its own): nodes flagged MICROGRAD are wrapped in it. False with an error set.
+bool set_micrograd_class(PyObject* cls);
+
 bool init_value_type();  // PyType_Ready and friends; false with an error set
 
 }  // namespace ag
