@@ -128,8 +128,8 @@ DEFECTS = [
     Defect(
         "intermediate-grads-not-zeroed",
         "cpp/graph.cpp",
-        "[](Node* n) { n->grad = 0.0; }",
-        "[](Node*) {}",
+        "if (!keep_intermediate) n->grad = 0.0;",
+        "if (false) n->grad = 0.0;",
         "a second backward re-adds old intermediate gradients",
     ),
     Defect(
@@ -160,6 +160,35 @@ DEFECTS = [
         "if (b[k] != NONE) g[b[k]] += gk * dy;",
         "if (b[k] != NONE && a[k] == NONE) g[b[k]] += gk * dy;",
         "replay drops the second operand's gradient",
+    ),
+    # ------------------------------------------------------------------ micrograd's dialect
+    Defect(
+        "custom-backward-never-called",
+        "cpp/dialect.cpp",
+        "  PyObject* r = PyObject_CallNoArgs(f);",
+        "  PyObject* r = (Py_INCREF(Py_None), Py_None);",
+        "a Value's _backward closure is ignored",
+    ),
+    Defect(
+        "micrograd-backward-zeroes-intermediates",
+        "cpp/graph.cpp",
+        "if (!keep_intermediate) n->grad = 0.0;",
+        "n->grad = 0.0;",
+        "arenagrad.micrograd's repeated backward follows PyTorch",
+    ),
+    Defect(
+        "micrograd-numbers-not-nodes",
+        "cpp/value.cpp",
+        "if (mg && (!na || (!nb && OP != POW))) {",
+        "if (mg && false) {",
+        "numbers in micrograd ops stay constants",
+    ),
+    Defect(
+        "attributes-die-with-the-wrapper",
+        "cpp/dialect.cpp",
+        "  if (r == 0 && v->dict) keep(self);",
+        "  if (r == 0 && v->dict && false) keep(self);",
+        "a temporary's label is lost when .inputs wraps it again",
     ),
     # ------------------------------------------------------------------ optimizers
     Defect(
@@ -244,7 +273,7 @@ DEFECTS = [
     Defect(
         "shuffle-same-order-every-epoch",
         "python/arenagrad/data.py",
-        "rng = self._rng if self._rng is not None else get_rng()",
+        "rng = self._rng if self._rng is not None else rng_from(None)",
         "rng = np.random.default_rng(0)",
         "every epoch sees the same order",
     ),
