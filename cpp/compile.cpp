@@ -104,7 +104,9 @@ struct Compiled {
   // by the leaf's requires_grad now, not when it was compiled.
   bool writes_back(size_t i) const { return fed[i] && (leaf_nodes[i]->flags & REQUIRES_GRAD); }
   bool receives(uint32_t i) const { return i < nleaves ? writes_back(i) : bool(flags[i] & REQUIRES_GRAD); }
-  bool is_single = false;
+
+ public:
+  bool is_single = false;  // compiled from one Value (forward returns a float), not a list
 };
 
 // Every live compiled graph, for the invariant checker (check.cpp). Never
@@ -550,10 +552,26 @@ void bind_compile(py::module_& m) {
           "num_nodes", [](py::handle self) { return self_of(self).size(); }, "Number of nodes, leaves included.")
       .def_property_readonly(
           "num_leaves", [](py::handle self) { return self_of(self).nleaves; }, "Number of leaves.")
-      .def("__repr__", [](py::handle self) {
-        Compiled* c = made(self);
-        return c ? c->repr() : std::string("CompiledGraph(<not initialised>)");
-      });
+      .def("__repr__",
+           [](py::handle self) {
+             Compiled* c = made(self);
+             return c ? c->repr() : std::string("CompiledGraph(<not initialised>)");
+           })
+      // Pickled as its outputs and watched Values (graphs, by Value's own
+      // pickling) and compiled again on load: same leaves, same replay.
+      .def(py::pickle(
+          [](py::handle self) {
+            Compiled& c = self_of(self);
+            py::list outs, watch;
+            for (Node* n : c.out_nodes) outs.append(py::reinterpret_steal<py::object>(wrap(n)));
+            for (Node* n : c.watch_nodes) watch.append(py::reinterpret_steal<py::object>(wrap(n)));
+            py::object o = c.is_single ? outs[0] : py::object(outs);
+            return py::make_tuple(o, watch.empty() ? py::object(py::none()) : py::object(watch));
+          },
+          [](py::tuple t) {
+            if (t.size() != 2) throw py::value_error("cannot restore a CompiledGraph: malformed state");
+            return new Compiled(t[0], t[1]);
+          }));
 }
 
 }  // namespace ag

@@ -9,6 +9,7 @@
 #include "compile.hpp"
 #include "graph.hpp"
 #include "nary.hpp"
+#include "pickle.hpp"
 #include "value.hpp"
 
 namespace py = pybind11;
@@ -80,6 +81,9 @@ PYBIND11_MODULE(_core, m) {
         if (!ag::set_micrograd_class(cls.ptr())) throw py::error_already_set();
       },
       py::arg("cls"), "Wrap the nodes arenagrad.micrograd makes in `cls`, and make its numbers nodes.");
+  static PyMethodDef restore_def = {"_restore", ag::value_restore, METH_VARARGS,
+                                    "Rebuild a Value from what Value.__reduce__ gave (pickle, copy)."};
+  m.add_object("_restore", py::reinterpret_steal<py::object>(PyCFunction_NewEx(&restore_def, nullptr, m.attr("__name__").ptr())));
   m.def(
       "is_anomaly_enabled", [] { return ag::anomaly_enabled; }, "Whether NaN/inf detection is on for this thread.");
   m.def(

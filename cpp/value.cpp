@@ -7,6 +7,7 @@
 
 #include "dialect.hpp"
 #include "graph.hpp"
+#include "pickle.hpp"
 
 namespace ag {
 
@@ -272,6 +273,8 @@ static PyMethodDef other_methods[] = {
      "Accumulate d(self)/d(leaf) into every leaf's .grad (seeded with gradient, default 1.0)."},
     {"detach", method_detach, METH_NOARGS, "detach($self, /)\n--\n\nA new leaf with the same data that requires no grad."},
     {"item", method_item, METH_NOARGS, "item($self, /)\n--\n\nThe data as a Python float."},
+    {"__reduce__", value_reduce, METH_NOARGS,
+     "__reduce__($self, /)\n--\n\nFor pickle and copy: a leaf as itself, any other Value as its graph."},
 };
 static constexpr size_t NOTHER = sizeof other_methods / sizeof other_methods[0];
 static PyMethodDef value_methods[UNARY_END + NOTHER + 1];  // ends with a zeroed sentinel
