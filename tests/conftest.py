@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+# bench/workloads.py holds the workloads that tests and bench share (micrograd's
+# demo loss, the many-scalar-ops graph).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 # One budget for every property test of the engine: enough draws to find a
 # wrong formula, few enough that the whole engine suite stays well under a

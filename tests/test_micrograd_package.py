@@ -14,6 +14,7 @@ from arenagrad.micrograd import engine as ag_engine
 from arenagrad.micrograd import nn as ag_nn
 from micrograd import engine as mg_engine
 from micrograd import nn as mg_nn
+from test_micrograd_reference import more_ops_graph
 
 SIDES = [(mg_engine.Value, mg_nn.MLP), (ag_engine.Value, ag_nn.MLP)]
 
@@ -80,22 +81,6 @@ def trace(root):
     return nodes, edges
 
 
-def expression(Value):
-    a = Value(-4.0)
-    b = Value(2.0)
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
-    return a, b, g
-
-
 def test_the_traced_graph_is_micrograd_s():
     def described(root):
         nodes, edges = trace(root)
@@ -105,8 +90,8 @@ def test_the_traced_graph_is_micrograd_s():
 
         return sorted(key(v) for v in nodes), sorted((key(c), key(p)) for c, p in edges)
 
-    mg_nodes, mg_edges = described(expression(mg_engine.Value)[2])
-    ag_nodes, ag_edges = described(expression(ag_engine.Value)[2])
+    mg_nodes, mg_edges = described(more_ops_graph(mg_engine.Value)[2])
+    ag_nodes, ag_edges = described(more_ops_graph(ag_engine.Value)[2])
     assert ag_nodes == mg_nodes and ag_edges == mg_edges
     assert {op for _, op in ag_nodes} >= {"+", "*", "ReLU", "**2", "**3", "**-1", ""}
 
@@ -114,7 +99,7 @@ def test_the_traced_graph_is_micrograd_s():
 def test_repeated_backward_gives_micrograd_numbers():
     grads = []
     for Value, _ in SIDES:
-        a, b, g = expression(Value)
+        a, b, g = more_ops_graph(Value)
         g.backward()
         first = (a.grad, b.grad)
         g.backward()  # micrograd adds into intermediate grads and propagates the sums again

@@ -30,6 +30,13 @@ def sanity_check(Value):
 
 def more_ops(Value):
     """micrograd/test/test_engine.py::test_more_ops, verbatim apart from the Value."""
+    a, b, g = more_ops_graph(Value)
+    g.backward()
+    return a, b, g
+
+
+def more_ops_graph(Value):
+    """test_more_ops's expression, before its backward."""
     a = Value(-4.0)
     b = Value(2.0)
     c = a + b
@@ -42,7 +49,6 @@ def more_ops(Value):
     f = e**2
     g = f / 2.0
     g += 10.0 / f
-    g.backward()
     return a, b, g
 
 
