@@ -51,7 +51,8 @@ py::dict check_invariants() {
     }
     if (is_nary(n->op)) {
       if (n->nin == 0 || !n->args) fail("n-ary node without operands");
-      if ((n->flags & CONST_Y) && (n->op != DOT || n->nin % 2)) fail("CONST_Y on a node that is not a dot");
+      if (is_nary(n->op) && (n->flags & CONST_Y) && (n->op != DOT || n->nin % 2))
+        fail("CONST_Y on a node that is not a dot");
     } else if (is_binary(n->op)) {
       if (!n->in[0] != bool(n->flags & CONST_A) || !n->in[1] != bool(n->flags & CONST_B))
         fail("binary node whose constant flags disagree with its inputs");

@@ -26,6 +26,8 @@ enum Flag : uint8_t {
   CONST_A = 2,        // binary op: the left operand is the number in aux
   CONST_B = 4,        // binary op: the right operand is the number in aux
   CONST_Y = 8,        // dot: slots [n, 2n) hold numbers, not nodes
+  INT_DATA = 8,       // the same bit on a leaf, unary or binary node: its data is an int's
+                      // (Value(3), 3 + 2): .data gives it back as an int, as micrograd keeps it
   NUMBER = 16,        // a leaf made for a number operand (not listed in .inputs)
   OWNS_PY = 32,       // it holds a strong reference to its wrapper, which carries something
                       // of its own: attributes, a CUSTOM node's _backward (dialect.cpp)

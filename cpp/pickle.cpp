@@ -9,7 +9,7 @@
 namespace ag {
 
 // The flags a node's meaning depends on (the rest are bookkeeping).
-static constexpr uint8_t KEPT_FLAGS = REQUIRES_GRAD | CONST_A | CONST_B | CONST_Y | MICROGRAD;
+static constexpr uint8_t KEPT_FLAGS = REQUIRES_GRAD | CONST_A | CONST_B | CONST_Y | INT_DATA | MICROGRAD;
 
 static PyObject* restore_function() {
   PyObject* m = PyImport_ImportModule("arenagrad._core");
@@ -32,9 +32,11 @@ PyObject* value_reduce(PyObject* self, PyObject*) {
   PyObject* cls = reinterpret_cast<PyObject*>(Py_TYPE(self));
   if (root->op == LEAF) {
     PyObject* attrs = attrs_or_none(self);
-    PyObject* r = attrs ? Py_BuildValue("(N(OddOO))", restore, cls, root->data, root->grad,
-                                        (root->flags & REQUIRES_GRAD) ? Py_True : Py_False, attrs)
-                        : nullptr;
+    PyObject* data = attrs ? PyObject_GetAttrString(self, "data") : nullptr;  // an int stays an int
+    PyObject* r = data ? Py_BuildValue("(N(OOdOO))", restore, cls, data, root->grad,
+                                       (root->flags & REQUIRES_GRAD) ? Py_True : Py_False, attrs)
+                       : nullptr;
+    Py_XDECREF(data);
     Py_XDECREF(attrs);
     if (!r) Py_DECREF(restore);
     return r;
@@ -148,14 +150,18 @@ static bool set_attrs(PyObject* obj, PyObject* attrs) {
 static PyObject* restore_leaf(PyObject* cls, PyObject* args) {
   double data, grad;
   int rg;
-  PyObject *cls_again, *attrs;
-  if (!PyArg_ParseTuple(args, "OddpO", &cls_again, &data, &grad, &rg, &attrs)) return nullptr;
+  PyObject *cls_again, *data_obj, *attrs;
+  if (!PyArg_ParseTuple(args, "OOdpO", &cls_again, &data_obj, &grad, &rg, &attrs)) return nullptr;
+  bool is_int = PyLong_Check(data_obj) && !PyBool_Check(data_obj);
+  if (!is_int && !PyFloat_Check(data_obj)) return bad("a leaf's data is not a number");
+  data = PyFloat_AsDouble(data_obj);
+  if (data == -1.0 && PyErr_Occurred()) return nullptr;
   PyObject* obj;
   if (cls == reinterpret_cast<PyObject*>(&ValueType)) {
-    Node* n = new_node(data, LEAF, rg ? REQUIRES_GRAD : 0);
+    Node* n = new_node(data, LEAF, uint8_t((rg ? REQUIRES_GRAD : 0) | (is_int ? INT_DATA : 0)));
     obj = n ? wrap_new(n) : nullptr;
   } else {
-    PyObject* a = Py_BuildValue("(d)", data);
+    PyObject* a = Py_BuildValue("(O)", data_obj);
     PyObject* kw = a ? Py_BuildValue("{s:O}", "requires_grad", rg ? Py_True : Py_False) : nullptr;
     obj = kw ? PyObject_Call(cls, a, kw) : nullptr;
     Py_XDECREF(a);

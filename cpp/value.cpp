@@ -106,6 +106,13 @@ static PyObject* declined(int r) {
   Py_RETURN_NOTIMPLEMENTED;
 }
 
+// Whether n's data is an int's (INT_DATA, a bit n-ary nodes use as CONST_Y),
+// and still integral and exact: replay and set_data write floats over it.
+static inline bool is_int(const Node* n) {
+  return (n->flags & INT_DATA) && !is_nary(n->op) && n->data == std::floor(n->data) &&
+         std::fabs(n->data) < 9007199254740992.0;  // 2**53
+}
+
 // --------------------------------------------------------------- op builders
 
 template <int OP, class S>
@@ -115,7 +122,8 @@ static PyObject* apply_unary(Node* a, double p) {
   if (e) return raise_op_error(S::name, e, a->data, 0, false);
   if (anomalous(y)) return raise_anomaly(S::name, "forward", y);
   uint8_t mg = a->flags & MICROGRAD;
-  Node* n = new_node(y, grad_enabled ? OP : LEAF, uint8_t((grad_enabled ? (a->flags & REQUIRES_GRAD) : 0) | mg));
+  uint8_t ints = (OP == RELU || OP == NEG || OP == ABS) && is_int(a) ? INT_DATA : 0;  // as int arithmetic
+  Node* n = new_node(y, grad_enabled ? OP : LEAF, uint8_t((grad_enabled ? (a->flags & REQUIRES_GRAD) : 0) | mg | ints));
   if (!n) return nullptr;
   if (grad_enabled) {
     n->aux = p;
@@ -136,19 +144,23 @@ static PyObject* apply_binary(PyObject* a, PyObject* b) {
   if (e) return raise_op_error(S::name, e, va, vb, true);
   if (anomalous(y)) return raise_anomaly(S::name, "forward", y);
   uint8_t mg = ((na ? na->flags : 0) | (nb ? nb->flags : 0)) & MICROGRAD;
+  // Python's int arithmetic stays int for + - * and a power to an int >= 0.
+  bool a_int = na ? is_int(na) : PyLong_Check(a);
+  bool b_int = nb ? is_int(nb) : PyLong_Check(b);
+  uint8_t ints = (a_int && b_int && (OP == ADD || OP == SUB || OP == MUL || (OP == POW && vb >= 0))) ? INT_DATA : 0;
   if (!grad_enabled) {
-    Node* n = new_node(y, LEAF, mg);
+    Node* n = new_node(y, LEAF, uint8_t(mg | ints));
     return n ? wrap_new(n) : nullptr;
   }
   // micrograd makes every number in an op a Value of its own (so it shows in
   // _prev and in drawings), except a power's exponent.
   Node* made = nullptr;
   if (mg && (!na || (!nb && OP != POW))) {
-    made = new_node(na ? vb : va, LEAF, REQUIRES_GRAD | MICROGRAD);
+    made = new_node(na ? vb : va, LEAF, uint8_t(REQUIRES_GRAD | MICROGRAD | (PyLong_Check(na ? b : a) ? INT_DATA : 0)));
     if (!made) return nullptr;
     (na ? nb : na) = made;
   }
-  uint8_t flags = mg;
+  uint8_t flags = uint8_t(mg | ints);
   double aux = 0.0;
   if (na) flags |= na->flags & REQUIRES_GRAD;
   else { flags |= CONST_A; aux = va; }
@@ -292,7 +304,11 @@ static void fill_methods() {
 
 // ---------------------------------------------------------------- attributes
 
-static PyObject* get_data(PyObject* self, void*) { return PyFloat_FromDouble(node_of(self)->data); }
+static PyObject* get_data(PyObject* self, void*) {
+  Node* n = node_of(self);
+  if (is_int(n)) return PyLong_FromDouble(n->data);
+  return PyFloat_FromDouble(n->data);
+}
 static PyObject* get_grad(PyObject* self, void*) { return PyFloat_FromDouble(node_of(self)->grad); }
 
 static int set_float_field(PyObject* self, PyObject* v, double Node::*field, const char* name) {
@@ -305,7 +321,12 @@ static int set_float_field(PyObject* self, PyObject* v, double Node::*field, con
   node_of(self)->*field = d;
   return 0;
 }
-static int set_data(PyObject* self, PyObject* v, void*) { return set_float_field(self, v, &Node::data, "Value.data"); }
+static int set_data(PyObject* self, PyObject* v, void*) {
+  int r = set_float_field(self, v, &Node::data, "Value.data");
+  Node* n = node_of(self);
+  if (r == 0 && !is_nary(n->op)) n->flags = PyLong_Check(v) && !PyBool_Check(v) ? (n->flags | INT_DATA) : (n->flags & ~INT_DATA);
+  return r;
+}
 static int set_grad(PyObject* self, PyObject* v, void*) { return set_float_field(self, v, &Node::grad, "Value.grad"); }
 
 static PyObject* get_requires_grad(PyObject* self, void*) {
@@ -456,7 +477,9 @@ static PyObject* value_new(PyTypeObject* type, PyObject* args, PyObject* kw) {
       return nullptr;
     }
   bool custom = children && PyTuple_GET_SIZE(children) > 0 && grad_enabled;
-  Node* n = custom ? custom_node(d, children, requires_grad) : new_node(d, LEAF, requires_grad ? REQUIRES_GRAD : 0);
+  uint8_t ints = PyLong_Check(data_obj) && !PyBool_Check(data_obj) ? INT_DATA : 0;  // Value(3): micrograd keeps 3
+  Node* n = custom ? custom_node(d, children, requires_grad)
+                   : new_node(d, LEAF, uint8_t((requires_grad ? REQUIRES_GRAD : 0) | ints));
   Py_XDECREF(children);
   if (!n) return nullptr;
   PyObject* self;
@@ -484,8 +507,12 @@ static PyObject* value_new(PyTypeObject* type, PyObject* args, PyObject* kw) {
   return self;
 }
 
+static PyObject* get_data(PyObject* self, void*);
+
 static PyObject* value_repr(PyObject* self) {
-  PyObject* d = float_repr(node_of(self)->data);
+  PyObject* data = get_data(self, nullptr);  // an int's data reads as one, as micrograd prints it
+  PyObject* d = data ? PyObject_Repr(data) : nullptr;
+  Py_XDECREF(data);
   PyObject* g = float_repr(node_of(self)->grad);
   PyObject* r = (d && g) ? PyUnicode_FromFormat("Value(data=%U, grad=%U)", d, g) : nullptr;
   Py_XDECREF(d);

@@ -382,8 +382,18 @@ def test_item_float_and_data():
     assert a.item() == 2.5 and type(a.item()) is float
     assert float(a) == 2.5 and type(float(a)) is float
     assert type(a.data) is float and type(a.grad) is float
-    assert V(3).data == 3.0 and type(V(3).data) is float
-    assert V(True).data == 1.0
+    # An int stays an int, as micrograd keeps it, through int arithmetic only.
+    assert V(3).data == 3 and type(V(3).data) is int and type(V(3).item()) is float
+    assert type((V(3) + 2).data) is int and type((V(3) * 2.5).data) is float and type((V(3) / 1).data) is float
+    assert type((V(3) ** 2).data) is int and type((V(3) ** -1).data) is float
+    assert V(True).data == 1.0 and type(V(True).data) is float
+    assert repr(V(3)) == "Value(data=3, grad=0.0)"
+    b = V(3)
+    b.data = 0.5
+    assert type(b.data) is float
+    # dot's constant-ys bit is the int bit of other nodes: it must not leak (found by the torch test)
+    d = -ag.dot([V(1.5)], [1.0])
+    assert d.data == -1.5 and type(d.data) is float
     assert math.exp(a) == math.exp(2.5)  # math functions see a float via __float__
 
 
@@ -398,7 +408,7 @@ def test_data_is_settable_and_used_by_later_ops():
 
 def test_repr():
     assert repr(V(2.0)) == "Value(data=2.0, grad=0.0)"
-    assert repr(V(2)) == "Value(data=2.0, grad=0.0)"
+    assert repr(V(2)) == "Value(data=2, grad=0.0)"  # an int as micrograd prints it
     a = V(-1.5)
     (a * 3).backward()
     assert repr(a) == "Value(data=-1.5, grad=3.0)"

@@ -112,6 +112,14 @@ def test_repeated_backward_gives_micrograd_numbers():
     assert ag_first == pytest.approx((138.8338, 645.5773), abs=1e-4)
 
 
+def test_ints_stay_ints_as_in_micrograd():
+    def kinds(V):
+        return [type(x.data) for x in (V(3), V(3) + 2, V(3) * 2, V(3) ** 2, V(3) / 2, -V(3), V(3).relu(), V(3) * 0.5)]
+
+    assert kinds(ag_engine.Value) == kinds(mg_engine.Value)
+    assert repr(ag_engine.Value(3)) == "Value(data=3, grad=0.0)"  # micrograd prints grad=0: its grad starts as an int
+
+
 def test_results_keep_the_class_and_constants_are_nodes():
     V = ag_engine.Value
     a = V(2.0)
