@@ -190,6 +190,13 @@ DEFECTS = [
         "  if (r == 0 && v->dict && false) keep(self);",
         "a temporary's label is lost when .inputs wraps it again",
     ),
+    Defect(
+        "ints-become-floats",
+        "cpp/value.cpp",
+        "  if (is_int(n)) return PyLong_FromDouble(n->data);",
+        "",
+        "Value(3).data is 3.0, not micrograd's 3",
+    ),
     # ------------------------------------------------------------------ optimizers
     Defect(
         "sgd-dampening-ignored",
