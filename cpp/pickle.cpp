@@ -148,26 +148,21 @@ static bool set_attrs(PyObject* obj, PyObject* attrs) {
 }
 
 static PyObject* restore_leaf(PyObject* cls, PyObject* args) {
-  double data, grad;
+  double grad;
   int rg;
   PyObject *cls_again, *data_obj, *attrs;
   if (!PyArg_ParseTuple(args, "OOdpO", &cls_again, &data_obj, &grad, &rg, &attrs)) return nullptr;
-  bool is_int = PyLong_Check(data_obj) && !PyBool_Check(data_obj);
-  if (!is_int && !PyFloat_Check(data_obj)) return bad("a leaf's data is not a number");
-  data = PyFloat_AsDouble(data_obj);
-  if (data == -1.0 && PyErr_Occurred()) return nullptr;
-  PyObject* obj;
-  if (cls == reinterpret_cast<PyObject*>(&ValueType)) {
-    Node* n = new_node(data, LEAF, uint8_t((rg ? REQUIRES_GRAD : 0) | (is_int ? INT_DATA : 0)));
-    obj = n ? wrap_new(n) : nullptr;
-  } else {
-    PyObject* a = Py_BuildValue("(O)", data_obj);
-    PyObject* kw = a ? Py_BuildValue("{s:O}", "requires_grad", rg ? Py_True : Py_False) : nullptr;
-    obj = kw ? PyObject_Call(cls, a, kw) : nullptr;
-    Py_XDECREF(a);
-    Py_XDECREF(kw);
-  }
+  // (value_restore sent only an int or a float here.) The class's own constructor, which also marks an int's data as one.
+  PyObject* a = Py_BuildValue("(O)", data_obj);
+  PyObject* kw = a ? Py_BuildValue("{s:O}", "requires_grad", rg ? Py_True : Py_False) : nullptr;
+  PyObject* obj = kw ? PyObject_Call(cls, a, kw) : nullptr;
+  Py_XDECREF(a);
+  Py_XDECREF(kw);
   if (!obj) return nullptr;
+  if (!is_value(obj)) {  // a subclass whose __new__ made something else
+    Py_DECREF(obj);
+    return bad("the class made something that is not a Value");
+  }
   node_of(obj)->grad = grad;
   if (!set_attrs(obj, attrs)) Py_CLEAR(obj);
   return obj;

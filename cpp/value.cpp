@@ -32,8 +32,10 @@ bool set_micrograd_class(PyObject* cls) {
   return true;
 }
 
-static PyObject* wrap_micrograd(Node* n) {
-  PyObject* o = micrograd_class->tp_alloc(micrograd_class, 0);  // zeroed, and tracked
+// A new instance of a Python subclass (tp_alloc zeroes it and tracks it, as
+// every instance of a Python class) as n's wrapper; null if out of memory.
+static PyObject* wrap_in(PyTypeObject* type, Node* n) {
+  PyObject* o = type->tp_alloc(type, 0);
   if (!o) return nullptr;
   reinterpret_cast<PyValue*>(o)->node = n;
   n->py = o;
@@ -47,7 +49,7 @@ PyObject* wrap(Node* n) {
     Py_INCREF(n->py);
     return n->py;
   }
-  if ((n->flags & MICROGRAD) && micrograd_class) return wrap_micrograd(n);
+  if ((n->flags & MICROGRAD) && micrograd_class) return wrap_in(micrograd_class, n);
   PyValue* v;
   if (nfree) {
     v = free_values[--nfree];
@@ -381,7 +383,6 @@ static PyObject* get_micrograd_op(PyObject* self, void*) {
   return get_given_op(self, op_names[n->op]);
 }
 
-
 static PyObject* get_inputs(PyObject* self, void*) {
   Node* n = node_of(self);
   Py_ssize_t k = 0;
@@ -485,18 +486,13 @@ static PyObject* value_new(PyTypeObject* type, PyObject* args, PyObject* kw) {
   PyObject* self;
   if (type == &ValueType) {
     self = wrap_new(n);
-  } else {  // a Python subclass: its own allocator, tracked as its instances are
-    self = type->tp_alloc(type, 0);
+  } else {  // a Python subclass
+    if (micrograd_class && PyType_IsSubtype(type, micrograd_class)) n->flags |= MICROGRAD;
+    self = wrap_in(type, n);
     if (!self) {
       n->refs = 1;
       decref(n);
-      return nullptr;
     }
-    reinterpret_cast<PyValue*>(self)->node = n;
-    n->py = self;
-    n->flags |= PY_TRACKED;  // tp_alloc tracked it, as every instance of a Python class
-    if (micrograd_class && PyType_IsSubtype(type, micrograd_class)) n->flags |= MICROGRAD;
-    incref(n);
   }
   if (!self) return nullptr;
   if (!give_op_and_label(self, op_obj, label_obj)) {
@@ -506,8 +502,6 @@ static PyObject* value_new(PyTypeObject* type, PyObject* args, PyObject* kw) {
   if (custom) keep(self);  // the wrapper holds the node's _backward
   return self;
 }
-
-static PyObject* get_data(PyObject* self, void*);
 
 static PyObject* value_repr(PyObject* self) {
   PyObject* data = get_data(self, nullptr);  // an int's data reads as one, as micrograd prints it

@@ -147,3 +147,14 @@ def test_corrupted_pickles_are_refused(what, args):
     gc.collect()
     _core._check_invariants()
     assert ag.engine_stats()["live_nodes"] <= before
+
+
+def test_a_leaf_class_that_makes_something_else_is_refused():
+    class Odd(Value):
+        def __new__(cls, *args, **kwargs):
+            return 3
+
+    with pytest.raises(ValueError, match="not a Value"):
+        _core._restore(Odd, 1.0, 0.0, True, None)
+    w = _core._restore(Value, 3, 0.5, False, None)  # an int's data comes back as one
+    assert (w.data, type(w.data), w.grad, w.requires_grad) == (3, int, 0.5, False)

@@ -55,7 +55,10 @@ OPTIMIZERS: Dict[str, Callable[[List[Any], TrainConfig], optim.Optimizer]] = {
     "adam": lambda params, c: optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
 }
 
-_PER_DATASET = "per dataset"
+
+def per_dataset(help: str, bounds: Optional[Range] = None, **kw: Any) -> Any:
+    """An option whose default (None) the dataset's table fills in."""
+    return option(None, help, bounds, default_text="per dataset", **kw)
 
 
 @dataclass
@@ -63,35 +66,33 @@ class TrainConfig:
     """Everything ``arenagrad train`` takes; ``None`` means the dataset's default."""
 
     dataset: str = option("moons", "what to learn", choices=tuple(DATASETS))
-    samples: Optional[int] = option(
-        None,
+    samples: Optional[int] = per_dataset(
         "number of generated samples; digits: the first N of 1797",
         Range(int, 4, 1_000_000),
         metavar="N",
-        default_text=_PER_DATASET,
     )
-    noise: Optional[float] = option(
-        None,
+    noise: Optional[float] = per_dataset(
         "noise of the generated data, on the angle for spiral; not for digits",
         Range(float, 0, 10.0),
         metavar="SIGMA",
-        default_text=_PER_DATASET,
     )
-    hidden: Optional[List[int]] = option(
-        None,
+    hidden: Optional[List[int]] = per_dataset(
         f"hidden layer widths, e.g. --hidden 16 16; {LIMITS['parameters']:,} parameters at most in all",
         WIDTH,
         many=True,
         max_items=LIMITS["depth"],
         metavar="SIZE",
-        default_text=_PER_DATASET,
     )
     activation: str = option("relu", "hidden-layer activation", choices=tuple(ACTIVATIONS))
-    epochs: Optional[int] = option(
-        None, "passes over the training set", Range(int, 1, 100_000), metavar="N", default_text=_PER_DATASET
+    epochs: Optional[int] = per_dataset(
+        "passes over the training set",
+        Range(int, 1, 100_000),
+        metavar="N",
     )
-    lr: Optional[float] = option(
-        None, "learning rate", Range(float, 0, above=True), metavar="LR", default_text=_PER_DATASET
+    lr: Optional[float] = per_dataset(
+        "learning rate",
+        Range(float, 0, above=True),
+        metavar="LR",
     )
     momentum: Optional[float] = option(
         None, "SGD momentum", Range(float, 0, 1, below=True), metavar="M", default_text="0.9"
@@ -99,29 +100,24 @@ class TrainConfig:
     weight_decay: float = option(
         0.0, "L2 penalty on the weights through the optimizer", Range(float, 0, 1.0), metavar="L2"
     )
-    optimizer: Optional[str] = option(
-        None, "sgd (with momentum) or adam", choices=tuple(OPTIMIZERS), default_text=_PER_DATASET
+    optimizer: Optional[str] = per_dataset(
+        "sgd (with momentum) or adam",
+        choices=tuple(OPTIMIZERS),
     )
-    batch_size: Optional[int] = option(
-        None,
+    batch_size: Optional[int] = per_dataset(
         "minibatch size, all the training samples at most; the graph of one step (batch x "
         f"network) is limited to about {LIMITS['step_megabytes']:,} MB",
         Range(int, 1),
         metavar="B",
-        default_text=_PER_DATASET,
     )
-    loss: Optional[str] = option(
-        None,
+    loss: Optional[str] = per_dataset(
         "; ".join(f"{name}: {loss.help}" for name, loss in LOSSES.items()),
         choices=tuple(LOSSES),
-        default_text=_PER_DATASET,
     )
-    test_split: Optional[float] = option(
-        None,
+    test_split: Optional[float] = per_dataset(
         "fraction of the samples held out for testing; at least one sample must be left to train on",
         Range(float, 0, 1, below=True),
         metavar="F",
-        default_text=_PER_DATASET,
     )
     seed: int = option(0, "seed for the data, the weights and the shuffling", Range(int, 0))
     out: str = option("output", "where the pictures go; checked before training", metavar="DIR")
