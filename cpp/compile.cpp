@@ -15,6 +15,8 @@
 
 #include "compile.hpp"
 
+#include "batch.hpp"
+
 #include "graph.hpp"
 #include "value.hpp"
 
@@ -23,91 +25,28 @@ using namespace pybind11::literals;
 
 namespace ag {
 
-static constexpr uint32_t NONE = 0xffffffffu;
-
 // Replays longer than this release the GIL (other Python threads run meanwhile).
 static constexpr size_t GIL_RELEASE_NODES = 20000;
 
-struct Compiled {
-  // Entries [0, nleaves) are leaves, the rest follow in topological order.
-  std::vector<uint8_t> op, flags;
-  std::vector<uint32_t> a, b;  // operand indices; n-ary: a = first arg, b = slot count
-  std::vector<double> aux, val, grad;
-  std::vector<uint32_t> args;   // n-ary operand indices (NONE for a number slot)
-  std::vector<double> argnum;   // n-ary number slots
-  std::vector<Node*> leaf_nodes;  // referenced: replay reads their data, writes their grad
-  std::vector<Node*> out_nodes;   // referenced: forward writes their data
-  std::vector<uint32_t> out_index;
-  std::vector<Node*> watch_nodes;  // referenced: forward writes their data too
-  std::vector<uint32_t> watch_index;
-  std::vector<uint8_t> fed;         // leaf i receives a gradient (a swept consumer, or it is an output)
-  std::vector<double> prev_leaves;  // the leaves' values before the running forward, to undo a failed one
-  size_t nleaves = 0;
-  bool stale = false;  // a failed forward could not be undone: backward refuses until one succeeds
-  std::atomic<bool> busy{false};
-
-  Compiled(py::object outputs, py::object watch);
-  ~Compiled();
-  Compiled(const Compiled&) = delete;
-  Compiled& operator=(const Compiled&) = delete;
-
-  py::object forward();
-  void backward(py::object grad_outputs);
-  py::list leaves() const;
-  void set_data(py::object values, py::object array);
-  size_t size() const { return op.size(); }
-  std::string repr() const {
-    return "CompiledGraph(outputs=" + std::to_string(out_nodes.size()) + ", nodes=" + std::to_string(size()) +
-           ", leaves=" + std::to_string(nleaves) + ")";
-  }
-
- private:
-  // Entry k's operands as its op struct reads them: a binary op's left and
-  // right (the constant for a CONST side), an n-ary op's slots.
-  double lhs(size_t k) const { return (flags[k] & CONST_A) ? aux[k] : val[a[k]]; }
-  double rhs(size_t k) const { return (flags[k] & CONST_B) ? aux[k] : val[b[k]]; }
-  // Entry k's n-ary operands: slots [0, nodes) index into val, the rest are
-  // numbers in argnum (both start at a[k]; b[k] counts them).
-  NaryShape shape(size_t k) const { return nary_shape(op[k], b[k], flags[k] & CONST_Y); }
-  double slot(size_t k, NaryShape sh, size_t i) const {
-    return i < sh.nodes ? val[args[a[k] + i]] : argnum[a[k] + i];
-  }
-  template <class F> void for_each_operand(size_t k, F f) const {  // f(entry) for each node operand
-    if (is_nary(op[k])) {
-      NaryShape sh = shape(k);
-      for (uint32_t j = 0; j < sh.nodes; ++j) f(args[a[k] + j]);
-    } else {
-      if (a[k] != NONE) f(a[k]);
-      if (b[k] != NONE) f(b[k]);
-    }
-  }
-
-  // Returns the failing entry, or NONE. No Python calls: may run without the GIL.
-  uint32_t run_forward(Err& err);
-  void run_backward();
-  // Runs f (which must not throw), without the GIL if the graph is long
-  // enough to be worth it. Not py::gil_scoped_release: at interpreter exit,
-  // taking the GIL back ends a daemon thread (pthread_exit), and doing that
-  // inside a destructor terminates the whole process.
-  template <class F> void replay(F f) {
-    if (size() <= GIL_RELEASE_NODES) {
-      f();
-      return;
-    }
-    PyThreadState* ts = PyEval_SaveThread();
+// Runs f (which must not throw), without the GIL if the graph is long enough
+// to be worth it. Not py::gil_scoped_release: at interpreter exit, taking the
+// GIL back ends a daemon thread (pthread_exit), and doing that inside a
+// destructor terminates the whole process.
+template <class F> static void replay(size_t nodes, F f) {
+  if (nodes <= GIL_RELEASE_NODES) {
     f();
-    PyEval_RestoreThread(ts);
+    return;
   }
-  // The entry with the first non-finite value, or NONE (detect_anomaly).
-  uint32_t first_nonfinite() const;
-  // Whether leaf i's gradient is written back: as eager backward decides,
-  // by the leaf's requires_grad now, not when it was compiled.
-  bool writes_back(size_t i) const { return fed[i] && (leaf_nodes[i]->flags & REQUIRES_GRAD); }
-  bool receives(uint32_t i) const { return i < nleaves ? writes_back(i) : bool(flags[i] & REQUIRES_GRAD); }
+  PyThreadState* ts = PyEval_SaveThread();
+  f();
+  PyEval_RestoreThread(ts);
+}
 
- public:
-  bool is_single = false;  // compiled from one Value (forward returns a float), not a list
-};
+std::string Compiled::repr() const {
+  return "CompiledGraph(outputs=" + std::to_string(out_nodes.size()) + ", nodes=" + std::to_string(size()) +
+         ", leaves=" + std::to_string(nleaves) + (batch ? ", inputs=" + std::to_string(input_nodes.size()) : "") +
+         ")";
+}
 
 // Every live compiled graph, for the invariant checker (check.cpp). Never
 // destroyed: no static destructor may run at exit under a replaying thread.
@@ -155,7 +94,7 @@ static py::tuple sequence_arg(py::handle h, const std::string& what) {
   return py::reinterpret_steal<py::tuple>(t);
 }
 
-Compiled::Compiled(py::object outputs, py::object watch) {
+Compiled::Compiled(py::object outputs, py::object watch, py::object inputs) {
   std::vector<Node*> roots;
   py::tuple outs;  // holds the outputs (a generator's Values have no other owner)
   if (is_value(outputs.ptr())) {
@@ -181,11 +120,28 @@ Compiled::Compiled(py::object outputs, py::object watch) {
     watched = py::tuple(watch);
     for (py::handle h : watched) watch_nodes.push_back(node_arg(h, "compile(): each watched value"));
   }
+  // The inputs of a batched replay: leaves, each listed once.
+  py::tuple input_list;
+  std::vector<Node*> ins;
+  if (!inputs.is_none()) {
+    if (!py::isinstance<py::iterable>(inputs) || py::isinstance<py::str>(inputs) || is_value(inputs.ptr()))
+      throw py::type_error("compile(): inputs must be a list of leaf Values, not '" +
+                           std::string(Py_TYPE(inputs.ptr())->tp_name) + "'");
+    input_list = py::tuple(inputs);
+    for (size_t i = 0; i < input_list.size(); ++i) {
+      std::string what = "compile(): inputs[" + std::to_string(i) + "]";
+      Node* n = node_arg(input_list[i], what);
+      if (n->op != LEAF) throw py::value_error(what + " is not a leaf; only leaves can vary by row");
+      if (std::find(ins.begin(), ins.end(), n) != ins.end()) throw py::value_error(what + " is listed twice");
+      ins.push_back(n);
+    }
+  }
 
   // The same traversal as eager backward, over every reachable node: the
   // emission order is the backward sweep order, its reverse a valid
   // forward order. Leaves go first, in order of appearance.
   std::vector<Node*> order;
+  std::vector<bool> in_graph;
   if (in_traversal())
     throw std::runtime_error("compile() cannot run inside a Python _backward: a backward is running");
   if (!reserve_traversal()) throw std::bad_alloc();
@@ -200,6 +156,8 @@ Compiled::Compiled(py::object outputs, py::object watch) {
     for (size_t i = 0; i < watch_nodes.size(); ++i)
       if (watch_nodes[i]->stamp != e)
         throw py::value_error("compile(): watch[" + std::to_string(i) + "] is not part of the graph of the outputs");
+    // An input the outputs do not read is allowed (its column is ignored).
+    for (size_t i = 0; i < ins.size(); ++i) in_graph.push_back(ins[i]->stamp == e);
     consumers_first(roots.data(), roots.size(), all, [&](Node* n) { emitted.push_back(n); });
     for (size_t i = emitted.size(); i-- > 0;)
       if (emitted[i]->op == LEAF) order.push_back(emitted[i]);
@@ -261,6 +219,11 @@ Compiled::Compiled(py::object outputs, py::object watch) {
   for (uint32_t k : out_index)
     if (k < nleaves) fed[k] = 1;
   prev_leaves.resize(nleaves);
+  if (!inputs.is_none()) {
+    std::vector<uint32_t> entries;
+    for (size_t i = 0; i < ins.size(); ++i) entries.push_back(in_graph[i] ? ins[i]->index : NONE);
+    batch = plan_batch(*this, entries);
+  }
 
   // Everything that allocates is done: from here on nothing can fail, so the
   // references taken below are always given back by the destructor.
@@ -270,6 +233,8 @@ Compiled::Compiled(py::object outputs, py::object watch) {
   for (Node* n : leaf_nodes) incref(n);
   for (Node* r : out_nodes) incref(r);
   for (Node* w : watch_nodes) incref(w);
+  input_nodes = ins;
+  for (Node* n : input_nodes) incref(n);
 }
 
 Compiled::~Compiled() {
@@ -277,60 +242,24 @@ Compiled::~Compiled() {
   for (Node* n : leaf_nodes) decref(n);
   for (Node* n : out_nodes) decref(n);
   for (Node* n : watch_nodes) decref(n);
+  for (Node* n : input_nodes) decref(n);
 }
 
 uint32_t Compiled::run_forward(Err& err) {
-  const size_t N = op.size();
   double* v = val.data();
-  for (size_t k = nleaves; k < N; ++k) {
-    Err e = with_op<Err>(op[k], [&](auto t) {
-      using S = typename decltype(t)::op;
-      if constexpr (t.arity == UNARY) {
-        return S::f(v[a[k]], aux[k], v[k]);
-      } else if constexpr (t.arity == BINARY) {
-        return S::f(lhs(k), rhs(k), v[k]);
-      } else {
-        NaryShape sh = shape(k);
-        return S::f(sh.count, [&](size_t i) { return slot(k, sh, i); }, aux[k], v[k]);
-      }
-    });
-    if (e) {
-      err = e;
-      return static_cast<uint32_t>(k);
-    }
-  }
+  for (size_t k = nleaves; k < size(); ++k)
+    if ((err = eval(k, v))) return static_cast<uint32_t>(k);
   return NONE;
 }
 
 void Compiled::run_backward() {
-  const size_t N = op.size();
   const double* v = val.data();
   double* g = grad.data();
-  const uint8_t* fl = flags.data();
   // Unlike eager backward, no requires-grad test per input: an entry that
   // does not require grad is never swept and, if a leaf, never written back,
   // so what it receives here is scratch.
-  for (size_t k = N; k-- > nleaves;) {
-    if (!(fl[k] & REQUIRES_GRAD)) continue;
-    const double gk = g[k];
-    with_op<void>(op[k], [&](auto t) {
-      using S = typename decltype(t)::op;
-      if constexpr (t.arity == UNARY) {
-        g[a[k]] += gk * S::d(v[a[k]], v[k], aux[k]);
-      } else if constexpr (t.arity == BINARY) {
-        double dx, dy;
-        S::d(lhs(k), rhs(k), v[k], dx, dy);
-        if (a[k] != NONE) g[a[k]] += gk * dx;
-        if (b[k] != NONE) g[b[k]] += gk * dy;
-      } else {
-        NaryShape sh = shape(k);
-        const uint32_t* ix = args.data() + a[k];
-        S::d(sh.count, [&](size_t i) { return slot(k, sh, i); }, v[k], gk, [&](size_t i, double d) {
-          if (i < sh.nodes) g[ix[i]] += d;
-        });
-      }
-    });
-  }
+  for (size_t k = size(); k-- > nleaves;)
+    if (flags[k] & REQUIRES_GRAD) step(k, v, g[k], [g](uint32_t i, double d) { g[i] += d; });
 }
 
 uint32_t Compiled::first_nonfinite() const {
@@ -339,13 +268,19 @@ uint32_t Compiled::first_nonfinite() const {
   return NONE;
 }
 
-py::object Compiled::forward() {
+py::object Compiled::forward(py::object rows) {
   BusyGuard busy_guard(busy);
+  if (!rows.is_none()) {
+    if (!batch)
+      throw py::type_error("forward(): rows need a graph compiled with inputs=[...], the leaves that vary by row");
+    return batch_forward(*this, rows);
+  }
+  if (batch) batch->ready = false;  // backward() now means this forward's
   std::copy(val.begin(), val.begin() + nleaves, prev_leaves.begin());
   for (size_t i = 0; i < nleaves; ++i) val[i] = leaf_nodes[i]->data;
   Err err = OK;
   uint32_t failed = NONE;
-  replay([&] { failed = run_forward(err); });
+  replay(size(), [&] { failed = run_forward(err); });
   if (failed != NONE) {
     // Same exception as eager mode, formatted before the values are undone.
     uint32_t k = failed;
@@ -353,8 +288,8 @@ py::object Compiled::forward() {
     bool binary = is_binary(op[k]);
     if (is_unary(op[k])) x = val[a[k]];
     if (binary) {
-      x = lhs(k);
-      y = rhs(k);
+      x = lhs(k, val.data());
+      y = rhs(k, val.data());
     }
     raise_op_error(op_name(op[k]), err, x, y, binary);
   } else if (anomaly_enabled && (failed = first_nonfinite()) != NONE) {
@@ -368,7 +303,7 @@ py::object Compiled::forward() {
     std::copy(prev_leaves.begin(), prev_leaves.end(), val.begin());
     Err again = OK;
     uint32_t refailed = NONE;
-    replay([&] { refailed = run_forward(again); });
+    replay(size(), [&] { refailed = run_forward(again); });
     stale = refailed != NONE;
     throw py::error_already_set();
   }
@@ -381,7 +316,11 @@ py::object Compiled::forward() {
   return r;
 }
 
-void Compiled::backward(py::object grad_outputs) {
+py::object Compiled::backward(py::object grad_outputs) {
+  if (batch && batch->ready) {
+    BusyGuard busy_guard(busy);
+    return batch_backward(*this, grad_outputs);
+  }
   std::vector<double> seeds(out_nodes.size(), 1.0);
   if (!grad_outputs.is_none()) {
     if (is_single && !PySequence_Check(grad_outputs.ptr())) {
@@ -417,7 +356,7 @@ void Compiled::backward(py::object grad_outputs) {
     if (out_index.size() > 1) grad[k] += seeds[i];  // an output listed twice gets both
     else grad[k] = seeds[i];
   }
-  replay([&] { run_backward(); });
+  replay(size(), [&] { run_backward(); });
   for (size_t i = 0; i < nleaves; ++i)
     if (writes_back(i)) leaf_nodes[i]->grad += grad[i];
   if (anomaly_enabled) {
@@ -434,6 +373,7 @@ void Compiled::backward(py::object grad_outputs) {
       }
     }
   }
+  return py::none();
 }
 
 py::list Compiled::leaves() const {
@@ -445,25 +385,6 @@ py::list Compiled::leaves() const {
     r.append(py::reinterpret_steal<py::object>(w));
   }
   return r;
-}
-
-// The array argument of set_data as float64, C order. Numbers only: numpy
-// would turn None into NaN and '1.5' into 1.5 without a word.
-static py::array_t<double> numbers_array(py::handle array) {
-  py::module_ np = py::module_::import("numpy");
-  py::array arr = np.attr("asarray")(array);
-  char kind = arr.dtype().kind();
-  if (kind == 'f' || kind == 'i' || kind == 'u' || kind == 'b')
-    return np.attr("ascontiguousarray")(arr, "dtype"_a = "float64").cast<py::array_t<double>>();
-  if (kind != 'O')
-    throw py::type_error("set_data(): array must hold real numbers, not dtype " +
-                         py::str(arr.dtype()).cast<std::string>());
-  py::array_t<double> out(std::vector<py::ssize_t>(arr.shape(), arr.shape() + arr.ndim()));
-  py::list items = arr.attr("ravel")().attr("tolist")();  // holds the items while they convert
-  double* p = out.mutable_data();
-  for (size_t i = 0; i < items.size(); ++i)
-    p[i] = number_of(items[i], "set_data(): array item " + std::to_string(i));
-  return out;
 }
 
 void Compiled::set_data(py::object values, py::object array) {
@@ -501,7 +422,7 @@ void Compiled::set_data(py::object values, py::object array) {
   } else {
     for (size_t i = 0; i < seq.size(); ++i) leaf(seq[i], "values[" + std::to_string(i) + "]");
   }
-  py::array_t<double> arr = numbers_array(array);
+  py::array_t<double> arr = numbers_array(array, "set_data(): array");
   std::vector<py::ssize_t> got(arr.shape(), arr.shape() + arr.ndim());
   if (got != shape) {
     auto fmt = [](const std::vector<py::ssize_t>& s) {
@@ -534,14 +455,28 @@ void bind_compile(py::module_& m) {
   py::class_<Compiled>(m, "CompiledGraph",
                        "A recorded graph flattened for replay: forward() re-reads the leaves' .data and\n"
                        "recomputes every value; backward() accumulates into the leaves' .grad.")
-      .def(py::init<py::object, py::object>(), py::arg("outputs"), py::arg("watch") = py::none())
+      .def(py::init<py::object, py::object, py::object>(), py::arg("outputs"), py::arg("watch") = py::none(),
+           py::arg("inputs") = py::none())
       .def(
-          "forward", [](py::handle self) { return self_of(self).forward(); },
-          "Recompute from the leaves' current .data; returns the output value (a list for several outputs).")
+          "forward", [](py::handle self, py::object rows) { return self_of(self).forward(rows); },
+          py::arg("rows") = py::none(),
+          "Recompute from the leaves' current .data; returns the output value (a list for several outputs).\n"
+          "With rows, an (N, len(inputs)) array, one replay per row with the inputs set to it: returns an\n"
+          "(N,) array (N, outputs) for a list of outputs); the graph's Values are left as they are.")
       .def(
-          "backward", [](py::handle self, py::object g) { self_of(self).backward(g); },
+          "backward", [](py::handle self, py::object g) { return self_of(self).backward(g); },
           py::arg("grad_outputs") = py::none(),
-          "Accumulate d(outputs)/d(leaf) into each leaf's .grad (seeded with 1.0 or grad_outputs).")
+          "Accumulate d(outputs)/d(leaf) into each leaf's .grad (seeded with 1.0 or grad_outputs).\n"
+          "After forward(rows): shared leaves' .grad gets the sum over rows, and the (N, len(inputs)) array\n"
+          "of input gradients is returned; grad_outputs, if given, has forward(rows)'s shape.")
+      .def_property_readonly(
+          "inputs",
+          [](py::handle self) {
+            py::list r;
+            for (Node* n : self_of(self).input_nodes) r.append(py::reinterpret_steal<py::object>(wrap(n)));
+            return r;
+          },
+          "The leaves that vary by row in forward(rows), in column order (empty without inputs=).")
       .def_property_readonly(
           "leaves", [](py::handle self) { return self_of(self).leaves(); },
           "The leaf Values the graph reads, in a stable order (numbers folded into ops excluded).")
@@ -566,11 +501,14 @@ void bind_compile(py::module_& m) {
             for (Node* n : c.out_nodes) outs.append(py::reinterpret_steal<py::object>(wrap(n)));
             for (Node* n : c.watch_nodes) watch.append(py::reinterpret_steal<py::object>(wrap(n)));
             py::object o = c.is_single ? outs[0] : py::object(outs);
-            return py::make_tuple(o, watch.empty() ? py::object(py::none()) : py::object(watch));
+            py::list ins;
+            for (Node* n : c.input_nodes) ins.append(py::reinterpret_steal<py::object>(wrap(n)));
+            return py::make_tuple(o, watch.empty() ? py::object(py::none()) : py::object(watch),
+                                  c.batch ? py::object(ins) : py::object(py::none()));
           },
           [](py::tuple t) {
-            if (t.size() != 2) throw py::value_error("cannot restore a CompiledGraph: malformed state");
-            return new Compiled(t[0], t[1]);
+            if (t.size() != 2 && t.size() != 3) throw py::value_error("cannot restore a CompiledGraph: malformed state");
+            return new Compiled(t[0], t[1], t.size() == 3 ? py::object(t[2]) : py::object(py::none()));
           }));
 }
 

@@ -1,12 +1,123 @@
-// Compiled replay (compile.cpp): the CompiledGraph class.
+// Compiled replay (compile.cpp): a recorded graph flattened into
+// structure-of-arrays in topological order; batched replay over many input
+// rows (batch.cpp) reads the same arrays.
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <atomic>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "node.hpp"
+#include "ops.hpp"
 
 namespace ag {
+
+static constexpr uint32_t NONE = 0xffffffffu;
+
+struct Batch;  // batch.hpp
+
+struct Compiled {
+  // Entries [0, nleaves) are leaves, the rest follow in topological order.
+  std::vector<uint8_t> op, flags;
+  std::vector<uint32_t> a, b;  // operand indices; n-ary: a = first arg, b = slot count
+  std::vector<double> aux, val, grad;
+  std::vector<uint32_t> args;   // n-ary operand indices (NONE for a number slot)
+  std::vector<double> argnum;   // n-ary number slots
+  std::vector<Node*> leaf_nodes;  // referenced: replay reads their data, writes their grad
+  std::vector<Node*> out_nodes;   // referenced: forward writes their data
+  std::vector<uint32_t> out_index;
+  std::vector<Node*> watch_nodes;  // referenced: forward writes their data too
+  std::vector<uint32_t> watch_index;
+  std::vector<Node*> input_nodes;  // referenced: the leaves that vary by row in a batched replay
+  std::vector<uint8_t> fed;         // leaf i receives a gradient (a swept consumer, or it is an output)
+  std::vector<double> prev_leaves;  // the leaves' values before the running forward, to undo a failed one
+  size_t nleaves = 0;
+  bool stale = false;  // a failed forward could not be undone: backward refuses until one succeeds
+  bool is_single = false;  // compiled from one Value (forward returns a float), not a list
+  std::atomic<bool> busy{false};
+  std::unique_ptr<Batch> batch;  // the batched-replay plan, when compiled with inputs
+
+  Compiled(pybind11::object outputs, pybind11::object watch, pybind11::object inputs);
+  ~Compiled();
+  Compiled(const Compiled&) = delete;
+  Compiled& operator=(const Compiled&) = delete;
+
+  pybind11::object forward(pybind11::object rows);
+  pybind11::object backward(pybind11::object grad_outputs);
+  pybind11::list leaves() const;
+  void set_data(pybind11::object values, pybind11::object array);
+  size_t size() const { return op.size(); }
+  std::string repr() const;
+
+  // Entry k's operands as its op struct reads them: a binary op's left and
+  // right (the constant for a CONST side), an n-ary op's slots, from values v.
+  double lhs(size_t k, const double* v) const { return (flags[k] & CONST_A) ? aux[k] : v[a[k]]; }
+  double rhs(size_t k, const double* v) const { return (flags[k] & CONST_B) ? aux[k] : v[b[k]]; }
+  // Entry k's n-ary operands: slots [0, nodes) index into the values, the
+  // rest are numbers in argnum (both start at a[k]; b[k] counts them).
+  NaryShape shape(size_t k) const { return nary_shape(op[k], b[k], flags[k] & CONST_Y); }
+  template <class F> void for_each_operand(size_t k, F f) const {  // f(entry) for each node operand
+    if (is_nary(op[k])) {
+      NaryShape sh = shape(k);
+      for (uint32_t j = 0; j < sh.nodes; ++j) f(args[a[k] + j]);
+    } else {
+      if (a[k] != NONE) f(a[k]);
+      if (b[k] != NONE) f(b[k]);
+    }
+  }
+  // Computes entry k into v[k] from the values v; what its op struct reports.
+  Err eval(size_t k, double* v) const {
+    return with_op<Err>(op[k], [&](auto t) {
+      using S = typename decltype(t)::op;
+      if constexpr (t.arity == UNARY) {
+        return S::f(v[a[k]], aux[k], v[k]);
+      } else if constexpr (t.arity == BINARY) {
+        return S::f(lhs(k, v), rhs(k, v), v[k]);
+      } else {
+        NaryShape sh = shape(k);
+        const uint32_t* ix = args.data() + a[k];
+        const double* num = argnum.data() + a[k];
+        return S::f(sh.count, [&](size_t i) { return i < sh.nodes ? v[ix[i]] : num[i]; }, aux[k], v[k]);
+      }
+    });
+  }
+  // Entry k's backward step with incoming gradient gk: add(entry, contribution)
+  // for each node operand, in the order eager backward adds them.
+  template <class Add> void step(size_t k, const double* v, double gk, Add add) const {
+    with_op<void>(op[k], [&](auto t) {
+      using S = typename decltype(t)::op;
+      if constexpr (t.arity == UNARY) {
+        add(a[k], gk * S::d(v[a[k]], v[k], aux[k]));
+      } else if constexpr (t.arity == BINARY) {
+        double dx, dy;
+        S::d(lhs(k, v), rhs(k, v), v[k], dx, dy);
+        if (a[k] != NONE) add(a[k], gk * dx);
+        if (b[k] != NONE) add(b[k], gk * dy);
+      } else {
+        NaryShape sh = shape(k);
+        const uint32_t* ix = args.data() + a[k];
+        const double* num = argnum.data() + a[k];
+        S::d(sh.count, [&](size_t i) { return i < sh.nodes ? v[ix[i]] : num[i]; }, v[k], gk,
+             [&](size_t i, double d) {
+               if (i < sh.nodes) add(ix[i], d);
+             });
+      }
+    });
+  }
+  // Whether leaf i's gradient is written back: as eager backward decides,
+  // by the leaf's requires_grad now, not when it was compiled.
+  bool writes_back(size_t i) const { return fed[i] && (leaf_nodes[i]->flags & REQUIRES_GRAD); }
+  bool receives(uint32_t i) const { return i < nleaves ? writes_back(i) : bool(flags[i] & REQUIRES_GRAD); }
+
+ private:
+  // Returns the failing entry, or NONE. No Python calls: may run without the GIL.
+  uint32_t run_forward(Err& err);
+  void run_backward();
+  // The entry with the first non-finite value, or NONE (detect_anomaly).
+  uint32_t first_nonfinite() const;
+};
 
 void bind_compile(pybind11::module_& m);
 

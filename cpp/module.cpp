@@ -7,6 +7,7 @@
 
 #include "check.hpp"
 #include "compile.hpp"
+#include "threads.hpp"
 #include "graph.hpp"
 #include "nary.hpp"
 #include "pickle.hpp"
@@ -101,6 +102,22 @@ PYBIND11_MODULE(_core, m) {
       },
       "Arena counters: live nodes, nodes carved, bytes per node, side-pool slots in use.");
   m.attr("NODE_BYTES") = sizeof(ag::Node);
+  m.def(
+      "set_num_threads",
+      [](py::handle n) {
+        if (!PyLong_Check(n.ptr()) || PyBool_Check(n.ptr()))
+          throw py::type_error("set_num_threads(): n must be an int, not '" + std::string(Py_TYPE(n.ptr())->tp_name) +
+                               "'");
+        long long v = PyLong_AsLongLong(n.ptr());
+        if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+        if (v < 1 || v > 1024) throw py::value_error("set_num_threads(): n must be between 1 and 1024, got " + std::to_string(v));
+        ag::threads::set_count(static_cast<size_t>(v));
+      },
+      py::arg("n"),
+      "Threads for batched replay (CompiledGraph.forward(rows)); results are the same bits for any n.");
+  m.def(
+      "get_num_threads", [] { return ag::threads::count(); },
+      "Threads batched replay uses: the machine's cores unless set_num_threads changed it.");
   m.def("ops", &op_table,
         "The op table, one dict per op: name, arity ('unary', 'binary', 'nary'), kind\n"
         "('arithmetic', 'activation', 'exp_log'), doc, method (the Value method's name or None)\n"

@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vmath.hpp"
+
 namespace ag {
 
 enum Err { OK = 0, ERR_DOMAIN, ERR_ZERODIV, ERR_OVERFLOW };
@@ -90,13 +92,10 @@ struct Sigmoid : UnaryOp {
   static constexpr Kind kind = ACTIVATION;
   static constexpr const char* doc = "1 / (1 + exp(-x)), computed without overflow.";
   static Err f(double x, double, double& y) {
-    // Two branches so that exp never overflows.
-    if (x >= 0) {
-      y = 1.0 / (1.0 + std::exp(-x));
-    } else {
-      double e = std::exp(x);
-      y = e / (1.0 + e);
-    }
+    // exp of minus |x| never overflows; a select, not a branch, so that
+    // batched replay vectorises it.
+    double e = vm::exp(-std::fabs(x));
+    y = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
     return OK;
   }
   static double d(double, double y, double) { return y * (1.0 - y); }
@@ -106,7 +105,7 @@ struct Exp : UnaryOp {
   static constexpr const char* name = "exp";
   static constexpr Kind kind = EXP_LOG;
   static constexpr const char* doc = "e**x; OverflowError when the result does not fit a float.";
-  static Err f(double x, double, double& y) { y = std::exp(x); return overflow_if(y, x); }
+  static Err f(double x, double, double& y) { y = vm::exp(x); return overflow_if(y, x); }
   static double d(double, double y, double) { return y; }
 };
 
@@ -115,9 +114,8 @@ struct Log : UnaryOp {
   static constexpr Kind kind = EXP_LOG;
   static constexpr const char* doc = "Natural logarithm; ValueError for x <= 0.";
   static Err f(double x, double, double& y) {
-    if (x <= 0) return ERR_DOMAIN;  // NaN passes through, as math.log(nan)
-    y = std::log(x);
-    return OK;
+    y = vm::log(x);  // computed before the check, so that batched replay vectorises
+    return x <= 0 ? ERR_DOMAIN : OK;  // NaN passes through, as math.log(nan)
   }
   static double d(double x, double, double) { return 1.0 / x; }
 };
@@ -139,7 +137,7 @@ struct Softplus : UnaryOp {  // log(1 + e^x), stable for large |x|
   static constexpr Kind kind = ACTIVATION;
   static constexpr const char* doc = "log(1 + exp(x)), stable for large |x|.";
   static Err f(double x, double, double& y) {
-    y = (x > 0 ? x : 0.0) + std::log1p(std::exp(-std::fabs(x)));
+    y = (x > 0 ? x : 0.0) + vm::log1p(vm::exp(-std::fabs(x)));
     return OK;
   }
   static double d(double x, double, double) {
@@ -242,7 +240,7 @@ struct SoftmaxOut {
   static constexpr const char* name = "softmax";
   static constexpr Kind kind = EXP_LOG;
   static constexpr const char* doc = "One output of ag.softmax: exp(x_i - logsumexp(x)).";
-  static Err f(double a, double b, double& y) { y = std::exp(a - b); return OK; }
+  static Err f(double a, double b, double& y) { y = vm::exp(a - b); return OK; }
   static void d(double, double, double y, double& da, double& db) { da = y; db = -y; }
 };
 
@@ -322,12 +320,12 @@ struct LogSumExp {  // max-shifted so that no exp overflows
       return OK;
     }
     double s = 0;
-    for (size_t i = 0; i < n; ++i) s += std::exp(x(i) - m);
-    y = m + std::log(s);
+    for (size_t i = 0; i < n; ++i) s += vm::exp(x(i) - m);
+    y = m + vm::log(s);
     return OK;
   }
   template <class X, class Acc> static void d(size_t n, X x, double y, double g, Acc acc) {
-    for (size_t i = 0; i < n; ++i) acc(i, g * std::exp(x(i) - y));
+    for (size_t i = 0; i < n; ++i) acc(i, g * vm::exp(x(i) - y));
   }
 };
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, List
 
+from . import display  # noqa: F401  (Value's notebook display: a Value shows its graph in Jupyter)
 from . import random  # noqa: F401  (ag.random, as torch.random; not in __all__, which would shadow the random module on import *)
 from ._core import (
     NODE_BYTES,
@@ -22,11 +23,13 @@ from ._core import (
     Value,
     dot,
     engine_stats,
+    get_num_threads,
     is_anomaly_enabled,
     is_grad_enabled,
     log_softmax,
     logsumexp,
     mean,
+    set_num_threads,
     softmax,
     sum,
 )
@@ -44,6 +47,8 @@ __all__ = [
     "logsumexp",
     "softmax",
     "log_softmax",
+    "set_num_threads",
+    "get_num_threads",
     "no_grad",
     "enable_grad",
     "detect_anomaly",
@@ -60,15 +65,16 @@ __all__ = [
     "losses",
     "nn",
     "optim",
+    "viz",
 ]
 
 # The numpy-backed submodules load on first use (``ag.nn``, ``from arenagrad import nn``,
 # ``import arenagrad.nn``): numpy alone costs several times the rest of ``import arenagrad``,
 # and code that only builds Values never needs it.
-_LAZY_SUBMODULES = ("data", "losses", "nn", "optim")
+_LAZY_SUBMODULES = ("data", "losses", "nn", "optim", "viz")
 
 if TYPE_CHECKING:
-    from . import data, losses, nn, optim
+    from . import data, losses, nn, optim, viz
 
 
 def __getattr__(name: str) -> Any:

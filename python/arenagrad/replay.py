@@ -7,7 +7,11 @@ from typing import Optional, Sequence, Union
 from ._core import CompiledGraph, Value
 
 
-def compile(outputs: Union[Value, Sequence[Value]], watch: Optional[Sequence[Value]] = None) -> CompiledGraph:
+def compile(
+    outputs: Union[Value, Sequence[Value]],
+    watch: Optional[Sequence[Value]] = None,
+    inputs: Optional[Sequence[Value]] = None,
+) -> CompiledGraph:
     """Capture everything reachable from ``outputs`` for replay.
 
     The graph must have been built eagerly once. ``forward()`` re-reads the
@@ -22,9 +26,19 @@ def compile(outputs: Union[Value, Sequence[Value]], watch: Optional[Sequence[Val
     sum in one rounding). Replays of long graphs release the GIL; two graphs
     sharing leaves may be replayed from two threads at once.
 
+    With ``inputs`` (leaves of the graph that vary by row), the same graph
+    runs over many rows at once: ``forward(X)`` takes an ``(N, len(inputs))``
+    array and returns the ``N`` outputs (``(N, m)`` for ``m`` outputs), and
+    the following ``backward()`` returns the ``(N, len(inputs))`` input
+    gradients and adds the sum over rows into every other leaf's ``.grad``.
+    Row ``i`` is bit-identical to eager with the inputs set to ``X[i]``;
+    rows are split across ``set_num_threads`` threads with the GIL released,
+    and the sums are the same bits for any thread count. An error in a row
+    raises what eager would, naming the row, and changes nothing.
+
     >>> x = Value(2.0); y = (x * x).exp()
     >>> step = compile(y)
     >>> x.data = 1.0; step.forward()   # exp(1.0)
     2.718281828459045
     """
-    return CompiledGraph(outputs, watch)
+    return CompiledGraph(outputs, watch, inputs)

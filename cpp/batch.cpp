@@ -1,0 +1,548 @@
+// Batched replay: one compiled graph over N rows of inputs, a block of rows
+// at a time, blocks shared out to a pool of threads.
+//
+// The contract (tests/test_batch.py): row i of forward(X) is bit-identical to
+// eager with the inputs set to X[i], and so are the input gradients; a shared
+// leaf's gradient is the sum of the rows' gradients, summed in an order fixed
+// by the number of rows alone, so that any thread count gives the same bits.
+// Each row runs the op table's own f and d, in the order scalar replay does.
+#include "batch.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cmath>
+#include <mutex>
+#include <string>
+
+#include "errors.hpp"
+#include "modes.hpp"
+#include "threads.hpp"
+
+namespace py = pybind11;
+using namespace pybind11::literals;
+
+namespace ag {
+
+// Rows are summed in at most this many chunks (each a run of blocks), and the
+// chunk sums then in chunk order: the order depends on the row count only.
+static constexpr size_t MAX_CHUNKS = 64;
+// Lane-ops (rows x varying entries) between two looks at Ctrl-C: a few ms.
+static constexpr double ROUND_WORK = 4e6;
+// A block's values and gradients should stay in a core's L2 cache.
+static constexpr size_t BLOCK_BYTES = 512 << 10;
+
+std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>& inputs) {
+  auto p = std::make_unique<Batch>();
+  const size_t N = c.size();
+  p->input_entry = inputs;
+  p->slot.assign(N, NONE);
+  std::vector<uint8_t> varies(N, 0);
+  for (uint32_t e : inputs)
+    if (e != NONE) varies[e] = 1;
+  uint32_t nslots = 0;
+  for (size_t i = 0; i < c.nleaves; ++i)
+    if (varies[i]) p->slot[i] = nslots++;
+  for (size_t k = c.nleaves; k < N; ++k) {
+    c.for_each_operand(k, [&](uint32_t o) { varies[k] |= varies[o]; });
+    if (varies[k]) {
+      p->slot[k] = nslots++;
+      p->vary.push_back(static_cast<uint32_t>(k));
+    } else {
+      p->uniform.push_back(static_cast<uint32_t>(k));
+    }
+  }
+  // Backward passes through what eager backward sweeps and through all that
+  // varies, so that input gradients are there for inputs made with
+  // requires_grad=False too (what eager would give them if they required it).
+  p->sweep.assign(N, 0);
+  for (size_t k = c.nleaves; k < N; ++k) p->sweep[k] = (c.flags[k] & REQUIRES_GRAD) || varies[k];
+  // Uniform entries that receive gradients from rows (through a varying
+  // consumer, or as an output) sum them per chunk.
+  p->bound.assign(N, NONE);
+  auto bind = [&](uint32_t o) {
+    if (!varies[o] && p->bound[o] == NONE) p->bound[o] = static_cast<uint32_t>(p->nbound++);
+  };
+  for (uint32_t k : p->vary)
+    if (p->sweep[k]) c.for_each_operand(k, bind);
+  for (uint32_t k : c.out_index) bind(k);
+  const size_t row_bytes = 2 * size_t(nslots) * sizeof(double);
+  size_t w = 64;
+  while (w > 4 && w * row_bytes > BLOCK_BYTES) w /= 2;
+  p->width = w;
+  return p;
+}
+
+py::array_t<double> numbers_array(py::handle array, const std::string& what) {
+  py::module_ np = py::module_::import("numpy");
+  py::array arr = np.attr("asarray")(array);
+  char kind = arr.dtype().kind();
+  if (kind == 'f' || kind == 'i' || kind == 'u' || kind == 'b')
+    return np.attr("ascontiguousarray")(arr, "dtype"_a = "float64").cast<py::array_t<double>>();
+  if (kind != 'O')
+    throw py::type_error(what + " must hold real numbers, not dtype " + py::str(arr.dtype()).cast<std::string>());
+  py::array_t<double> out(std::vector<py::ssize_t>(arr.shape(), arr.shape() + arr.ndim()));
+  py::list items = arr.attr("ravel")().attr("tolist")();  // holds the items while they convert
+  double* p = out.mutable_data();
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::string item = what + " item " + std::to_string(i);
+    if (!number_arg(items[i].ptr(), item.c_str(), &p[i])) throw py::error_already_set();
+  }
+  return out;
+}
+
+namespace {
+
+// An operand's lanes in a block: its row values, or one value for every row
+// (a uniform entry or a constant, broadcast rather than copied).
+struct Src {
+  const double* p;
+  double s;
+};
+
+// The lane loops. Each is the op struct's f or d over rows; kept this plain
+// so that the compiler vectorises those that can be (the arithmetic).
+template <class S> int unary_f(const double* __restrict x, double aux, double* __restrict y, size_t n) {
+  int bad = 0;
+  for (size_t r = 0; r < n; ++r) bad |= S::f(x[r], aux, y[r]);
+  return bad;
+}
+
+template <class S> int binary_f(Src x, Src y, double* __restrict out, size_t n) {
+  int bad = 0;
+  if (x.p && y.p) {
+    for (size_t r = 0; r < n; ++r) bad |= S::f(x.p[r], y.p[r], out[r]);
+  } else if (x.p) {
+    for (size_t r = 0; r < n; ++r) bad |= S::f(x.p[r], y.s, out[r]);
+  } else {
+    for (size_t r = 0; r < n; ++r) bad |= S::f(x.s, y.p[r], out[r]);
+  }
+  return bad;
+}
+
+template <class S>
+void binary_d(Src x, Src y, const double* __restrict out, double* __restrict dx, double* __restrict dy, size_t n) {
+  if (x.p && y.p) {
+    for (size_t r = 0; r < n; ++r) S::d(x.p[r], y.p[r], out[r], dx[r], dy[r]);
+  } else if (x.p) {
+    for (size_t r = 0; r < n; ++r) S::d(x.p[r], y.s, out[r], dx[r], dy[r]);
+  } else {
+    for (size_t r = 0; r < n; ++r) S::d(x.s, y.p[r], out[r], dx[r], dy[r]);
+  }
+}
+
+// sum over rows of g[r] * d[r], in an order fixed by n alone.
+double lane_sum(const double* g, const double* d, size_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  size_t r = 0;
+  for (; r + 4 <= n; r += 4) {
+    s0 += g[r] * d[r];
+    s1 += g[r + 1] * d[r + 1];
+    s2 += g[r + 2] * d[r + 2];
+    s3 += g[r + 3] * d[r + 3];
+  }
+  for (; r < n; ++r) s0 += g[r] * d[r];
+  return (s0 + s1) + (s2 + s3);
+}
+
+// The first failure in a batch: its row, and what eager would raise for it.
+struct Failure {
+  size_t row = SIZE_MAX;
+  uint32_t entry = NONE;
+  Err err = OK;
+  double x = 0, y = 0;          // the failing op's operands (op errors)
+  const char* where = nullptr;  // "forward" or "backward" for an anomaly
+  double bad = 0;               // the anomaly's non-finite value
+};
+
+// One batched forward or backward over N rows.
+struct Run {
+  const Compiled& c;
+  Batch& p;
+  const double* X;        // N x k rows
+  size_t N, k;
+  const double* uval;     // uniform entries' values
+  double* Y = nullptr;    // forward: N x m outputs
+  const double* seeds = nullptr;  // backward: N x m output gradients, or none for ones
+  double* GX = nullptr;   // backward: N x k input gradients
+  bool grad = false, anomaly = false;
+  size_t W, nslots, nblocks, chunk_blocks, nchunks;
+  std::mutex m;
+  Failure fail;
+  std::atomic<size_t> fail_row{SIZE_MAX};
+
+  Run(const Compiled& c_, Batch& p_, const double* X_, size_t N_, size_t k_, const double* uval_)
+      : c(c_), p(p_), X(X_), N(N_), k(k_), uval(uval_) {
+    W = p.width;
+    nslots = p.vary.size();
+    for (uint32_t e : p.input_entry) nslots += e != NONE;
+    nblocks = (N + W - 1) / W;
+    chunk_blocks = std::max<size_t>(1, (nblocks + MAX_CHUNKS - 1) / MAX_CHUNKS);
+    nchunks = (nblocks + chunk_blocks - 1) / chunk_blocks;
+  }
+
+  double* lanes(double* base, uint32_t e) const { return base + size_t(p.slot[e]) * W; }
+  Src src(double* lv, uint32_t e) const {
+    return p.slot[e] != NONE ? Src{lanes(lv, e), 0.0} : Src{nullptr, uval[e]};
+  }
+  Src lhs(double* lv, uint32_t e) const { return (c.flags[e] & CONST_A) ? Src{nullptr, c.aux[e]} : src(lv, c.a[e]); }
+  Src rhs(double* lv, uint32_t e) const { return (c.flags[e] & CONST_B) ? Src{nullptr, c.aux[e]} : src(lv, c.b[e]); }
+  // An n-ary entry's operand i in lane r.
+  double nary_at(double* lv, uint32_t e, NaryShape sh, size_t i, size_t r) const {
+    if (i >= sh.nodes) return c.argnum[c.a[e] + i];
+    uint32_t o = c.args[c.a[e] + i];
+    return p.slot[o] != NONE ? lv[size_t(p.slot[o]) * W + r] : uval[o];
+  }
+
+  void record(const Failure& f) {
+    std::lock_guard<std::mutex> lock(m);
+    if (f.row < fail.row) {
+      fail = f;
+      fail_row.store(f.row);
+    }
+  }
+
+  // Computes rows [r0, r0 + n) into lv. Returns the first entry whose op
+  // failed in some row (err set to what it reported), or NONE.
+  uint32_t forward_block(size_t r0, size_t n, double* lv, int& err) const {
+    for (size_t i = 0; i < k; ++i) {
+      uint32_t e = p.input_entry[i];
+      if (e == NONE) continue;
+      double* d = lanes(lv, e);
+      for (size_t r = 0; r < n; ++r) d[r] = X[(r0 + r) * k + i];
+    }
+    for (uint32_t e : p.vary) {
+      double* y = lanes(lv, e);
+      err = with_op<int>(c.op[e], [&](auto t) -> int {
+        using S = typename decltype(t)::op;
+        if constexpr (t.arity == UNARY) {
+          return unary_f<S>(lanes(lv, c.a[e]), c.aux[e], y, n);
+        } else if constexpr (t.arity == BINARY) {
+          return binary_f<S>(lhs(lv, e), rhs(lv, e), y, n);
+        } else {
+          NaryShape sh = c.shape(e);
+          int bad = 0;
+          for (size_t r = 0; r < n; ++r)
+            bad |= S::f(sh.count, [&](size_t i) { return nary_at(lv, e, sh, i, r); }, c.aux[e], y[r]);
+          return bad;
+        }
+      });
+      if (err) return e;
+    }
+    return NONE;
+  }
+
+  // A block failed: run its rows one at a time to find the first that fails,
+  // and where, with the operands eager would name.
+  void locate_failure(size_t r0, size_t n, double* lv) {
+    for (size_t r = 0; r < n; ++r) {
+      int err = 0;
+      uint32_t e = forward_block(r0 + r, 1, lv, err);
+      if (e == NONE) continue;
+      Failure f;
+      f.row = r0 + r;
+      f.entry = e;
+      f.err = static_cast<Err>(err);
+      if (is_unary(c.op[e])) f.x = lanes(lv, c.a[e])[0];
+      if (is_binary(c.op[e])) {
+        Src x = lhs(lv, e), y = rhs(lv, e);
+        f.x = x.p ? x.p[0] : x.s;
+        f.y = y.p ? y.p[0] : y.s;
+      }
+      record(f);
+      return;
+    }
+  }
+
+  // detect_anomaly: the first row of the block with a non-finite value, at
+  // the first entry (in forward order) that made one.
+  bool forward_anomaly(size_t r0, size_t n, double* lv) {
+    for (size_t r = 0; r < n; ++r)
+      for (uint32_t e : p.vary) {
+        double y = lanes(lv, e)[r];
+        if (std::isfinite(y)) continue;
+        Failure f;
+        f.row = r0 + r;
+        f.entry = e;
+        f.where = "forward";
+        f.bad = y;
+        record(f);
+        return true;
+      }
+    return false;
+  }
+
+  void backward_block(size_t r0, size_t n, double* lv, double* lg, double* tmp, double* sums) const {
+    std::fill(lg, lg + nslots * W, 0.0);
+    const size_t m = c.out_index.size();
+    for (size_t j = 0; j < m; ++j) {
+      uint32_t e = c.out_index[j];
+      auto seed = [&](size_t r) { return seeds ? seeds[(r0 + r) * m + j] : 1.0; };
+      if (p.slot[e] == NONE) {
+        double s = 0;
+        for (size_t r = 0; r < n; ++r) s += seed(r);
+        sums[p.bound[e]] += s;
+      } else {
+        double* g = lanes(lg, e);
+        for (size_t r = 0; r < n; ++r) g[r] = m > 1 ? g[r] + seed(r) : seed(r);  // an output listed twice gets both
+      }
+    }
+    // Adds rows' contributions g[r] * d[r] into operand o: its lanes, or the
+    // chunk's sum for a uniform operand.
+    auto add = [&](uint32_t o, const double* gk, const double* d) {
+      if (o == NONE) return;
+      if (p.slot[o] != NONE) {
+        double* go = lanes(lg, o);
+        for (size_t r = 0; r < n; ++r) go[r] += gk[r] * d[r];
+      } else if (p.bound[o] != NONE) {
+        sums[p.bound[o]] += lane_sum(gk, d, n);
+      }
+    };
+    for (size_t q = p.vary.size(); q-- > 0;) {
+      uint32_t e = p.vary[q];
+      if (!p.sweep[e]) continue;
+      const double* gk = lanes(lg, e);
+      const double* y = lanes(lv, e);
+      with_op<void>(c.op[e], [&](auto t) {
+        using S = typename decltype(t)::op;
+        if constexpr (t.arity == UNARY) {
+          const double* x = lanes(lv, c.a[e]);
+          double* gx = lanes(lg, c.a[e]);
+          const double aux = c.aux[e];
+          for (size_t r = 0; r < n; ++r) gx[r] += gk[r] * S::d(x[r], y[r], aux);
+        } else if constexpr (t.arity == BINARY) {
+          double* dx = tmp;
+          double* dy = tmp + W;
+          binary_d<S>(lhs(lv, e), rhs(lv, e), y, dx, dy, n);
+          add((c.flags[e] & CONST_A) ? NONE : c.a[e], gk, dx);
+          add((c.flags[e] & CONST_B) ? NONE : c.b[e], gk, dy);
+        } else {
+          NaryShape sh = c.shape(e);
+          const uint32_t* ix = c.args.data() + c.a[e];
+          for (size_t r = 0; r < n; ++r)
+            S::d(sh.count, [&](size_t i) { return nary_at(lv, e, sh, i, r); }, y[r], gk[r], [&](size_t i, double d) {
+              if (i >= sh.nodes) return;
+              uint32_t o = ix[i];
+              if (p.slot[o] != NONE) lg[size_t(p.slot[o]) * W + r] += d;
+              else if (p.bound[o] != NONE) sums[p.bound[o]] += d;
+            });
+        }
+      });
+    }
+  }
+
+  // detect_anomaly in backward: the first row with a non-finite gradient, at
+  // the first step in sweep order that gave one to a varying operand.
+  bool backward_anomaly(size_t r0, size_t n, double* lg) {
+    for (size_t r = 0; r < n; ++r)
+      for (size_t q = p.vary.size(); q-- > 0;) {
+        uint32_t e = p.vary[q];
+        if (!p.sweep[e]) continue;
+        double bad = 0;
+        bool found = false;
+        c.for_each_operand(e, [&](uint32_t o) {
+          if (!found && p.slot[o] != NONE && !std::isfinite(lanes(lg, o)[r])) {
+            found = true;
+            bad = lanes(lg, o)[r];
+          }
+        });
+        if (!found) continue;
+        Failure f;
+        f.row = r0 + r;
+        f.entry = e;
+        f.where = "backward";
+        f.bad = bad;
+        record(f);
+        return true;
+      }
+    return false;
+  }
+
+  // Chunk ci's blocks in order, on worker w's scratch.
+  void chunk(size_t ci, size_t w) {
+    double* lv = p.work[w].data();
+    double* lg = lv + nslots * W;
+    double* tmp = lg + nslots * W;
+    double* sums = grad ? p.sums.data() + ci * p.nbound : nullptr;
+    const size_t m = c.out_index.size();
+    for (size_t b = ci * chunk_blocks; b < std::min(nblocks, (ci + 1) * chunk_blocks); ++b) {
+      size_t r0 = b * W, n = std::min(W, N - r0);
+      if (r0 > fail_row.load(std::memory_order_relaxed)) return;  // an earlier row failed
+      int err = 0;
+      if (forward_block(r0, n, lv, err) != NONE) {
+        locate_failure(r0, n, lv);
+        return;
+      }
+      if (anomaly && forward_anomaly(r0, n, lv)) return;
+      if (!grad) {
+        for (size_t j = 0; j < m; ++j) {
+          uint32_t e = c.out_index[j];
+          for (size_t r = 0; r < n; ++r) Y[(r0 + r) * m + j] = p.slot[e] != NONE ? lanes(lv, e)[r] : uval[e];
+        }
+        continue;
+      }
+      backward_block(r0, n, lv, lg, tmp, sums);
+      if (anomaly && backward_anomaly(r0, n, lg)) return;
+      for (size_t i = 0; i < k; ++i) {
+        uint32_t e = p.input_entry[i];
+        for (size_t r = 0; r < n; ++r) GX[(r0 + r) * k + i] = e != NONE ? lanes(lg, e)[r] : 0.0;
+      }
+    }
+  }
+
+  // Runs every chunk on the pool without the GIL, in rounds of a few
+  // milliseconds; between rounds the calling thread takes the GIL back to let
+  // Ctrl-C in (no pool thread is working then). Returns false with the
+  // Python error set if a signal handler raised.
+  bool drive() {
+    size_t workers = threads::count();
+    size_t scratch = (2 * nslots + 2) * W;
+    if (p.work.size() < workers) p.work.resize(workers);
+    for (size_t w = 0; w < workers; ++w)
+      if (p.work[w].size() < scratch) p.work[w].resize(scratch);
+    if (grad) p.sums.assign(nchunks * p.nbound, 0.0);
+    double chunk_work = double(chunk_blocks * W) * double(std::max<size_t>(nslots, 1));
+    size_t per_round = std::max(workers, size_t(ROUND_WORK / chunk_work) + 1);
+    bool interrupted = false;
+    PyThreadState* ts = PyEval_SaveThread();
+    for (size_t c0 = 0; c0 < nchunks; c0 += per_round) {
+      threads::run(c0, std::min(nchunks, c0 + per_round), workers, [this](size_t ci, size_t w) { chunk(ci, w); });
+      if (fail_row.load() != SIZE_MAX || c0 + per_round >= nchunks) break;
+      PyEval_RestoreThread(ts);
+      interrupted = PyErr_CheckSignals() != 0;
+      ts = PyEval_SaveThread();
+      if (interrupted) break;
+    }
+    PyEval_RestoreThread(ts);
+    return !interrupted;
+  }
+
+  // Raises the failure as eager raises it, naming the row.
+  [[noreturn]] void raise_failure() const {
+    const Failure& f = fail;
+    if (f.where) raise_anomaly(op_name(c.op[f.entry]), f.where, f.bad);
+    else raise_op_error(op_name(c.op[f.entry]), f.err, f.x, f.y, is_binary(c.op[f.entry]));
+    with_row(f.row);
+  }
+
+  // Adds "(row i)" to the Python error being raised, keeping its type.
+  [[noreturn]] static void with_row(size_t row) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject* msg = value ? PyObject_Str(value) : nullptr;
+    if (msg) {
+      PyErr_Format(type, "%U (in row %zu of the batch)", msg, row);
+      Py_DECREF(msg);
+      Py_XDECREF(type);
+      Py_XDECREF(value);
+      Py_XDECREF(tb);
+    } else {
+      PyErr_Restore(type, value, tb);
+    }
+    throw py::error_already_set();
+  }
+};
+
+size_t batch_width(const Compiled& c) { return c.out_index.size(); }
+
+// rows as an (N, k) float64 array, k = the number of inputs.
+py::array_t<double> rows_arg(const Compiled& c, py::handle X) {
+  py::array_t<double> arr = numbers_array(X, "forward(): rows");
+  size_t k = c.batch->input_entry.size();
+  if (arr.ndim() != 2 || size_t(arr.shape(1)) != k)
+    throw py::value_error("forward(): rows must be an (N, " + std::to_string(k) + ") array, one column per input; got shape " +
+                          py::str(py::tuple(py::cast(std::vector<py::ssize_t>(arr.shape(), arr.shape() + arr.ndim()))))
+                              .cast<std::string>());
+  return arr;
+}
+
+}  // namespace
+
+py::object batch_forward(Compiled& c, py::handle X) {
+  Batch& p = *c.batch;
+  py::array_t<double> rows = rows_arg(c, X);
+  const size_t N = rows.shape(0), k = rows.shape(1), m = batch_width(c);
+  // The uniform part once, as eager computes it, from the shared leaves' data.
+  std::vector<double> uval(c.size());
+  for (size_t i = 0; i < c.nleaves; ++i) uval[i] = c.leaf_nodes[i]->data;
+  bool anomaly = anomaly_enabled;
+  for (uint32_t e : p.uniform) {
+    Err err = c.eval(e, uval.data());
+    if (err) {
+      double x = 0, y = 0;
+      if (is_unary(c.op[e])) x = uval[c.a[e]];
+      if (is_binary(c.op[e])) {
+        x = c.lhs(e, uval.data());
+        y = c.rhs(e, uval.data());
+      }
+      raise_op_error(op_name(c.op[e]), err, x, y, is_binary(c.op[e]));
+      throw py::error_already_set();
+    }
+    if (anomaly && !std::isfinite(uval[e])) {
+      raise_anomaly(op_name(c.op[e]), "forward", uval[e]);
+      throw py::error_already_set();
+    }
+  }
+  py::array_t<double> out(c.is_single ? std::vector<py::ssize_t>{py::ssize_t(N)}
+                                      : std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(m)});
+  std::vector<double> copy(rows.data(), rows.data() + N * k);
+  Run run(c, p, copy.data(), N, k, uval.data());
+  run.Y = out.mutable_data();
+  run.anomaly = anomaly;
+  if (!run.drive()) throw py::error_already_set();
+  if (run.fail_row.load() != SIZE_MAX) run.raise_failure();
+  // Only a forward that succeeded replaces the state backward reads.
+  p.rows.swap(copy);
+  p.uval.swap(uval);
+  p.nrows = N;
+  p.ready = true;
+  return std::move(out);
+}
+
+py::object batch_backward(Compiled& c, py::handle grad_outputs) {
+  Batch& p = *c.batch;
+  const size_t N = p.nrows, k = p.input_entry.size(), m = batch_width(c);
+  py::array_t<double> seeds;
+  if (!grad_outputs.is_none()) {
+    seeds = numbers_array(grad_outputs, "backward(): grad_outputs");
+    std::vector<py::ssize_t> want = c.is_single ? std::vector<py::ssize_t>{py::ssize_t(N)}
+                                                : std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(m)};
+    if (std::vector<py::ssize_t>(seeds.shape(), seeds.shape() + seeds.ndim()) != want)
+      throw py::value_error("backward(): grad_outputs must have the shape of forward()'s result, " +
+                            py::str(py::tuple(py::cast(want))).cast<std::string>());
+  }
+  py::array_t<double> gx(std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(k)});
+  Run run(c, p, p.rows.data(), N, k, p.uval.data());
+  run.grad = true;
+  run.anomaly = anomaly_enabled;
+  run.seeds = grad_outputs.is_none() ? nullptr : seeds.data();
+  run.GX = gx.mutable_data();
+  if (!run.drive()) throw py::error_already_set();
+  if (run.fail_row.load() != SIZE_MAX) run.raise_failure();
+  // The rows' sums, chunk by chunk in order, then the uniform part's own
+  // backward, as scalar replay sweeps it.
+  std::vector<double> ug(c.size(), 0.0);
+  for (size_t e = 0; e < c.size(); ++e) {
+    uint32_t s = p.bound[e];
+    if (s == NONE) continue;
+    double t = 0;
+    for (size_t ci = 0; ci < run.nchunks; ++ci) t += p.sums[ci * p.nbound + s];
+    ug[e] = t;
+  }
+  for (size_t q = p.uniform.size(); q-- > 0;) {
+    uint32_t e = p.uniform[q];
+    if (c.flags[e] & REQUIRES_GRAD) c.step(e, p.uval.data(), ug[e], [&](uint32_t o, double d) { ug[o] += d; });
+  }
+  if (run.anomaly)
+    for (size_t i = 0; i < c.nleaves; ++i)
+      if (p.slot[i] == NONE && c.writes_back(i) && !std::isfinite(ug[i])) {
+        raise_anomaly("sum over rows", "backward", ug[i]);
+        throw py::error_already_set();
+      }
+  for (size_t i = 0; i < c.nleaves; ++i)
+    if (p.slot[i] == NONE && c.writes_back(i)) c.leaf_nodes[i]->grad += ug[i];
+  return std::move(gx);
+}
+
+}  // namespace ag

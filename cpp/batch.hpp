@@ -1,0 +1,50 @@
+// Batched replay (batch.cpp): one compiled graph over many rows of inputs.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <vector>
+
+#include "compile.hpp"
+
+namespace ag {
+
+// The plan for replaying a compiled graph over rows: which entries vary by
+// row (an input, or computed from one) and which are the same for every row
+// (uniform: shared leaves, numbers and what is computed from them alone).
+// Varying entries are computed lane-major, a block of rows at a time (lanes
+// of one entry contiguous, so the inner loop over rows vectorises); uniform
+// ones are computed once and broadcast as scalars into the lane loops.
+struct Batch {
+  size_t width = 0;                   // lanes (rows) per block
+  std::vector<uint32_t> input_entry;  // per input column: its entry, or NONE if the graph does not read it
+  std::vector<uint32_t> slot;         // per entry: its lane block, or NONE if uniform
+  std::vector<uint32_t> vary;         // varying computed entries, topological order
+  std::vector<uint32_t> uniform;      // uniform computed entries, topological order
+  std::vector<uint8_t> sweep;         // per entry: batched backward passes through it
+  std::vector<uint32_t> bound;        // per entry: its index among uniform entries fed by varying ones, or NONE
+  size_t nbound = 0;
+
+  // The last batched forward: its rows and the uniform values it used.
+  std::vector<double> rows;
+  size_t nrows = 0;
+  bool ready = false;
+  std::vector<double> uval;
+
+  std::vector<std::vector<double>> work;  // per worker: one block's values and gradients
+  std::vector<double> sums;               // per chunk of rows: gradients summed into bound entries
+};
+
+// The plan for c's graph with `inputs` (entries, or NONE) varying by row.
+std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>& inputs);
+
+// forward(X) and backward(grad_outputs) of a graph compiled with inputs.
+pybind11::object batch_forward(Compiled& c, pybind11::handle X);
+pybind11::object batch_backward(Compiled& c, pybind11::handle grad_outputs);
+
+// An array argument as float64, C order; numbers only (numpy would turn None
+// into NaN and '1.5' into 1.5 without a word). `what` names it in errors.
+pybind11::array_t<double> numbers_array(pybind11::handle array, const std::string& what);
+
+}  // namespace ag
