@@ -91,6 +91,12 @@ py::array_t<double> numbers_array(py::handle array, const std::string& what) {
   return out;
 }
 
+std::string shape_text(const std::vector<py::ssize_t>& s) {
+  std::string r = "(";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + (s.size() == 1 ? ",)" : ")");
+}
+
 namespace {
 
 // An operand's lanes in a block: its row values, or one value for every row
@@ -451,9 +457,9 @@ py::array_t<double> rows_arg(const Compiled& c, py::handle X) {
   py::array_t<double> arr = numbers_array(X, "forward(): rows");
   size_t k = c.batch->input_entry.size();
   if (arr.ndim() != 2 || size_t(arr.shape(1)) != k)
-    throw py::value_error("forward(): rows must be an (N, " + std::to_string(k) + ") array, one column per input; got shape " +
-                          py::str(py::tuple(py::cast(std::vector<py::ssize_t>(arr.shape(), arr.shape() + arr.ndim()))))
-                              .cast<std::string>());
+    throw py::value_error("forward(): rows must be an (N, " + std::to_string(k) +
+                          ") array, one column per input; got shape " +
+                          shape_text(std::vector<py::ssize_t>(arr.shape(), arr.shape() + arr.ndim())));
   return arr;
 }
 
@@ -510,7 +516,7 @@ py::object batch_backward(Compiled& c, py::handle grad_outputs) {
                                                 : std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(m)};
     if (std::vector<py::ssize_t>(seeds.shape(), seeds.shape() + seeds.ndim()) != want)
       throw py::value_error("backward(): grad_outputs must have the shape of forward()'s result, " +
-                            py::str(py::tuple(py::cast(want))).cast<std::string>());
+                            shape_text(want));
   }
   py::array_t<double> gx(std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(k)});
   Run run(c, p, p.rows.data(), N, k, p.uval.data());

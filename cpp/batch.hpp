@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "compile.hpp"
@@ -46,5 +47,8 @@ pybind11::object batch_backward(Compiled& c, pybind11::handle grad_outputs);
 // An array argument as float64, C order; numbers only (numpy would turn None
 // into NaN and '1.5' into 1.5 without a word). `what` names it in errors.
 pybind11::array_t<double> numbers_array(pybind11::handle array, const std::string& what);
+
+// A shape as numpy writes it: "(3,)", "(2, 5)".
+std::string shape_text(const std::vector<pybind11::ssize_t>& shape);
 
 }  // namespace ag

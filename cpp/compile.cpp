@@ -424,14 +424,9 @@ void Compiled::set_data(py::object values, py::object array) {
   }
   py::array_t<double> arr = numbers_array(array, "set_data(): array");
   std::vector<py::ssize_t> got(arr.shape(), arr.shape() + arr.ndim());
-  if (got != shape) {
-    auto fmt = [](const std::vector<py::ssize_t>& s) {
-      std::string r = "(";
-      for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-      return r + (s.size() == 1 ? ",)" : ")");
-    };
-    throw py::value_error("set_data(): array has shape " + fmt(got) + " but values have shape " + fmt(shape));
-  }
+  if (got != shape)
+    throw py::value_error("set_data(): array has shape " + shape_text(got) + " but values have shape " +
+                          shape_text(shape));
   const double* p = arr.data();
   for (size_t i = 0; i < nodes.size(); ++i) nodes[i]->data = p[i];
 }

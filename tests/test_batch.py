@@ -1,0 +1,474 @@
+"""Batched replay: one compiled graph over the rows of an array.
+
+The contract (``ag.compile``'s docstring): row i of ``forward(X)`` and of the
+input gradients is bit-identical to the eager engine run with the inputs set
+to ``X[i]``; a shared leaf's ``.grad`` gets the sum of the rows' gradients
+(within 1e-12 relative of the exact sum of the eager ones), the same bits for
+every thread count; an error in a row raises what eager raises, names the
+row, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import arenagrad as ag
+from arenagrad import _core
+
+UNARY = [op for op in _core.ops() if op["arity"] == "unary"]
+BINARY = ["+", "-", "*", "/", "**", "softmax", "log_softmax"]
+NARY = ["sum", "mean", "dot", "logsumexp"]
+ALL_OPS = [op["name"] for op in _core.ops()]
+
+
+# ------------------------------------------------------------- random graphs
+#
+# A program is a list of steps; each appends one or more nodes computed from
+# earlier ones (picked by index modulo the node count). Ops with a restricted
+# domain are given operands inside it, so that most graphs are defined on
+# every row; what is left (overflow, say) must then fail alike in both engines.
+
+
+def unary(name, x):
+    if name == "neg":
+        return -x
+    if name == "log":
+        return (x * x + 0.5).log()
+    if name == "sqrt":
+        return (x * x + 0.1).sqrt()
+    if name == "exp":
+        return (x.tanh() * 3.0).exp()
+    return getattr(x, name)()
+
+
+def apply(step, nodes):
+    kind, name, picks, const, side = step
+    a, b = nodes[picks[0] % len(nodes)], nodes[picks[1] % len(nodes)]
+    if kind == "unary":
+        return [unary(name, a)]
+    if kind == "binary":
+        if name in ("softmax", "log_softmax"):
+            group = [nodes[p % len(nodes)] for p in picks]
+            return list(getattr(ag, name)(group))
+        if side == 1:
+            b = const  # a number operand (CONST_B)
+        elif side == 2:
+            a = const  # CONST_A
+        if name == "+":
+            return [a + b]
+        if name == "-":
+            return [a - b]
+        if name == "*":
+            return [a * b]
+        if name == "/":
+            return [a / (b * b + 0.5) if isinstance(b, ag.Value) else a / (b * b + 0.5)]
+        # **: a positive base, any exponent
+        base = a * a + 0.5 if isinstance(a, ag.Value) else a * a + 0.5
+        return [base ** (b.tanh() * 2.0 if isinstance(b, ag.Value) else b)]
+    group = [nodes[p % len(nodes)] for p in picks]
+    if name == "dot":
+        half = max(1, len(group) // 2)
+        return [ag.dot(group[:half], group[half : 2 * half])]
+    return [getattr(ag, name)(group)]
+
+
+def build(program, inputs, shared):
+    nodes = list(inputs) + list(shared)
+    for step in program:
+        nodes.extend(apply(step, nodes))
+    return nodes[-1]
+
+
+def steps():
+    unary_step = st.tuples(
+        st.just("unary"), st.sampled_from([op["name"] for op in UNARY]), st.lists(st.integers(0, 99), min_size=2, max_size=2)
+    )
+    binary_step = st.tuples(
+        st.just("binary"), st.sampled_from(BINARY), st.lists(st.integers(0, 99), min_size=2, max_size=4)
+    )
+    nary_step = st.tuples(st.just("nary"), st.sampled_from(NARY), st.lists(st.integers(0, 99), min_size=2, max_size=6))
+    return st.tuples(
+        st.one_of(unary_step, binary_step, nary_step), st.floats(-2, 2), st.sampled_from([0, 0, 1, 2])
+    ).map(lambda t: (t[0][0], t[0][1], t[0][2], t[1], t[2]))
+
+
+def leaves(values, requires_grad=True):
+    return [ag.Value(float(v), requires_grad=requires_grad) for v in values]
+
+
+def eager_rows(program, X, shared_values, inputs_require_grad=True):
+    """Per row: (value, input grads, shared grads) from the eager engine, or the
+    exception it raised."""
+    rows = []
+    for x in X:
+        ins, sh = leaves(x, inputs_require_grad), leaves(shared_values)
+        try:
+            out = build(program, ins, sh)
+            if out.requires_grad:
+                out.backward()
+        except (ValueError, ZeroDivisionError, OverflowError) as e:
+            rows.append(e)
+            continue
+        rows.append((out.data, [v.grad for v in ins], [v.grad for v in sh]))
+    return rows
+
+
+def same_bits(a, b):
+    return np.array_equal(np.asarray(a, dtype=np.float64).view(np.int64), np.asarray(b, dtype=np.float64).view(np.int64))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    program=st.lists(steps(), min_size=1, max_size=14),
+    n_rows=st.integers(0, 150),
+    k=st.integers(1, 3),
+    seed=st.integers(0, 2**31),
+)
+def test_rows_match_eager_bit_for_bit(program, n_rows, k, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1.5, 1.5, size=(n_rows, k))
+    shared_values = rng.uniform(-1, 1, size=2)
+    ins, sh = leaves([0.3] * k), leaves(shared_values)
+    try:
+        out = build(program, ins, sh)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return  # undefined at the recording point: nothing to compile
+    cg = ag.compile(out, inputs=ins)
+    want = eager_rows(program, X, shared_values)
+    failures = [i for i, r in enumerate(want) if isinstance(r, Exception)]
+    if failures:
+        first = failures[0]
+        with pytest.raises(type(want[first]), match=f"row {first} "):
+            cg.forward(X)
+        return
+    Y = cg.forward(X)
+    assert Y.shape == (n_rows,)
+    assert same_bits(Y, [r[0] for r in want])
+    if not out.requires_grad:
+        return
+    for v in sh:
+        v.grad = 0.0
+    G = cg.backward()
+    assert G.shape == (n_rows, k)
+    assert same_bits(G, np.array([r[1] for r in want]).reshape(n_rows, k))
+    for j, v in enumerate(sh):
+        exact = math.fsum(r[2][j] for r in want)
+        scale = math.fsum(abs(r[2][j]) for r in want)
+        assert abs(v.grad - exact) <= 1e-12 * scale, (j, v.grad, exact)
+
+
+def test_random_programs_cover_every_op():
+    """The strategy above can draw every op in the table (a new op must be added)."""
+    drawn = {op["name"] for op in UNARY} | set(BINARY) | set(NARY)
+    assert drawn == set(ALL_OPS)
+
+
+# ------------------------------------------------------------- a small model
+
+
+def mlp_loss(x, params):
+    """A 2-8-1 tanh network's squared error against the target 0.5."""
+    w1, b1, w2, b2 = params
+    hidden = [(ag.dot(w1[j], x) + b1[j]).tanh() for j in range(8)]
+    y = ag.dot(w2, hidden) + b2
+    return (y - 0.5) ** 2
+
+
+def make_params(seed=0):
+    rng = np.random.default_rng(seed)
+    return (
+        [leaves(rng.normal(size=2)) for _ in range(8)],
+        leaves(rng.normal(size=8)),
+        leaves(rng.normal(size=8)),
+        ag.Value(0.1),
+    )
+
+
+def flat(params):
+    w1, b1, w2, b2 = params
+    return [v for row in w1 for v in row] + b1 + w2 + [b2]
+
+
+def test_shared_gradients_are_the_sum_over_rows_and_inputs_get_theirs():
+    params = make_params()
+    xs = leaves([0.0, 0.0], requires_grad=False)
+    cg = ag.compile(mlp_loss(xs, params), inputs=xs)
+    X = np.random.default_rng(1).normal(size=(257, 2))
+    Y = cg.forward(X)
+    G = cg.backward()
+    got = [p.grad for p in flat(params)]
+    # The reference: the eager engine, one row at a time, inputs requiring grad
+    # so that eager computes their gradients too.
+    sums = np.zeros(len(got))
+    for i, x in enumerate(X):
+        for p in flat(params):
+            p.grad = 0.0
+        xi = leaves(x)
+        loss = mlp_loss(xi, params)
+        loss.backward()
+        assert loss.data == Y[i]
+        assert [v.grad for v in xi] == list(G[i])
+        sums += [p.grad for p in flat(params)]
+    np.testing.assert_allclose(got, sums, rtol=1e-12, atol=1e-15)
+
+
+def test_input_gradients_match_finite_differences():
+    params = make_params(3)
+    xs = leaves([0.0, 0.0], requires_grad=False)
+    cg = ag.compile(mlp_loss(xs, params), inputs=xs)
+    X = np.random.default_rng(2).normal(size=(20, 2))
+    cg.forward(X)
+    G = cg.backward()
+    h = 1e-6
+    for j in range(2):
+        E = np.zeros_like(X)
+        E[:, j] = h
+        fd = (cg.forward(X + E) - cg.forward(X - E)) / (2 * h)
+        np.testing.assert_allclose(G[:, j], fd, rtol=1e-6, atol=1e-8)
+
+
+def test_the_same_bits_for_every_thread_count():
+    params = make_params(4)
+    xs = leaves([0.0, 0.0], requires_grad=False)
+    cg = ag.compile(mlp_loss(xs, params), inputs=xs)
+    X = np.random.default_rng(5).normal(size=(5003, 2))
+    before = ag.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3, 7):
+            ag.set_num_threads(n)
+            for p in flat(params):
+                p.grad = 0.0
+            Y = cg.forward(X)
+            G = cg.backward()
+            results.append((Y, G, np.array([p.grad for p in flat(params)])))
+    finally:
+        ag.set_num_threads(before)
+    for Y, G, S in results[1:]:
+        assert same_bits(Y, results[0][0])
+        assert same_bits(G, results[0][1])
+        assert same_bits(S, results[0][2])
+
+
+def test_several_outputs_and_their_gradients():
+    x, y = leaves([0.0, 0.0], requires_grad=False)
+    w = ag.Value(0.7)
+    outs = [x * w + y, (x - y).tanh() * w, w * w]  # the last is the same for every row
+    cg = ag.compile(outs, inputs=[x, y])
+    X = np.random.default_rng(6).normal(size=(70, 2))
+    seeds = np.random.default_rng(7).normal(size=(70, 3))
+    Y = cg.forward(X)
+    assert Y.shape == (70, 3)
+    G = cg.backward(seeds)
+    got_w = w.grad
+    # Scalar replay, bit-identical to eager, row by row with the same seeds.
+    xe, ye, we = leaves([0.0, 0.0, 0.7])
+    one = ag.compile([xe * we + ye, (xe - ye).tanh() * we, we * we])
+    total = []
+    for i in range(70):
+        xe.data, ye.data = X[i]
+        for v in (xe, ye, we):
+            v.grad = 0.0
+        assert same_bits(one.forward(), Y[i])
+        one.backward(list(seeds[i]))
+        assert same_bits([xe.grad, ye.grad], G[i])
+        total.append(we.grad)
+    assert got_w == pytest.approx(math.fsum(total), rel=1e-12)
+
+
+# ------------------------------------------------------------- errors
+
+
+def test_an_error_in_a_row_names_it_and_changes_nothing():
+    x = ag.Value(1.0, requires_grad=False)
+    w = ag.Value(2.0)
+    cg = ag.compile((x * w).log(), inputs=[x])
+    good = np.array([[1.0], [2.0], [3.0]])
+    Y = cg.forward(good)
+    bad = np.array([[1.0], [2.0], [-3.0], [4.0], [-5.0]])
+    with pytest.raises(ValueError, match=r"log\(-6\.0\): math domain error \(in row 2 of the batch\)"):
+        cg.forward(bad)
+    assert w.grad == 0.0
+    # backward still means the last good forward's
+    G = cg.backward()
+    assert list(G[:, 0]) == [1.0, 0.5, 1.0 / 3.0]
+    assert w.grad == pytest.approx(1.5, rel=1e-15)
+    assert same_bits(cg.forward(good), Y)
+
+
+def test_a_shared_part_that_fails_raises_as_eager_does():
+    x = ag.Value(1.0, requires_grad=False)
+    w = ag.Value(2.0)
+    cg = ag.compile(x * w.log(), inputs=[x])
+    w.data = -1.0
+    with pytest.raises(ValueError, match="math domain error"):
+        cg.forward(np.ones((4, 1)))
+
+
+def test_detect_anomaly_names_the_row():
+    x = ag.Value(1.0, requires_grad=False)
+    cg = ag.compile(x * ag.Value(2.0), inputs=[x])
+    X = np.array([[1.0], [float("nan")], [2.0]])
+    assert math.isnan(cg.forward(X)[1])  # without anomaly mode NaN passes, as in eager
+    with ag.detect_anomaly():
+        with pytest.raises(FloatingPointError, match=r"row 1 of the batch"):
+            cg.forward(X)
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda cg: cg.forward(np.ones((3, 2))), ValueError, r"\(N, 1\) array"),
+        (lambda cg: cg.forward(np.ones(3)), ValueError, r"\(N, 1\) array"),
+        (lambda cg: cg.forward([["a"]]), TypeError, "real numbers"),
+        (lambda cg: cg.forward([[None]]), TypeError, "real number"),
+        (lambda cg: (cg.forward(np.ones((3, 1))), cg.backward(np.ones(4))), ValueError, "shape"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(call, error, match):
+    x = ag.Value(1.0, requires_grad=False)
+    cg = ag.compile(x * ag.Value(2.0), inputs=[x])
+    with pytest.raises(error, match=match):
+        call(cg)
+
+
+def test_inputs_must_be_distinct_leaves_and_rows_need_inputs():
+    x, w = ag.Value(1.0), ag.Value(2.0)
+    y = x * w
+    with pytest.raises(ValueError, match="not a leaf"):
+        ag.compile(y, inputs=[y])
+    with pytest.raises(ValueError, match="listed twice"):
+        ag.compile(y, inputs=[x, x])
+    with pytest.raises(TypeError, match="inputs must be a list"):
+        ag.compile(y, inputs=x)
+    with pytest.raises(TypeError, match="compiled with inputs"):
+        ag.compile(y).forward(np.ones((2, 1)))
+    with pytest.raises(ValueError, match="between 1 and"):
+        ag.set_num_threads(0)
+    with pytest.raises(TypeError, match="must be an int"):
+        ag.set_num_threads(2.0)
+
+
+def test_an_input_the_graph_does_not_read_gets_zero_gradients():
+    x, unused = leaves([1.0, 5.0])
+    cg = ag.compile(x * x, inputs=[x, unused])
+    cg.forward(np.array([[3.0, 9.0]]))
+    assert cg.backward().tolist() == [[6.0, 0.0]]
+
+
+def test_scalar_forward_after_a_batch_keeps_its_meaning():
+    x, w = ag.Value(3.0, requires_grad=False), ag.Value(2.0)
+    y = x * w
+    cg = ag.compile(y, inputs=[x])
+    cg.forward(np.array([[1.0], [2.0]]))
+    assert y.data == 6.0  # the graph's Values are left alone by a batch
+    assert cg.forward() == 6.0
+    assert cg.backward() is None
+    assert w.grad == 3.0
+
+
+def test_pickled_graph_keeps_its_inputs():
+    params = make_params(8)
+    xs = leaves([0.0, 0.0], requires_grad=False)
+    cg = ag.compile(mlp_loss(xs, params), inputs=xs)
+    X = np.random.default_rng(9).normal(size=(10, 2))
+    again = pickle.loads(pickle.dumps(cg))
+    assert len(again.inputs) == 2
+    assert same_bits(again.forward(X), cg.forward(X))
+
+
+# ------------------------------------------------------------- threads and signals
+
+
+def test_other_python_threads_run_during_a_batch():
+    params = make_params(10)
+    xs = leaves([0.0, 0.0], requires_grad=False)
+    cg = ag.compile(mlp_loss(xs, params), inputs=xs)
+    X = np.random.default_rng(11).normal(size=(400_000, 2))
+    ticks = []
+    done = threading.Event()
+
+    def tick():
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    start = time.perf_counter()
+    cg.forward(X)
+    end = time.perf_counter()
+    done.set()
+    t.join()
+    during = [s for s in ticks if start < s < end]
+    assert end - start < 0.05 or len(during) >= 5, (end - start, len(during))
+
+
+INTERRUPT = """
+import signal, threading, time, os
+import numpy as np
+import arenagrad as ag
+xs = [ag.Value(0.0, requires_grad=False) for _ in range(2)]
+w = [ag.Value(0.5) for _ in range(40)]
+y = xs[0]
+for v in w:
+    y = (y * v + xs[1]).tanh()
+cg = ag.compile(y, inputs=xs)
+X = np.ones((20_000_000, 2))
+threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+start = time.perf_counter()
+try:
+    cg.forward(X)
+    print("finished")
+except KeyboardInterrupt:
+    print("interrupted after %.2f s" % (time.perf_counter() - start))
+cg.forward(X[:10])  # still usable
+print("ok")
+"""
+
+
+def test_ctrl_c_stops_a_batch_promptly():
+    r = subprocess.run([sys.executable, "-c", INTERRUPT], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    first, second = r.stdout.split("\n")[:2]
+    assert first.startswith("interrupted after"), r.stdout
+    assert float(first.split()[2]) < 1.5
+    assert second == "ok"
+
+
+FORK = """
+import multiprocessing as mp
+import numpy as np
+import arenagrad as ag
+
+def run(_):
+    x = ag.Value(0.0, requires_grad=False)
+    cg = ag.compile((x * ag.Value(2.0)).tanh(), inputs=[x])
+    return float(cg.forward(np.arange(10_000.0).reshape(-1, 1) / 1e4).sum())
+
+if __name__ == "__main__":
+    ag.set_num_threads(2)
+    here = run(0)  # starts the pool's threads in the parent
+    with mp.get_context("fork").Pool(2) as pool:
+        there = pool.map(run, range(4))
+    print(all(t == here for t in there))
+"""
+
+
+def test_a_forked_child_gets_a_working_pool(tmp_path):
+    script = tmp_path / "fork_pool.py"
+    script.write_text(textwrap.dedent(FORK))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "True"
