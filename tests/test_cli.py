@@ -435,17 +435,22 @@ def test_compile_with_a_batch_larger_than_the_data_records_the_data(tmp_path):
     assert done.stdout.startswith("moons: final train accuracy")
 
 
-def test_compile_records_at_most_the_training_set(tmp_path, monkeypatch):
+def test_compile_records_one_sample_whatever_the_batch_size(tmp_path, monkeypatch):
     from arenagrad import nn
 
     sizes = []
-    real = nn.CompiledStep._record
+    real_batch, real_sample = nn.CompiledStep._record, nn.CompiledStep._record_sample
 
-    def spy(self, n):
+    def spy_batch(self, n):
         sizes.append(n)
-        return real(self, n)
+        return real_batch(self, n)
 
-    monkeypatch.setattr(nn.CompiledStep, "_record", spy)
+    def spy_sample(self):
+        sizes.append(1)
+        return real_sample(self)
+
+    monkeypatch.setattr(nn.CompiledStep, "_record", spy_batch)
+    monkeypatch.setattr(nn.CompiledStep, "_record_sample", spy_sample)
     result = train(
         TrainConfig(
             samples=50,
@@ -458,7 +463,7 @@ def test_compile_records_at_most_the_training_set(tmp_path, monkeypatch):
             out=str(tmp_path),
         )
     )
-    assert sizes == [40]  # 50 samples, 10 held out: one recording of the whole training set
+    assert sizes == [1]  # one sample's graph, replayed over the rows of every batch
     assert result.train_acc is not None
 
 

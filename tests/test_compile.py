@@ -276,14 +276,20 @@ def test_backward_without_grad_raises_like_eager():
         step.backward()
 
 
+# A loss builder of one's own is recorded per batch size (it may mix samples);
+# these give it one-hot targets, as F.cross_entropy reads them.
+def recorded_per_batch(model, batch_size, **kw):
+    return nn.CompiledStep(model, F.cross_entropy, batch_size=batch_size, in_features=2, target_width=2, **kw)
+
+
 def test_compiled_step_keeps_at_most_four_recordings_least_recently_used_dropped():
     model = nn.MLP(2, [4, 2], seed=0)
-    step = nn.CompiledStep(model, "cross-entropy", batch_size=2, in_features=2, num_classes=2)
+    step = recorded_per_batch(model, 2)
     assert step.max_recordings == 4
     rng = np.random.default_rng(0)
 
     def batch(n):
-        return rng.normal(size=(n, 2)), rng.integers(0, 2, n)
+        return rng.normal(size=(n, 2)), np.eye(2)[rng.integers(0, 2, n)]
 
     for n in (3, 4, 5):
         step(*batch(n))
@@ -295,17 +301,17 @@ def test_compiled_step_keeps_at_most_four_recordings_least_recently_used_dropped
     step(*batch(3))  # re-recorded on demand, dropping 4; same numbers as a fresh step
     assert list(step._recordings) == [5, 2, 6, 3]
     xb, yb = batch(3)
-    fresh = nn.CompiledStep(model, "cross-entropy", batch_size=3, in_features=2, num_classes=2)
+    fresh = recorded_per_batch(model, 3)
     assert step.loss(xb, yb) == fresh.loss(xb, yb)
 
 
 def test_compiled_step_memory_is_bounded_over_many_batch_sizes():
     model = nn.MLP(2, [4, 2], seed=0)
-    step = nn.CompiledStep(model, "cross-entropy", batch_size=1, in_features=2, num_classes=2, max_recordings=2)
+    step = recorded_per_batch(model, 1, max_recordings=2)
     rng = np.random.default_rng(1)
 
     def call(n):
-        step(rng.normal(size=(n, 2)), rng.integers(0, 2, n))
+        step(rng.normal(size=(n, 2)), np.eye(2)[rng.integers(0, 2, n)])
 
     for n in (7, 8):
         call(n)
@@ -316,6 +322,23 @@ def test_compiled_step_memory_is_bounded_over_many_batch_sizes():
         call(n)
     assert len(step._recordings) == 2
     assert ag.engine_stats()["live_nodes"] == live  # the dropped graphs were freed
+
+
+def test_a_named_loss_records_one_sample_for_every_batch_size():
+    """Memory does not grow with the batch size, and a short batch needs no new recording."""
+    model = nn.MLP(2, [4, 2], seed=0)
+    live = ag.engine_stats()["live_nodes"]
+    small = nn.CompiledStep(model, "cross-entropy", batch_size=1, in_features=2, num_classes=2)
+    one = ag.engine_stats()["live_nodes"] - live
+    big = nn.CompiledStep(model, "cross-entropy", batch_size=1000, in_features=2, num_classes=2)
+    assert ag.engine_stats()["live_nodes"] - live == 2 * one
+    rng = np.random.default_rng(2)
+    for n in (1000, 7, 1000):
+        before = ag.engine_stats()["live_nodes"]
+        big(rng.normal(size=(n, 2)), rng.integers(0, 2, n))
+        assert ag.engine_stats()["live_nodes"] == before
+    assert big.outputs.shape == (1000, 2)
+    del small
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, None])

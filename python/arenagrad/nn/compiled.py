@@ -1,9 +1,7 @@
-"""Compiled steps: record a model (and its loss) once for a fixed batch size, then replay
-the recorded graph for every batch at C speed.
+"""Compiled steps: record a model (and its loss) once, then replay the recorded graph
+for every batch at C speed.
 
-Inputs and targets become placeholder leaves (``requires_grad=False``) whose
-``.data`` is overwritten per batch; the parameters are the model's own
-Values, so any optimizer works unchanged::
+The parameters are the model's own Values, so any optimizer works unchanged::
 
     step = nn.CompiledStep(model, "cross-entropy", batch_size=50, in_features=2, num_classes=2)
     for xb, yb in loader:               # numpy arrays or lists
@@ -11,9 +9,14 @@ Values, so any optimizer works unchanged::
         loss = step(xb, yb)             # forward + backward, grads in model.parameters()
         opt.step()
 
-A batch of another size (the last, short one) gets its own recording, made on
-first use and kept; at most ``max_recordings`` (4) are kept, the least recently
-used one is dropped to make room for a new size.
+With a loss from ``nn.LOSSES`` (each a mean over samples) one sample's graph is
+recorded, its input and target placeholders compiled as the ``inputs`` of a
+batched replay (``ag.compile(..., inputs=...)``): every batch, whatever its
+size, replays that one graph over its rows, on all cores. With a loss builder
+of your own (which may mix samples), the whole batch's graph is recorded per
+batch size instead: a batch of another size (the last, short one) gets its own
+recording, made on first use; at most ``max_recordings`` (4) are kept, the
+least recently used one dropped to make room.
 
 :class:`CompiledForward` records the model alone, to evaluate it on many samples
 (a picture's grid, say) without building a graph per sample.
@@ -59,8 +62,17 @@ class _Recording(NamedTuple):
     outputs: List[Any]
 
 
+class _PerSample(NamedTuple):
+    """A per-sample recording: the graph of [loss, *outputs] of one sample, its
+    inputs (features, then targets) varying by row; the penalty's own graph."""
+
+    graph: Any  # CompiledGraph
+    num_outputs: int
+    penalty: Any  # CompiledGraph or None
+
+
 class CompiledStep:
-    """A model plus loss, recorded per batch size and replayed.
+    """A model plus loss, recorded once and replayed per batch.
 
     Args:
         model: any callable mapping one sample (a list of ``in_features``
@@ -75,11 +87,12 @@ class CompiledStep:
             (``None``: the labels are numbers, or -1/+1 for ``"hinge"``).
         target_width: for a custom builder, Values per target (None: one Value).
         penalty: optional ``params -> Value`` added to the loss (e.g. L2).
-        max_recordings: how many batch sizes keep their recording (default 4). A batch
-            of a new size is recorded on first use; when ``max_recordings`` are already
-            kept, the least recently used one is dropped first, so a stream of batches
-            of ever-changing sizes holds a bounded amount of memory (each recording is
-            the whole graph of a batch).
+        max_recordings: for a custom builder, how many batch sizes keep their recording
+            (default 4). A batch of a new size is recorded on first use; when
+            ``max_recordings`` are already kept, the least recently used one is dropped
+            first, so a stream of batches of ever-changing sizes holds a bounded amount
+            of memory (each recording is the whole graph of a batch). A loss from
+            ``nn.LOSSES`` needs one recording of one sample for every batch size.
     """
 
     def __init__(
@@ -95,6 +108,7 @@ class CompiledStep:
     ) -> None:
         if isinstance(loss, str):
             loss = get_loss(loss)
+        self._per_sample: Optional[_PerSample] = None
         if isinstance(loss, Loss):
             loss.check(num_classes)
             self.loss_name = loss.name
@@ -118,11 +132,54 @@ class CompiledStep:
         self.num_classes = num_classes
         self.target_width = target_width
         self.penalty = penalty
-        # Batch size -> recording, least recently used first.
+        # Batch size -> recording, least recently used first (custom builders).
         self._recordings: OrderedDict[int, _Recording] = OrderedDict()
-        self._record(int(batch_size))
-        #: The model's outputs (Values) for the last batch, refreshed by each call.
-        self.outputs: List[Any] = []
+        #: The model's outputs for the last batch: Values (each a Value or a list) for a
+        #: custom builder; for a loss from nn.LOSSES, an array, ``(n,)`` for one output
+        #: per sample or ``(n, outputs)``.
+        self.outputs: Any = []
+        if isinstance(loss, Loss):
+            self._per_sample = self._record_sample()
+        else:
+            self._record(int(batch_size))
+
+    def _record_sample(self) -> _PerSample:
+        """Record one sample's loss and outputs, to replay over the rows of each batch."""
+        x = placeholders(1, self.in_features)[0]
+        t = placeholders(1, self.target_width)[0]
+        out = self.model(x)
+        loss = self.builder([out], [t])  # a mean over one sample: that sample's loss
+        outputs = _flat([out])
+        graph = compile_graph([loss, *outputs], inputs=x + (t if isinstance(t, list) else [t]))
+        penalty = compile_graph(self.penalty()) if self.penalty is not None else None
+        return _PerSample(graph, len(outputs), penalty)
+
+    def _rows(self, xb: Any, yb: Any) -> np.ndarray:
+        """The batch as rows of features then targets, the per-sample graph's inputs."""
+        x = self._features(xb)
+        t = self._targets(yb, x.shape[0]).reshape(x.shape[0], -1)
+        return np.hstack([x, t])
+
+    def _run_rows(self, xb: Any, yb: Any, grad: bool) -> float:
+        rec = self._per_sample
+        assert rec is not None
+        rows = self._rows(xb, yb)
+        n = rows.shape[0]
+        if n == 0:
+            raise ValueError("a batch must have at least one sample")
+        values = rec.graph.forward(rows)
+        self.outputs = values[:, 1] if rec.num_outputs == 1 else values[:, 1:]
+        loss = float(np.mean(values[:, 0]))
+        if grad:
+            # d(mean loss)/d(sample loss) is 1/n; the outputs are not differentiated.
+            seeds = np.zeros_like(values)
+            seeds[:, 0] = 1.0 / n
+            rec.graph.backward(seeds)
+        if rec.penalty is not None:
+            loss += rec.penalty.forward()
+            if grad:
+                rec.penalty.backward()
+        return loss
 
     def _record(self, n: int) -> _Recording:
         """Build the graph once for batches of n samples and compile it."""
@@ -149,10 +206,14 @@ class CompiledStep:
             raise ValueError(f"targets have shape {y.shape}, expected {n} entries for a batch of {n}")
         return y
 
-    def _load(self, xb: Any, yb: Any) -> Any:
+    def _features(self, xb: Any) -> np.ndarray:
         x = np.asarray(xb, dtype=float)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"inputs have shape {x.shape}, expected (batch, {self.in_features})")
+        return x
+
+    def _load(self, xb: Any, yb: Any) -> Any:
+        x = self._features(xb)
         n = x.shape[0]
         rec = self._recordings.get(n)
         if rec is None:
@@ -166,6 +227,8 @@ class CompiledStep:
 
     def __call__(self, xb: Any, yb: Any) -> float:
         """Forward and backward on one batch; gradients accumulate into the parameters."""
+        if self._per_sample is not None:
+            return self._run_rows(xb, yb, grad=True)
         graph = self._load(xb, yb)
         loss = graph.forward()
         graph.backward()
@@ -173,41 +236,36 @@ class CompiledStep:
 
     def loss(self, xb: Any, yb: Any) -> float:
         """The loss on one batch, without a backward pass."""
+        if self._per_sample is not None:
+            return self._run_rows(xb, yb, grad=False)
         return self._load(xb, yb).forward()
 
     def __repr__(self) -> str:
+        if self._per_sample is not None:
+            return f"CompiledStep(loss={self.loss_name!r}, per sample: {self._per_sample.graph.num_nodes} nodes)"
         sizes = ", ".join(f"{n}: {r.graph.num_nodes} nodes" for n, r in sorted(self._recordings.items()))
         return f"CompiledStep(loss={self.loss_name!r}, recorded={{{sizes}}})"
 
 
 class CompiledForward:
-    """A model's outputs on many samples, recorded once for ``batch_size`` samples and
-    replayed per chunk of rows: what evaluating a model on a dense grid costs in C
-    rather than in Python, with the same numbers as calling the model.
+    """A model's outputs on many samples, recorded once for one sample and replayed
+    over the rows of an array (batched replay): what evaluating a model on a dense grid
+    costs in C rather than in Python, with the same numbers as calling the model.
 
     Args:
         model: a callable mapping one sample (``in_features`` Values) to a Value or a list.
         in_features: inputs per sample.
-        batch_size: samples per replay; the recorded graph grows with it.
+        batch_size: accepted for compatibility; one sample is recorded whatever it is.
     """
 
-    def __init__(self, model: Callable[[List[Any]], Any], in_features: int, batch_size: int) -> None:
-        self.inputs = placeholders(batch_size, in_features)
+    def __init__(self, model: Callable[[List[Any]], Any], in_features: int, batch_size: Optional[int] = None) -> None:
+        self.inputs = placeholders(in_features)
         with enable_grad():  # a graph to record, even when called under no_grad
-            outputs = _flat([model(x) for x in self.inputs])
-        self.num_outputs = len(outputs) // batch_size
-        self.graph = compile_graph(outputs)
+            outputs = _flat([model(self.inputs)])
+        self.num_outputs = len(outputs)
+        self.graph = compile_graph(outputs, inputs=self.inputs)
 
     def __call__(self, X: Any) -> np.ndarray:
         """The ``(len(X), num_outputs)`` outputs for the rows of ``X``."""
         X = np.asarray(X, dtype=float)
-        size = len(self.inputs)
-        out = np.empty((len(X), self.num_outputs))
-        chunk = np.zeros((size, X.shape[1]))
-        for start in range(0, len(X), size):
-            rows = X[start : start + size]
-            chunk[: len(rows)] = rows  # a short last chunk replays the rows before it too
-            self.graph.set_data(self.inputs, chunk)
-            values = np.reshape(self.graph.forward(), (size, self.num_outputs))
-            out[start : start + len(rows)] = values[: len(rows)]
-        return out
+        return self.graph.forward(X).reshape(len(X), self.num_outputs)
