@@ -14,6 +14,7 @@
 #include <cmath>
 #include <mutex>
 #include <string>
+#include <type_traits>
 
 #include "errors.hpp"
 #include "modes.hpp"
@@ -66,6 +67,15 @@ std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>
   for (uint32_t k : p->vary)
     if (p->sweep[k]) c.for_each_operand(k, bind);
   for (uint32_t k : c.out_index) bind(k);
+  p->bcast_at.assign(N, NONE);
+  for (uint32_t k : p->vary) {
+    if (!is_nary(c.op[k])) continue;
+    p->max_slots = std::max<size_t>(p->max_slots, c.b[k]);
+    NaryShape sh = c.shape(k);
+    p->bcast_at[k] = static_cast<uint32_t>(p->nbcast);
+    for (uint32_t i = 0; i < c.b[k]; ++i)
+      if (i >= sh.nodes || !varies[c.args[c.a[k] + i]]) ++p->nbcast;
+  }
   const size_t row_bytes = 2 * size_t(nslots) * sizeof(double);
   size_t w = 64;
   while (w > 4 && w * row_bytes > BLOCK_BYTES) w /= 2;
@@ -137,6 +147,24 @@ void binary_d(Src x, Src y, const double* __restrict out, double* __restrict dx,
   }
 }
 
+// Whether an n-ary op struct has a form over a block of rows (f_lanes, d_lanes).
+template <class S, class = void> struct HasLanes : std::false_type {};
+template <class S> struct HasLanes<S, std::void_t<decltype(S::lane_form)>> : std::true_type {};
+
+// sum over rows of c[r], in an order fixed by n alone.
+double lane_total(const double* c, size_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  size_t r = 0;
+  for (; r + 4 <= n; r += 4) {
+    s0 += c[r];
+    s1 += c[r + 1];
+    s2 += c[r + 2];
+    s3 += c[r + 3];
+  }
+  for (; r < n; ++r) s0 += c[r];
+  return (s0 + s1) + (s2 + s3);
+}
+
 // sum over rows of g[r] * d[r], in an order fixed by n alone.
 double lane_sum(const double* g, const double* d, size_t n) {
   double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -173,6 +201,7 @@ struct Run {
   double* GX = nullptr;   // backward: N x k input gradients
   bool grad = false, anomaly = false;
   size_t W, nslots, nblocks, chunk_blocks, nchunks;
+  std::vector<double> bcast;  // see fill_bcast
   std::mutex m;
   Failure fail;
   std::atomic<size_t> fail_row{SIZE_MAX};
@@ -200,6 +229,38 @@ struct Run {
     return p.slot[o] != NONE ? lv[size_t(p.slot[o]) * W + r] : uval[o];
   }
 
+  // Pointers to n-ary entry e's slots' lanes: a varying operand's own; a
+  // uniform one or a number broadcast once per run (bcast).
+  void slot_lanes(double* lv, uint32_t e, NaryShape sh, const double** ptr) const {
+    const uint32_t nin = c.b[e];
+    const double* b = bcast.data() + size_t(p.bcast_at[e]) * W;
+    for (uint32_t i = 0; i < nin; ++i) {
+      uint32_t o = i < sh.nodes ? c.args[c.a[e] + i] : NONE;
+      if (o != NONE && p.slot[o] != NONE) {
+        ptr[i] = lanes(lv, o);
+      } else {
+        ptr[i] = b;
+        b += W;
+      }
+    }
+  }
+
+  // The broadcast lanes of every varying n-ary entry's uniform operands and numbers.
+  void fill_bcast() {
+    bcast.assign(p.nbcast * W, 0.0);
+    for (uint32_t e : p.vary) {
+      if (!is_nary(c.op[e])) continue;
+      NaryShape sh = c.shape(e);
+      double* b = bcast.data() + size_t(p.bcast_at[e]) * W;
+      for (uint32_t i = 0; i < c.b[e]; ++i) {
+        uint32_t o = i < sh.nodes ? c.args[c.a[e] + i] : NONE;
+        if (o != NONE && p.slot[o] != NONE) continue;
+        std::fill(b, b + W, o != NONE ? uval[o] : c.argnum[c.a[e] + i]);
+        b += W;
+      }
+    }
+  }
+
   void record(const Failure& f) {
     std::lock_guard<std::mutex> lock(m);
     if (f.row < fail.row) {
@@ -210,7 +271,7 @@ struct Run {
 
   // Computes rows [r0, r0 + n) into lv. Returns the first entry whose op
   // failed in some row (err set to what it reported), or NONE.
-  uint32_t forward_block(size_t r0, size_t n, double* lv, int& err) const {
+  uint32_t forward_block(size_t r0, size_t n, double* lv, const double** ptr, int& err) const {
     for (size_t i = 0; i < k; ++i) {
       uint32_t e = p.input_entry[i];
       if (e == NONE) continue;
@@ -225,6 +286,11 @@ struct Run {
           return unary_f<S>(lanes(lv, c.a[e]), c.aux[e], y, n);
         } else if constexpr (t.arity == BINARY) {
           return binary_f<S>(lhs(lv, e), rhs(lv, e), y, n);
+        } else if constexpr (HasLanes<S>::value) {
+          NaryShape sh = c.shape(e);
+          slot_lanes(lv, e, sh, ptr);
+          S::f_lanes(sh.count, [ptr](size_t i) { return ptr[i]; }, c.aux[e], y, n);
+          return 0;
         } else {
           NaryShape sh = c.shape(e);
           int bad = 0;
@@ -240,10 +306,10 @@ struct Run {
 
   // A block failed: run its rows one at a time to find the first that fails,
   // and where, with the operands eager would name.
-  void locate_failure(size_t r0, size_t n, double* lv) {
+  void locate_failure(size_t r0, size_t n, double* lv, const double** ptr) {
     for (size_t r = 0; r < n; ++r) {
       int err = 0;
-      uint32_t e = forward_block(r0 + r, 1, lv, err);
+      uint32_t e = forward_block(r0 + r, 1, lv, ptr, err);
       if (e == NONE) continue;
       Failure f;
       f.row = r0 + r;
@@ -278,7 +344,8 @@ struct Run {
     return false;
   }
 
-  void backward_block(size_t r0, size_t n, double* lv, double* lg, double* tmp, double* sums) const {
+  void backward_block(size_t r0, size_t n, double* lv, double* lg, double* tmp, const double** ptr,
+                      double* sums) const {
     std::fill(lg, lg + nslots * W, 0.0);
     const size_t m = c.out_index.size();
     for (size_t j = 0; j < m; ++j) {
@@ -322,6 +389,20 @@ struct Run {
           binary_d<S>(lhs(lv, e), rhs(lv, e), y, dx, dy, n);
           add((c.flags[e] & CONST_A) ? NONE : c.a[e], gk, dx);
           add((c.flags[e] & CONST_B) ? NONE : c.b[e], gk, dy);
+        } else if constexpr (HasLanes<S>::value) {
+          NaryShape sh = c.shape(e);
+          const uint32_t* ix = c.args.data() + c.a[e];
+          slot_lanes(lv, e, sh, ptr);
+          S::d_lanes(sh.count, [ptr](size_t i) { return ptr[i]; }, y, gk, tmp, n, [&](size_t i, const double* d) {
+            if (i >= sh.nodes) return;
+            uint32_t o = ix[i];
+            if (p.slot[o] != NONE) {
+              double* go = lanes(lg, o);
+              for (size_t r = 0; r < n; ++r) go[r] += d[r];
+            } else if (p.bound[o] != NONE) {
+              sums[p.bound[o]] += lane_total(d, n);
+            }
+          });
         } else {
           NaryShape sh = c.shape(e);
           const uint32_t* ix = c.args.data() + c.a[e];
@@ -368,15 +449,17 @@ struct Run {
   void chunk(size_t ci, size_t w) {
     double* lv = p.work[w].data();
     double* lg = lv + nslots * W;
-    double* tmp = lg + nslots * W;
+    double* tmp = lg + nslots * W;      // 2 W: a binary op's two derivatives
+    static_assert(sizeof(const double*) == sizeof(double), "pointers are kept in the scratch of doubles");
+    auto** ptr = reinterpret_cast<const double**>(tmp + 2 * W);  // max_slots: an n-ary entry's operands
     double* sums = grad ? p.sums.data() + ci * p.nbound : nullptr;
     const size_t m = c.out_index.size();
     for (size_t b = ci * chunk_blocks; b < std::min(nblocks, (ci + 1) * chunk_blocks); ++b) {
       size_t r0 = b * W, n = std::min(W, N - r0);
       if (r0 > fail_row.load(std::memory_order_relaxed)) return;  // an earlier row failed
       int err = 0;
-      if (forward_block(r0, n, lv, err) != NONE) {
-        locate_failure(r0, n, lv);
+      if (forward_block(r0, n, lv, ptr, err) != NONE) {
+        locate_failure(r0, n, lv, ptr);
         return;
       }
       if (anomaly && forward_anomaly(r0, n, lv)) return;
@@ -387,7 +470,7 @@ struct Run {
         }
         continue;
       }
-      backward_block(r0, n, lv, lg, tmp, sums);
+      backward_block(r0, n, lv, lg, tmp, ptr, sums);
       if (anomaly && backward_anomaly(r0, n, lg)) return;
       for (size_t i = 0; i < k; ++i) {
         uint32_t e = p.input_entry[i];
@@ -402,7 +485,8 @@ struct Run {
   // Python error set if a signal handler raised.
   bool drive() {
     size_t workers = threads::count();
-    size_t scratch = (2 * nslots + 2) * W;
+    size_t scratch = (2 * nslots + 2) * W + p.max_slots;  // see chunk()
+    fill_bcast();
     if (p.work.size() < workers) p.work.resize(workers);
     for (size_t w = 0; w < workers; ++w)
       if (p.work[w].size() < scratch) p.work[w].resize(scratch);

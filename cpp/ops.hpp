@@ -270,6 +270,18 @@ struct Sum {  // p = the sum of any numbers folded in
   template <class X, class Acc> static void d(size_t n, X, double, double g, Acc acc) {
     for (size_t i = 0; i < n; ++i) acc(i, g);
   }
+  // f and d over a block of w rows, for batched replay: x(i) points at operand
+  // i's w lanes, acc(i, c) adds the lanes c to its gradient. The same
+  // operations in the same order per row as f and d, so the same bits.
+  static constexpr bool lane_form = true;
+  template <class X> static void f_lanes(size_t n, X x, double p, double* y, size_t w) {
+    for (size_t r = 0; r < w; ++r) y[r] = p;
+    for (size_t i = 0; i < n; ++i)
+      for (size_t r = 0; r < w; ++r) y[r] += x(i)[r];
+  }
+  template <class X, class Acc> static void d_lanes(size_t n, X, const double*, const double* g, double*, size_t, Acc acc) {
+    for (size_t i = 0; i < n; ++i) acc(i, g);
+  }
 };
 
 struct Mean {
@@ -285,6 +297,18 @@ struct Mean {
   template <class X, class Acc> static void d(size_t n, X, double, double g, Acc acc) {
     double gi = g / double(n);
     for (size_t i = 0; i < n; ++i) acc(i, gi);
+  }
+  static constexpr bool lane_form = true;  // as Sum's
+  template <class X> static void f_lanes(size_t n, X x, double, double* y, size_t w) {
+    for (size_t r = 0; r < w; ++r) y[r] = 0;
+    for (size_t i = 0; i < n; ++i)
+      for (size_t r = 0; r < w; ++r) y[r] += x(i)[r];
+    for (size_t r = 0; r < w; ++r) y[r] = y[r] / double(n);
+  }
+  template <class X, class Acc>
+  static void d_lanes(size_t n, X, const double*, const double* g, double* t, size_t w, Acc acc) {
+    for (size_t r = 0; r < w; ++r) t[r] = g[r] / double(n);
+    for (size_t i = 0; i < n; ++i) acc(i, t);
   }
 };
 
@@ -302,6 +326,24 @@ struct Dot {  // sum_i x(i) * x(n + i)
     for (size_t i = 0; i < n; ++i) {
       acc(i, g * x(n + i));
       acc(n + i, g * x(i));
+    }
+  }
+  static constexpr bool lane_form = true;  // as Sum's
+  template <class X> static void f_lanes(size_t n, X x, double, double* y, size_t w) {
+    for (size_t r = 0; r < w; ++r) y[r] = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double *a = x(i), *b = x(n + i);
+      for (size_t r = 0; r < w; ++r) y[r] += a[r] * b[r];
+    }
+  }
+  template <class X, class Acc>
+  static void d_lanes(size_t n, X x, const double*, const double* g, double* t, size_t w, Acc acc) {
+    for (size_t i = 0; i < n; ++i) {
+      const double *a = x(i), *b = x(n + i);
+      for (size_t r = 0; r < w; ++r) t[r] = g[r] * b[r];
+      acc(i, t);
+      for (size_t r = 0; r < w; ++r) t[r] = g[r] * a[r];
+      acc(n + i, t);
     }
   }
 };
