@@ -18,13 +18,12 @@ import textwrap
 import threading
 import time
 
+import arenagrad as ag
 import numpy as np
 import pytest
+from arenagrad import _core
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import arenagrad as ag
-from arenagrad import _core
 
 UNARY = [op for op in _core.ops() if op["arity"] == "unary"]
 BINARY = ["+", "-", "*", "/", "**", "softmax", "log_softmax"]
@@ -92,7 +91,9 @@ def build(program, inputs, shared):
 
 def steps():
     unary_step = st.tuples(
-        st.just("unary"), st.sampled_from([op["name"] for op in UNARY]), st.lists(st.integers(0, 99), min_size=2, max_size=2)
+        st.just("unary"),
+        st.sampled_from([op["name"] for op in UNARY]),
+        st.lists(st.integers(0, 99), min_size=2, max_size=2),
     )
     binary_step = st.tuples(
         st.just("binary"), st.sampled_from(BINARY), st.lists(st.integers(0, 99), min_size=2, max_size=4)
@@ -125,7 +126,9 @@ def eager_rows(program, X, shared_values, inputs_require_grad=True):
 
 
 def same_bits(a, b):
-    return np.array_equal(np.asarray(a, dtype=np.float64).view(np.int64), np.asarray(b, dtype=np.float64).view(np.int64))
+    return np.array_equal(
+        np.asarray(a, dtype=np.float64).view(np.int64), np.asarray(b, dtype=np.float64).view(np.int64)
+    )
 
 
 @settings(max_examples=60, deadline=None)

@@ -15,8 +15,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, List
 
-from . import display  # noqa: F401  (Value's notebook display: a Value shows its graph in Jupyter)
-from . import random  # noqa: F401  (ag.random, as torch.random; not in __all__, which would shadow the random module on import *)
+from . import (
+    display,  # noqa: F401  (Value's notebook display: a Value shows its graph in Jupyter)
+    random,  # noqa: F401  (ag.random, as torch.random; not in __all__, which would shadow the random module on import *)
+)
 from ._core import (
     NODE_BYTES,
     CompiledGraph,

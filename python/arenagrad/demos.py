@@ -111,6 +111,7 @@ class GraphConfig:
     dpi: int = option(72, "resolution of a PNG picture", Range(int, 1, 1200))
     seed: int = option(0, "weight seed", Range(int, 0))
     out: str = option("output", "where the files go", metavar="DIR")
+    animate: bool = option(False, "also write network_backward.gif: one frame per step of the backward sweep")
 
 
 def run_graph(config: GraphConfig) -> str:
@@ -127,7 +128,8 @@ def run_graph(config: GraphConfig) -> str:
     sizes = [config.inputs, *config.hidden, 1]
     check_mlp(sizes)
     picture = prepare_out(config.out) / f"network_graph.{config.format}"
-    check_writable([picture.with_suffix(".dot"), picture])
+    gif = picture.with_name("network_backward.gif") if config.animate else None
+    check_writable([picture.with_suffix(".dot"), picture] + ([gif] if gif is not None else []))
     model = nn.MLP(config.inputs, config.hidden + [1], activation=config.activation, seed=config.seed)
     sample = [Value(0.5 - 0.25 * i, requires_grad=False) for i in range(config.inputs)]
     loss = (model(sample) - 1.0) ** 2
@@ -135,9 +137,21 @@ def run_graph(config: GraphConfig) -> str:
     text = viz.to_dot(
         loss, max_nodes=config.max_nodes, title=f"MLP {'-'.join(map(str, sizes))}: (model(x) - 1)^2 after one backward"
     )
+    animated = ""
+    if gif is not None:
+        from .animate import animate_backward
+
+        try:
+            with writing():
+                animate_backward(loss, gif, max_nodes=config.max_nodes)
+        except ValueError as err:  # more nodes than a frame draws
+            raise OptionError(f"--animate: {err}") from None
+        animated = f" and {gif}"
     with writing():
         try:
             path = viz.render(text, picture, dpi=config.dpi)
         except RuntimeError as err:  # no graphviz: the .dot is written all the same
-            return f"graph: wrote {picture.with_suffix('.dot')}; {err}"
+            return f"graph: wrote {picture.with_suffix('.dot')}{animated}; {err}"
+    if animated:
+        return f"graph: wrote {picture.with_suffix('.dot')}, {path}{animated}"
     return f"graph: wrote {picture.with_suffix('.dot')} and {path}"

@@ -14,6 +14,7 @@ kind            what                                                   colour
 ``arithmetic``  ops of that kind in the engine's op table (``+ * sum``)  yellow
 ``activation``  ops of that kind (``relu tanh sigmoid``)               green
 ``exp_log``     ops of that kind (``exp log softmax logsumexp``)       orange
+``custom``      a node with a Python ``_backward`` (micrograd's way)   purple
 ==============  =====================================================  ==========
 
 An op's kind is declared beside its definition in the engine (``_core.ops()``), so a
@@ -32,7 +33,7 @@ import shutil
 import subprocess
 from collections import deque
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ._core import Value, ops
 
@@ -47,6 +48,7 @@ KIND_COLORS: Dict[str, str] = {
     "arithmetic": "#fdf6b2",
     "activation": "#ccff90",
     "exp_log": "#fbbc77",
+    "custom": "#e1c6f5",
 }
 
 # Each op's kind, as the engine's op table declares it.
@@ -62,7 +64,8 @@ def node_kind(v: Value, root: bool = False) -> str:
     op = v.op
     if not op:
         return "parameter" if v.requires_grad else "input"
-    return _OP_KINDS[op]
+    # An op the table does not know was made in Python: Value(data, children, op).
+    return _OP_KINDS.get(op, "custom")
 
 
 def _fmt(x: float) -> str:
@@ -268,3 +271,32 @@ def render(
     if proc.returncode != 0:
         raise RuntimeError(f"graphviz's `dot` failed on {dot_path} (exit {proc.returncode}): {proc.stderr.strip()}")
     return out_path
+
+
+# The notebook helpers are viz's API too, but live in modules of their own that load on
+# first use (and that import this one, so they cannot be imported at its top).
+_LAZY = {
+    "to_svg": "svg_graph",
+    "set_display": "display",
+    "graph_html": "display",
+    "explain_grad": "explain",
+    "animate_backward": "animate",
+    "animate_backward_html": "animate",
+    "backward_order": "chain_rule",
+}
+__all__ += list(_LAZY)
+
+if TYPE_CHECKING:
+    pass
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_LAZY))

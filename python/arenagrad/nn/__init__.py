@@ -10,6 +10,8 @@
 * :mod:`arenagrad.nn.init`: the weight-initialisation schemes.
 * :class:`CompiledStep`: a model and loss recorded once, replayed per batch;
   :class:`CompiledForward` the same for the model alone.
+* :func:`summary`: a model as a table (layers, shapes, parameter counts, gradient norms),
+  which is also how a module displays in a notebook.
 """
 
 from . import functional, init
@@ -20,6 +22,7 @@ from .linear import Linear
 from .loss import LOSSES, Loss
 from .mlp import MLP, Layer, Neuron
 from .module import IncompatibleKeys, Module
+from .summary import ModelSummary, summary
 
 __all__ = [
     "Module",
@@ -41,4 +44,6 @@ __all__ = [
     "ACTIVATIONS",
     "functional",
     "init",
+    "summary",
+    "ModelSummary",
 ]

@@ -428,6 +428,12 @@ class Module:
         body = "".join("\n  " + _indent(b) for b in blocks)
         return f"{type(self).__name__}({body}\n)"
 
+    def _repr_html_(self) -> str:
+        # Notebooks show a module as its summary table: layers, shapes, counts, grad norms.
+        from .summary import summary
+
+        return summary(self)._repr_html_()
+
 
 # ------------------------------------------------------------------ checkpoint reading
 
