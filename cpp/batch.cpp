@@ -30,8 +30,8 @@ namespace ag {
 static constexpr size_t MAX_CHUNKS = 64;
 // Lane-ops (rows x varying entries) between two looks at Ctrl-C: a few ms.
 static constexpr double ROUND_WORK = 4e6;
-// A block's values and gradients should stay in a core's L2 cache.
-static constexpr size_t BLOCK_BYTES = 512 << 10;
+// A block's values and gradients should stay in a core's L2 cache (1 MiB here).
+static constexpr size_t BLOCK_BYTES = 1 << 20;
 
 std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>& inputs) {
   auto p = std::make_unique<Batch>();

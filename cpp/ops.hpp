@@ -16,7 +16,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "vmath.hpp"
 
 namespace ag {
 
@@ -92,9 +91,8 @@ struct Sigmoid : UnaryOp {
   static constexpr Kind kind = ACTIVATION;
   static constexpr const char* doc = "1 / (1 + exp(-x)), computed without overflow.";
   static Err f(double x, double, double& y) {
-    // exp of minus |x| never overflows; a select, not a branch, so that
-    // batched replay vectorises it.
-    double e = vm::exp(-std::fabs(x));
+    // exp of minus |x| never overflows.
+    double e = std::exp(-std::fabs(x));
     y = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
     return OK;
   }
@@ -105,7 +103,7 @@ struct Exp : UnaryOp {
   static constexpr const char* name = "exp";
   static constexpr Kind kind = EXP_LOG;
   static constexpr const char* doc = "e**x; OverflowError when the result does not fit a float.";
-  static Err f(double x, double, double& y) { y = vm::exp(x); return overflow_if(y, x); }
+  static Err f(double x, double, double& y) { y = std::exp(x); return overflow_if(y, x); }
   static double d(double, double y, double) { return y; }
 };
 
@@ -114,7 +112,7 @@ struct Log : UnaryOp {
   static constexpr Kind kind = EXP_LOG;
   static constexpr const char* doc = "Natural logarithm; ValueError for x <= 0.";
   static Err f(double x, double, double& y) {
-    y = vm::log(x);  // computed before the check, so that batched replay vectorises
+    y = std::log(x);  // computed before the check, so that batched replay vectorises
     return x <= 0 ? ERR_DOMAIN : OK;  // NaN passes through, as math.log(nan)
   }
   static double d(double x, double, double) { return 1.0 / x; }
@@ -137,7 +135,7 @@ struct Softplus : UnaryOp {  // log(1 + e^x), stable for large |x|
   static constexpr Kind kind = ACTIVATION;
   static constexpr const char* doc = "log(1 + exp(x)), stable for large |x|.";
   static Err f(double x, double, double& y) {
-    y = (x > 0 ? x : 0.0) + vm::log1p(vm::exp(-std::fabs(x)));
+    y = (x > 0 ? x : 0.0) + std::log1p(std::exp(-std::fabs(x)));
     return OK;
   }
   static double d(double x, double, double) {
@@ -240,7 +238,7 @@ struct SoftmaxOut {
   static constexpr const char* name = "softmax";
   static constexpr Kind kind = EXP_LOG;
   static constexpr const char* doc = "One output of ag.softmax: exp(x_i - logsumexp(x)).";
-  static Err f(double a, double b, double& y) { y = vm::exp(a - b); return OK; }
+  static Err f(double a, double b, double& y) { y = std::exp(a - b); return OK; }
   static void d(double, double, double y, double& da, double& db) { da = y; db = -y; }
 };
 
@@ -362,12 +360,12 @@ struct LogSumExp {  // max-shifted so that no exp overflows
       return OK;
     }
     double s = 0;
-    for (size_t i = 0; i < n; ++i) s += vm::exp(x(i) - m);
-    y = m + vm::log(s);
+    for (size_t i = 0; i < n; ++i) s += std::exp(x(i) - m);
+    y = m + std::log(s);
     return OK;
   }
   template <class X, class Acc> static void d(size_t n, X x, double y, double g, Acc acc) {
-    for (size_t i = 0; i < n; ++i) acc(i, g * vm::exp(x(i) - y));
+    for (size_t i = 0; i < n; ++i) acc(i, g * std::exp(x(i) - y));
   }
 };
 
