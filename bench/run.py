@@ -641,12 +641,28 @@ def bench_chain(quick: bool) -> List[Row]:
 # ------------------------------------------------------------------- main
 
 
+def bench_batch(quick: bool) -> List[Row]:
+    """Batched replay (bench/batch_bench.py), on every core: the 2-thread rows need
+    both, and the pool's threads take the affinity of the thread that starts them."""
+    import batch_bench
+
+    pinned = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if pinned is not None:
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    try:
+        return batch_bench.bench_batch(quick, alternate, block)
+    finally:
+        if pinned is not None:
+            os.sched_setaffinity(0, pinned)
+
+
 SECTIONS = {
     "ops": bench_per_op,
     "moons": bench_moons,
     "graph": bench_graph,
     "memory": bench_memory,
     "chain": bench_chain,
+    "batch": bench_batch,
 }
 
 

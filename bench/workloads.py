@@ -53,6 +53,44 @@ def scalar_graph_torch(torch: Any, n_ops: int) -> Tuple[list, list]:
     return leaves, nodes
 
 
+def scalar_graph_jax(jax: Any, jnp: Any, x: Any, n_ops: int) -> Any:
+    """The same graph as a JAX function of the 100 leaves ``x``; its output."""
+    nodes = [x[i] for i in range(100)]
+    for k in range(n_ops):
+        m = k & 3
+        if m == 0:
+            nodes.append(jax.nn.softplus(nodes[-10]))
+        elif m == 1:
+            nodes.append(nodes[-30] + nodes[-25] + nodes[-20] + nodes[-15])
+        elif m == 2:
+            nodes.append(nodes[-20] * nodes[-10])
+        else:
+            s = jax.nn.softmax(jnp.stack(nodes[-4:]))
+            nodes.extend(s[i] for i in range(4))
+    return nodes[-1]
+
+
+def scalar_graph_casadi(casadi: Any, x: Any, n_ops: int) -> Any:
+    """The same graph as a CasADi SX expression of the 100 symbols ``x``; its output."""
+    nodes = [x[i] for i in range(100)]
+    for k in range(n_ops):
+        m = k & 3
+        if m == 0:
+            v = nodes[-10]
+            nodes.append(casadi.fmax(v, 0) + casadi.log1p(casadi.exp(-casadi.fabs(v))))
+        elif m == 1:
+            nodes.append(nodes[-30] + nodes[-25] + nodes[-20] + nodes[-15])
+        elif m == 2:
+            nodes.append(nodes[-20] * nodes[-10])
+        else:
+            group = nodes[-4:]
+            top = casadi.fmax(casadi.fmax(group[0], group[1]), casadi.fmax(group[2], group[3]))
+            e = [casadi.exp(v - top) for v in group]
+            total = e[0] + e[1] + e[2] + e[3]
+            nodes.extend(v / total for v in e)
+    return nodes[-1]
+
+
 # ------------------------------------------------------------ micrograd's moons
 
 

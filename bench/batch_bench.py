@@ -1,0 +1,214 @@
+"""Batched replay: one graph over many input rows, against the peers that do the
+same (JAX ``jit(vmap(value_and_grad))``, CasADi ``Function.map``), arenagrad's own
+per-row loop, and PyTorch eager on the moons step. Part of ``bench/run.py``.
+
+Every row of a table is the median of repeated runs, each engine timed in the
+same rounds (``run.alternate``); the ratios are to the peer measured in the same
+run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import workloads
+
+import arenagrad as ag
+
+Row = Dict[str, Any]
+
+
+def design_rows(n_rows: int, seed: int = 0) -> np.ndarray:
+    """Input rows for the design graph: its 100 leaves drawn from U(0, 1)."""
+    return np.random.default_rng(seed).uniform(0.0, 1.0, size=(n_rows, 100))
+
+
+def jax_value_and_grad(n_ops: int) -> Optional[Callable[[np.ndarray], Any]]:
+    """``jit(vmap(value_and_grad(f)))`` for the design graph, or None without JAX."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_platforms", "cpu")
+
+    def f(x: Any) -> Any:
+        return workloads.scalar_graph_jax(jax, jnp, x, n_ops)
+
+    return jax.jit(jax.vmap(jax.value_and_grad(f)))
+
+
+def casadi_map(n_ops: int, n_rows: int) -> Optional[Callable[[np.ndarray], Any]]:
+    """CasADi's value-and-gradient Function mapped serially over ``n_rows`` columns."""
+    try:
+        import casadi
+    except ImportError:
+        return None
+    x = casadi.SX.sym("x", 100)
+    out = workloads.scalar_graph_casadi(casadi, x, n_ops)
+    fn = casadi.Function("f", [x], [out, casadi.gradient(out, x)])
+    mapped = fn.map(n_rows, "serial")
+    return lambda X: mapped(X.T)
+
+
+def bench_batch(quick: bool, alternate: Callable[..., Dict[str, float]], block: Callable[..., Any]) -> List[Row]:
+    """The issue's batched-replay workloads (see the module docstring)."""
+    from run import row, treatment
+
+    rows: List[Row] = []
+    n_rows = 1000
+    rounds, warmup, reps, settle = (2, 1, 2, 1) if quick else (3, 1, 5, 2)
+    threads_before = ag.get_num_threads()
+    for n_ops in (1000, 10_000):
+        W = f"{n_ops:,}-op design graph, value + gradient over {n_rows:,} rows"
+        leaves, nodes = workloads.scalar_graph_arenagrad(ag, n_ops)
+        batched = ag.compile(nodes[-1], inputs=leaves)
+        single = ag.compile(nodes[-1])
+        X = design_rows(n_rows)
+
+        def run_batched(threads: int) -> Callable[[], None]:
+            def go() -> None:
+                ag.set_num_threads(threads)
+                batched.forward(X)
+                batched.backward()
+
+            return go
+
+        def loop() -> None:
+            for x in X:
+                single.set_data(leaves, x)
+                single.forward()
+                single.backward()
+
+        blocks: Dict[str, Any] = {"1": block(run_batched(1)), "2": block(run_batched(2)), "loop": block(loop)}
+        compile_s: Dict[str, float] = {}
+        jfn = jax_value_and_grad(n_ops) if n_ops <= 1000 or not quick else None
+        if jfn is not None:
+            t0 = time.perf_counter()
+            jfn(X)[0].block_until_ready()
+            compile_s["jax"] = time.perf_counter() - t0
+            blocks["jax"] = block(lambda: jfn(X)[0].block_until_ready())
+        t0 = time.perf_counter()
+        cfn = casadi_map(n_ops, n_rows)
+        if cfn is not None:
+            cfn(X)
+            compile_s["casadi"] = time.perf_counter() - t0
+            blocks["casadi"] = block(lambda: cfn(X))
+        ag.set_num_threads(1)
+        t0 = time.perf_counter()
+        fresh = ag.compile(nodes[-1], inputs=leaves)
+        fresh.forward(X[:1])
+        first_ag = time.perf_counter() - t0
+        t = {k: v / n_rows * 1e6 for k, v in alternate(blocks, rounds, warmup, reps, settle).items()}
+        ag.set_num_threads(threads_before)
+
+        def vs(key: str) -> str:
+            out = [f"{t['loop'] / t[key]:.1f}x faster than the per-row loop"]
+            for peer, name in (("jax", "JAX"), ("casadi", "CasADi")):
+                if peer in t:
+                    out.append(f"{t[peer] / t[key]:.1f}x faster than {name}")
+            return "; ".join(out)
+
+        note = f"first result {first_ag * 1e3:.1f} ms after compile() (recording excluded)"
+        rows.append(row("batch", W, "arenagrad batched replay, 1 thread", t["1"], "us/row", vs=vs("1"), note=note))
+        rows.append(
+            row(
+                "batch",
+                W,
+                "arenagrad batched replay, 2 threads",
+                t["2"],
+                "us/row",
+                vs=vs("2") + f"; {t['1'] / t['2']:.2f}x the 1-thread throughput",
+            )
+        )
+        rows.append(row("batch", W, "arenagrad per-row loop (set_data, forward, backward)", t["loop"], "us/row"))
+        if "jax" in t:
+            rows.append(
+                row(
+                    "batch",
+                    W,
+                    "JAX jit(vmap(value_and_grad)), CPU, float64",
+                    t["jax"],
+                    "us/row",
+                    note=f"compile and first call {compile_s['jax']:.1f} s",
+                )
+            )
+        else:
+            rows.append(row("batch", W, "JAX", None, "us/row", note="jax not installed (or skipped in --quick)"))
+        if "casadi" in t:
+            rows.append(
+                row(
+                    "batch",
+                    W,
+                    "CasADi Function.map (serial), SX",
+                    t["casadi"],
+                    "us/row",
+                    note=f"building the function and first call {compile_s['casadi']:.1f} s",
+                )
+            )
+        else:
+            rows.append(row("batch", W, "CasADi", None, "us/row", note="casadi not installed"))
+        rows[-5]["note"] += "; " + treatment(rounds, warmup, reps, settle)
+        del leaves, nodes, batched, single, fresh
+    rows.extend(bench_moons_batched(quick, alternate, block))
+    return rows
+
+
+def bench_moons_batched(quick: bool, alternate: Callable[..., Dict[str, float]], block: Callable[..., Any]) -> List[Row]:
+    """The README's moons step (MLP 2-16-16-1, 100 samples, hinge + L2, SGD) with
+    ``nn.CompiledStep``'s batched replay, against PyTorch eager in the same rounds."""
+    from run import row, treatment, try_import
+
+    from arenagrad import nn
+    from arenagrad.nn import functional as F
+
+    W = "moons step (MLP 2-16-16-1, 100 samples), batched replay"
+    X, y = workloads.moons_data()
+    Xa, ya = np.array(X), np.array(y)
+    model = nn.MLP(2, [16, 16, 1])
+    params = model.parameters()
+    step = nn.CompiledStep(
+        model, "hinge", batch_size=100, in_features=2, penalty=lambda: F.l2_penalty(params, alpha=1e-4)
+    )
+
+    def ag_step() -> None:
+        ag.set_num_threads(1)
+        for p in params:
+            p.grad = 0.0
+        step(Xa, ya)
+        for p in params:
+            p.data -= 0.1 * p.grad
+
+    blocks: Dict[str, Any] = {"ag": block(ag_step)}
+    torch = try_import("torch")
+    if torch:
+        torch.set_num_threads(1)
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(
+            torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)
+        ).double()
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
+        blocks["torch"] = block(lambda: workloads.torch_moons_step(torch, net, opt, Xt, yt))
+    rounds, warmup, reps, settle = (2, 1, 3, 3) if quick else (3, 1, 10, 10)
+    threads_before = ag.get_num_threads()
+    t = {k: v * 1e3 for k, v in alternate(blocks, rounds, warmup, reps, settle).items()}
+    ag.set_num_threads(threads_before)
+    rows = [
+        row(
+            "batch",
+            W,
+            "arenagrad nn.CompiledStep (one sample recorded, rows replayed), 1 thread",
+            t["ag"],
+            "ms/step",
+            vs=f"{t['torch'] / t['ag']:.1f}x faster than PyTorch eager" if "torch" in t else "",
+            note="includes the Python loops that zero the grads and apply SGD; "
+            + treatment(rounds, warmup, reps, settle),
+        )
+    ]
+    if "torch" in t:
+        rows.append(row("batch", W, "PyTorch eager, batched, float64, 1 thread", t["torch"], "ms/step"))
+    return rows
