@@ -12,10 +12,9 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+import arenagrad as ag
 import numpy as np
 import workloads
-
-import arenagrad as ag
 
 Row = Dict[str, Any]
 
@@ -56,114 +55,105 @@ def casadi_map(n_ops: int, n_rows: int) -> Optional[Callable[[np.ndarray], Any]]
 
 def bench_batch(quick: bool, alternate: Callable[..., Dict[str, float]], block: Callable[..., Any]) -> List[Row]:
     """The issue's batched-replay workloads (see the module docstring)."""
-    from run import row, treatment
-
-    rows: List[Row] = []
-    n_rows = 1000
-    rounds, warmup, reps, settle = (2, 1, 2, 1) if quick else (3, 1, 5, 2)
     threads_before = ag.get_num_threads()
-    for n_ops in (1000, 10_000):
-        W = f"{n_ops:,}-op design graph, value + gradient over {n_rows:,} rows"
-        leaves, nodes = workloads.scalar_graph_arenagrad(ag, n_ops)
-        batched = ag.compile(nodes[-1], inputs=leaves)
-        single = ag.compile(nodes[-1])
-        X = design_rows(n_rows)
-
-        def run_batched(threads: int) -> Callable[[], None]:
-            def go() -> None:
-                ag.set_num_threads(threads)
-                batched.forward(X)
-                batched.backward()
-
-            return go
-
-        def loop() -> None:
-            for x in X:
-                single.set_data(leaves, x)
-                single.forward()
-                single.backward()
-
-        blocks: Dict[str, Any] = {"1": block(run_batched(1)), "2": block(run_batched(2)), "loop": block(loop)}
-        compile_s: Dict[str, float] = {}
-        jfn = jax_value_and_grad(n_ops) if n_ops <= 1000 or not quick else None
-        if jfn is not None:
-            t0 = time.perf_counter()
-            jfn(X)[0].block_until_ready()
-            compile_s["jax"] = time.perf_counter() - t0
-            blocks["jax"] = block(lambda: jfn(X)[0].block_until_ready())
-        t0 = time.perf_counter()
-        cfn = casadi_map(n_ops, n_rows)
-        if cfn is not None:
-            cfn(X)
-            compile_s["casadi"] = time.perf_counter() - t0
-            blocks["casadi"] = block(lambda: cfn(X))
-        ag.set_num_threads(1)
-        t0 = time.perf_counter()
-        fresh = ag.compile(nodes[-1], inputs=leaves)
-        fresh.forward(X[:1])
-        first_ag = time.perf_counter() - t0
-        t = {k: v / n_rows * 1e6 for k, v in alternate(blocks, rounds, warmup, reps, settle).items()}
+    try:
+        rows = bench_design(1000, quick, alternate, block) + bench_design(10_000, quick, alternate, block)
+        return rows + bench_moons_batched(quick, alternate, block)
+    finally:
         ag.set_num_threads(threads_before)
 
-        def vs(key: str) -> str:
-            out = [f"{t['loop'] / t[key]:.1f}x faster than the per-row loop"]
-            for peer, name in (("jax", "JAX"), ("casadi", "CasADi")):
-                if peer in t:
-                    out.append(f"{t[peer] / t[key]:.1f}x faster than {name}")
-            return "; ".join(out)
 
-        note = f"first result {first_ag * 1e3:.1f} ms after compile() (recording excluded)"
-        rows.append(row("batch", W, "arenagrad batched replay, 1 thread", t["1"], "us/row", vs=vs("1"), note=note))
-        rows.append(
-            row(
-                "batch",
-                W,
-                "arenagrad batched replay, 2 threads",
-                t["2"],
-                "us/row",
-                vs=vs("2") + f"; {t['1'] / t['2']:.2f}x the 1-thread throughput",
-            )
-        )
-        rows.append(row("batch", W, "arenagrad per-row loop (set_data, forward, backward)", t["loop"], "us/row"))
-        if "jax" in t:
-            rows.append(
-                row(
-                    "batch",
-                    W,
-                    "JAX jit(vmap(value_and_grad)), CPU, float64",
-                    t["jax"],
-                    "us/row",
-                    note=f"compile and first call {compile_s['jax']:.1f} s",
-                )
-            )
-        else:
-            rows.append(row("batch", W, "JAX", None, "us/row", note="jax not installed (or skipped in --quick)"))
-        if "casadi" in t:
-            rows.append(
-                row(
-                    "batch",
-                    W,
-                    "CasADi Function.map (serial), SX",
-                    t["casadi"],
-                    "us/row",
-                    note=f"building the function and first call {compile_s['casadi']:.1f} s",
-                )
-            )
-        else:
-            rows.append(row("batch", W, "CasADi", None, "us/row", note="casadi not installed"))
-        rows[-5]["note"] += "; " + treatment(rounds, warmup, reps, settle)
-        del leaves, nodes, batched, single, fresh
-    rows.extend(bench_moons_batched(quick, alternate, block))
+def bench_design(
+    n_ops: int, quick: bool, alternate: Callable[..., Dict[str, float]], block: Callable[..., Any]
+) -> List[Row]:
+    """The design graph of ``n_ops`` ops, value and gradient over 1,000 rows."""
+    from run import row, treatment
+
+    n_rows = 1000
+    rounds, warmup, reps, settle = (2, 1, 2, 1) if quick else (3, 1, 5, 2)
+    W = f"{n_ops:,}-op design graph, value + gradient over {n_rows:,} rows"
+    leaves, nodes = workloads.scalar_graph_arenagrad(ag, n_ops)
+    batched = ag.compile(nodes[-1], inputs=leaves)
+    single = ag.compile(nodes[-1])
+    X = design_rows(n_rows)
+
+    def run_batched(threads: int) -> Callable[[], None]:
+        def go() -> None:
+            ag.set_num_threads(threads)
+            batched.forward(X)
+            batched.backward()
+
+        return go
+
+    def loop() -> None:
+        for x in X:
+            single.set_data(leaves, x)
+            single.forward()
+            single.backward()
+
+    blocks: Dict[str, Any] = {"1": block(run_batched(1)), "2": block(run_batched(2)), "loop": block(loop)}
+    compile_s: Dict[str, float] = {}
+    jfn = jax_value_and_grad(n_ops) if n_ops <= 1000 or not quick else None
+    if jfn is not None:
+        t0 = time.perf_counter()
+        jfn(X)[0].block_until_ready()
+        compile_s["jax"] = time.perf_counter() - t0
+        blocks["jax"] = block(lambda: jfn(X)[0].block_until_ready())
+    t0 = time.perf_counter()
+    cfn = casadi_map(n_ops, n_rows)
+    if cfn is not None:
+        cfn(X)
+        compile_s["casadi"] = time.perf_counter() - t0
+        blocks["casadi"] = block(lambda: cfn(X))
+    ag.set_num_threads(1)
+    t0 = time.perf_counter()
+    fresh = ag.compile(nodes[-1], inputs=leaves)
+    fresh.forward(X[:1])
+    first_ag = time.perf_counter() - t0
+    t = {k: v / n_rows * 1e6 for k, v in alternate(blocks, rounds, warmup, reps, settle).items()}
+
+    def vs(key: str) -> str:
+        out = [f"{t['loop'] / t[key]:.1f}x faster than the per-row loop"]
+        for peer, name in (("jax", "JAX"), ("casadi", "CasADi")):
+            if peer in t:
+                out.append(f"{t[peer] / t[key]:.1f}x faster than {name}")
+        return "; ".join(out)
+
+    note = f"first result {first_ag * 1e3:.1f} ms after compile() (recording excluded); "
+    note += treatment(rounds, warmup, reps, settle)
+    rows = [
+        row("batch", W, "arenagrad batched replay, 1 thread", t["1"], "us/row", vs=vs("1"), note=note),
+        row(
+            "batch",
+            W,
+            "arenagrad batched replay, 2 threads",
+            t["2"],
+            "us/row",
+            vs=vs("2") + f"; {t['1'] / t['2']:.2f}x the 1-thread throughput",
+        ),
+        row("batch", W, "arenagrad per-row loop (set_data, forward, backward)", t["loop"], "us/row"),
+    ]
+    if "jax" in t:
+        jax_note = f"compile and first call {compile_s['jax']:.1f} s"
+        rows.append(row("batch", W, "JAX jit(vmap(value_and_grad)), CPU, float64", t["jax"], "us/row", note=jax_note))
+    else:
+        rows.append(row("batch", W, "JAX", None, "us/row", note="jax not installed (or skipped in --quick)"))
+    if "casadi" in t:
+        c_note = f"building the function and first call {compile_s['casadi']:.1f} s"
+        rows.append(row("batch", W, "CasADi Function.map (serial), SX", t["casadi"], "us/row", note=c_note))
+    else:
+        rows.append(row("batch", W, "CasADi", None, "us/row", note="casadi not installed"))
     return rows
 
 
-def bench_moons_batched(quick: bool, alternate: Callable[..., Dict[str, float]], block: Callable[..., Any]) -> List[Row]:
+def bench_moons_batched(
+    quick: bool, alternate: Callable[..., Dict[str, float]], block: Callable[..., Any]
+) -> List[Row]:
     """The README's moons step (MLP 2-16-16-1, 100 samples, hinge + L2, SGD) with
     ``nn.CompiledStep``'s batched replay, against PyTorch eager in the same rounds."""
-    from run import row, treatment, try_import
-
     from arenagrad import nn
     from arenagrad.nn import functional as F
+    from run import row, treatment, try_import
 
     W = "moons step (MLP 2-16-16-1, 100 samples), batched replay"
     X, y = workloads.moons_data()
@@ -194,9 +184,7 @@ def bench_moons_batched(quick: bool, alternate: Callable[..., Dict[str, float]],
         Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
         blocks["torch"] = block(lambda: workloads.torch_moons_step(torch, net, opt, Xt, yt))
     rounds, warmup, reps, settle = (2, 1, 3, 3) if quick else (3, 1, 10, 10)
-    threads_before = ag.get_num_threads()
     t = {k: v * 1e3 for k, v in alternate(blocks, rounds, warmup, reps, settle).items()}
-    ag.set_num_threads(threads_before)
     rows = [
         row(
             "batch",

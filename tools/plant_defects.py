@@ -292,6 +292,37 @@ DEFECTS = [
         "",
         "gradients pile up across batches",
     ),
+    # Batched replay (cpp/batch.cpp and the block forms in cpp/ops.hpp).
+    Defect(
+        "batch-sums-drop-last-chunk",
+        "cpp/batch.cpp",
+        "for (size_t ci = 0; ci < run.nchunks; ++ci) t += p.sums",
+        "for (size_t ci = 0; ci + 1 < run.nchunks; ++ci) t += p.sums",
+        "a shared leaf misses the last chunk of rows",
+    ),
+    Defect(
+        "batch-shared-sum-drops-last-row",
+        "cpp/batch.cpp",
+        "sums[p.bound[o]] += lane_sum(gk, d, n);",
+        "sums[p.bound[o]] += lane_sum(gk, d, n > 1 ? n - 1 : n);",
+        "a binary op's shared operand misses a block's last row",
+    ),
+    Defect(
+        "batch-dot-lanes-reversed",
+        "cpp/ops.hpp",
+        "for (size_t i = 0; i < n; ++i) {\n      const double *a = x(i), *b = x(n + i);\n"
+        "      for (size_t r = 0; r < w; ++r) y[r] += a[r] * b[r];",
+        "for (size_t j = n; j-- > 0;) {\n      size_t i = j;\n      const double *a = x(i), *b = x(n + i);\n"
+        "      for (size_t r = 0; r < w; ++r) y[r] += a[r] * b[r];",
+        "dot's block form sums in another order than its scalar form (off by ulps)",
+    ),
+    Defect(
+        "batch-error-names-block-row",
+        "cpp/batch.cpp",
+        "      Failure f;\n      f.row = r0 + r;\n      f.entry = e;\n      f.err",
+        "      Failure f;\n      f.row = r0;\n      f.entry = e;\n      f.err",
+        "an error names its block's first row",
+    ),
 ]
 
 

@@ -7,9 +7,12 @@
     arenagrad minimize                   # gradient descent on relu((x - y)**3 + exp(y)) + y
     arenagrad graph                      # graphviz picture of a small network's graph
     arenagrad train -h                   # every option, with the per-dataset defaults
+    arenagrad sweep --lr 0.01 0.1 --hidden 8 16,16 --seeds 3   # 12 runs, sweep.csv and a heatmap
+    arenagrad sweep --dataset moons xor --scheduler tcp://HOST:8786   # on a Dask cluster
 
 Each subcommand's flags are made from its config's fields (:mod:`arenagrad.options`);
-the work is :func:`arenagrad.train.train` and :mod:`arenagrad.demos`. Bad arguments get
+the work is :func:`arenagrad.train.train`, :func:`arenagrad.sweep.run_sweep` and
+:mod:`arenagrad.demos`. Bad arguments get
 one line on stderr (``arenagrad train: error: ...``) and exit status 2; no traceback.
 """
 
@@ -22,6 +25,7 @@ from typing import Any, Callable, Dict, NamedTuple, NoReturn, Optional, Sequence
 
 from .demos import GraphConfig, MinimizeConfig, run_graph, run_minimize
 from .options import OptionError, add_options, from_args
+from .sweep import SweepConfig, run_sweep
 from .train import TrainConfig, train
 from .training.datasets import describe_defaults
 
@@ -35,6 +39,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} -h')\n")
 
 
+def _list_files(files: Sequence[Any], quiet: bool) -> None:
+    if not quiet:
+        for path in files:
+            print(f"  {path}", file=sys.stderr)
+
+
 def _run_train(config: TrainConfig) -> str:
     """``arenagrad train``: train, list the files written, return the verdict."""
     try:
@@ -43,9 +53,14 @@ def _run_train(config: TrainConfig) -> str:
         raise OptionError(
             "ran out of memory; try fewer --samples, smaller --hidden layers or a smaller --batch-size"
         ) from None
-    if not config.quiet:
-        for path in result.files:
-            print(f"  {path}", file=sys.stderr)
+    _list_files(result.files, config.quiet)
+    return result.summary()
+
+
+def _run_sweep(config: SweepConfig) -> str:
+    """``arenagrad sweep``: train every run, list the files written, return the verdict."""
+    result = run_sweep(config)
+    _list_files(result.files, config.quiet)
     return result.summary()
 
 
@@ -65,6 +80,18 @@ _COMMANDS: Dict[str, _Command] = {
         "Train an MLP with minibatch gradient descent and draw what it learned: decision boundaries "
         "(every --plot-every epochs and at the end), an animated GIF, loss/accuracy curves, the fitted "
         "curve for sine. Options left out take the dataset's default (table below).",
+        describe_defaults(),
+    ),
+    "sweep": _Command(
+        SweepConfig,
+        _run_sweep,
+        "train every combination of train options, on local processes or a Dask cluster",
+        "Train every combination of the train options given several values (--lr 0.01 0.1 --hidden 8 16 "
+        "16,16 --seeds 5: 30 runs) and write sweep.csv, one row per run with its options, final loss and "
+        "accuracy, time and status; a heatmap of accuracy over the two options that vary most (mean and "
+        "spread over seeds); the best run's decision boundary and curves. Runs go to --workers local "
+        "processes, or to Dask with --scheduler. A run whose worker dies is run again once (--retries), "
+        "then reported failed; Ctrl-C stops and writes the runs finished so far. docs/sweeps.md has more.",
         describe_defaults(),
     ),
     "minimize": _Command(
