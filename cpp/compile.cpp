@@ -464,6 +464,20 @@ void bind_compile(py::module_& m) {
           "Accumulate d(outputs)/d(leaf) into each leaf's .grad (seeded with 1.0 or grad_outputs).\n"
           "After forward(rows): shared leaves' .grad gets the sum over rows, and the (N, len(inputs)) array\n"
           "of input gradients is returned; grad_outputs, if given, has forward(rows)'s shape.")
+      .def(
+          "jvp", [](py::handle self, py::object t) { return self_of(self).jvp(t); }, py::arg("tangents"),
+          "Forward mode at the leaves' current data: the outputs' derivatives along `tangents`\n"
+          "(one per leaf, in leaves order); a float, or a list for several outputs.")
+      .def(
+          "hvp", [](py::handle self, py::object v) { return self_of(self).hvp(v); }, py::arg("v"),
+          "The Hessian of the (one) output times v (one entry per leaf, in leaves order), by\n"
+          "forward-over-reverse on the tape; an array. Leaves' .grad is left alone.")
+      .def(
+          "hessian", [](py::handle self) { return self_of(self).hessian(); },
+          "The dense Hessian of the (one) output with respect to the leaves, in leaves order.")
+      .def(
+          "jacobian", [](py::handle self) { return self_of(self).jacobian(); },
+          "The (outputs, leaves) Jacobian at the leaves' current data; .grad is left alone.")
       .def_property_readonly(
           "inputs",
           [](py::handle self) {

@@ -45,6 +45,12 @@ struct Compiled {
   Compiled& operator=(const Compiled&) = delete;
 
   pybind11::object forward(pybind11::object rows);
+  // Second order (second.cpp), at the leaves' current data; nothing is
+  // written to .grad. Tangents and results are indexed as leaves() lists them.
+  pybind11::object jvp(pybind11::object tangents);
+  pybind11::object hvp(pybind11::object v);
+  pybind11::object hessian();
+  pybind11::object jacobian();
   pybind11::object backward(pybind11::object grad_outputs);
   pybind11::list leaves() const;
   void set_data(pybind11::object values, pybind11::object array);
@@ -112,6 +118,13 @@ struct Compiled {
   bool receives(uint32_t i) const { return i < nleaves ? writes_back(i) : bool(flags[i] & REQUIRES_GRAD); }
 
  private:
+  // The entries of the leaves the user sees (numbers folded into ops excluded).
+  std::vector<uint32_t> user_leaves() const;
+  // Forward-mode: dot[k] = d(entry k)/d(direction), from the leaves' dot.
+  void tangents(double* dot) const;
+  // Reverse sweep carrying gradients g and their directional derivatives gd
+  // along the tangents dot (forward-over-reverse: gd at the leaves is H v).
+  void reverse2(const double* dot, double* g, double* gd) const;
   // Returns the failing entry, or NONE. No Python calls: may run without the GIL.
   uint32_t run_forward(Err& err);
   void run_backward();

@@ -49,6 +49,7 @@ struct Neg : UnaryOp {
   static constexpr bool method = false;
   static Err f(double x, double, double& y) { y = -x; return OK; }
   static double d(double, double, double) { return -1.0; }
+  static double d2(double, double, double) { return 0.0; }
 };
 
 struct Abs : UnaryOp {
@@ -57,6 +58,7 @@ struct Abs : UnaryOp {
   static constexpr const char* doc = "|x| (also abs(v)); its derivative at 0 is 0.";
   static Err f(double x, double, double& y) { y = std::fabs(x); return OK; }
   static double d(double x, double, double) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }
+  static double d2(double, double, double) { return 0.0; }
 };
 
 struct Relu : UnaryOp {
@@ -66,6 +68,7 @@ struct Relu : UnaryOp {
   static Err f(double x, double, double& y) { y = x > 0 || std::isnan(x) ? x : 0.0; return OK; }
   // NaN passes its gradient through as it passes its value, as in torch.
   static double d(double x, double, double) { return x > 0 || std::isnan(x) ? 1.0 : 0.0; }
+  static double d2(double, double, double) { return 0.0; }
 };
 
 struct LeakyRelu : UnaryOp {  // p = the slope for x <= 0
@@ -76,6 +79,7 @@ struct LeakyRelu : UnaryOp {  // p = the slope for x <= 0
   static constexpr double param_default = 0.01;
   static Err f(double x, double p, double& y) { y = x > 0 ? x : p * x; return OK; }
   static double d(double x, double, double p) { return x > 0 ? 1.0 : p; }
+  static double d2(double, double, double) { return 0.0; }
 };
 
 struct Tanh : UnaryOp {
@@ -84,6 +88,7 @@ struct Tanh : UnaryOp {
   static constexpr const char* doc = "Hyperbolic tangent.";
   static Err f(double x, double, double& y) { y = std::tanh(x); return OK; }
   static double d(double, double y, double) { return 1.0 - y * y; }
+  static double d2(double, double y, double) { return -2.0 * y * (1.0 - y * y); }
 };
 
 struct Sigmoid : UnaryOp {
@@ -97,6 +102,7 @@ struct Sigmoid : UnaryOp {
     return OK;
   }
   static double d(double, double y, double) { return y * (1.0 - y); }
+  static double d2(double, double y, double) { return y * (1.0 - y) * (1.0 - 2.0 * y); }
 };
 
 struct Exp : UnaryOp {
@@ -105,6 +111,7 @@ struct Exp : UnaryOp {
   static constexpr const char* doc = "e**x; OverflowError when the result does not fit a float.";
   static Err f(double x, double, double& y) { y = std::exp(x); return overflow_if(y, x); }
   static double d(double, double y, double) { return y; }
+  static double d2(double, double y, double) { return y; }
 };
 
 struct Log : UnaryOp {
@@ -116,6 +123,7 @@ struct Log : UnaryOp {
     return x <= 0 ? ERR_DOMAIN : OK;  // NaN passes through, as math.log(nan)
   }
   static double d(double x, double, double) { return 1.0 / x; }
+  static double d2(double x, double, double) { return -1.0 / (x * x); }
 };
 
 struct Sqrt : UnaryOp {
@@ -128,6 +136,7 @@ struct Sqrt : UnaryOp {
     return OK;
   }
   static double d(double, double y, double) { return 0.5 / y; }
+  static double d2(double, double y, double) { return -0.25 / (y * y * y); }
 };
 
 struct Softplus : UnaryOp {  // log(1 + e^x), stable for large |x|
@@ -143,6 +152,11 @@ struct Softplus : UnaryOp {  // log(1 + e^x), stable for large |x|
     Sigmoid::f(x, 0, y);
     return y;
   }
+  static double d2(double x, double, double) {
+    double y;
+    Sigmoid::f(x, 0, y);
+    return Sigmoid::d(x, y, 0);
+  }
 };
 
 struct Sin : UnaryOp {
@@ -155,6 +169,7 @@ struct Sin : UnaryOp {
     return OK;
   }
   static double d(double x, double, double) { return std::cos(x); }
+  static double d2(double x, double, double) { return -std::sin(x); }
 };
 
 struct Cos : UnaryOp {
@@ -167,6 +182,7 @@ struct Cos : UnaryOp {
     return OK;
   }
   static double d(double x, double, double) { return -std::sin(x); }
+  static double d2(double x, double, double) { return -std::cos(x); }
 };
 
 // --------------------------------------------------------------- binary ops
@@ -180,6 +196,7 @@ struct Add {
   static constexpr const char* doc = "a + b.";
   static Err f(double a, double b, double& y) { y = a + b; return OK; }
   static void d(double, double, double, double& da, double& db) { da = 1.0; db = 1.0; }
+  static void d2(double, double, double, double& aa, double& ab, double& bb) { aa = ab = bb = 0.0; }
 };
 
 struct Sub {
@@ -188,6 +205,7 @@ struct Sub {
   static constexpr const char* doc = "a - b.";
   static Err f(double a, double b, double& y) { y = a - b; return OK; }
   static void d(double, double, double, double& da, double& db) { da = 1.0; db = -1.0; }
+  static void d2(double, double, double, double& aa, double& ab, double& bb) { aa = ab = bb = 0.0; }
 };
 
 struct Mul {
@@ -196,6 +214,10 @@ struct Mul {
   static constexpr const char* doc = "a * b.";
   static Err f(double a, double b, double& y) { y = a * b; return OK; }
   static void d(double a, double b, double, double& da, double& db) { da = b; db = a; }
+  static void d2(double, double, double, double& aa, double& ab, double& bb) {
+    aa = bb = 0.0;
+    ab = 1.0;
+  }
 };
 
 struct Div {
@@ -210,6 +232,11 @@ struct Div {
   static void d(double, double b, double y, double& da, double& db) {
     da = 1.0 / b;
     db = -y / b;
+  }
+  static void d2(double, double b, double y, double& aa, double& ab, double& bb) {
+    aa = 0.0;
+    ab = -1.0 / (b * b);
+    bb = 2.0 * y / (b * b);
   }
 };
 
@@ -231,6 +258,13 @@ struct Pow {
     // formula's -inf and NaN stand, as in torch).
     db = a == 0 && b >= 0 ? 0.0 : y * std::log(a);
   }
+  // Second derivatives of a^b, zero where the first ones are held at zero;
+  // at a == 0 otherwise the formulas' values stand.
+  static void d2(double a, double b, double y, double& aa, double& ab, double& bb) {
+    aa = b == 0 || b == 1 ? 0.0 : b * (b - 1) * std::pow(a, b - 2);
+    ab = b == 0 ? 1.0 / a : std::pow(a, b - 1) * (1.0 + b * std::log(a));
+    bb = a == 0 && b >= 0 ? 0.0 : y * std::log(a) * std::log(a);
+  }
 };
 
 // softmax(x)_i = exp(x_i - L) with L = logsumexp(x), one such node per output.
@@ -240,6 +274,10 @@ struct SoftmaxOut {
   static constexpr const char* doc = "One output of ag.softmax: exp(x_i - logsumexp(x)).";
   static Err f(double a, double b, double& y) { y = std::exp(a - b); return OK; }
   static void d(double, double, double y, double& da, double& db) { da = y; db = -y; }
+  static void d2(double, double, double y, double& aa, double& ab, double& bb) {
+    aa = bb = y;
+    ab = -y;
+  }
 };
 
 // log_softmax(x)_i = x_i - L.
@@ -249,6 +287,7 @@ struct LogSoftmaxOut {
   static constexpr const char* doc = "One output of ag.log_softmax: x_i - logsumexp(x).";
   static Err f(double a, double b, double& y) { y = a - b; return OK; }
   static void d(double, double, double, double& da, double& db) { da = 1.0; db = -1.0; }
+  static void d2(double, double, double, double& aa, double& ab, double& bb) { aa = ab = bb = 0.0; }
 };
 
 // ---------------------------------------------------------------- n-ary ops
@@ -268,6 +307,8 @@ struct Sum {  // p = the sum of any numbers folded in
   template <class X, class Acc> static void d(size_t n, X, double, double g, Acc acc) {
     for (size_t i = 0; i < n; ++i) acc(i, g);
   }
+  // g times the Hessian of y times the operands' tangents t: acc(i, g (H t)_i).
+  template <class X, class T, class Acc> static void d2t(size_t, X, double, T, double, Acc) {}
   // f and d over a block of w rows, for batched replay: x(i) points at operand
   // i's w lanes, acc(i, c) adds the lanes c to its gradient. The same
   // operations in the same order per row as f and d, so the same bits.
@@ -296,6 +337,7 @@ struct Mean {
     double gi = g / double(n);
     for (size_t i = 0; i < n; ++i) acc(i, gi);
   }
+  template <class X, class T, class Acc> static void d2t(size_t, X, double, T, double, Acc) {}
   static constexpr bool lane_form = true;  // as Sum's
   template <class X> static void f_lanes(size_t n, X x, double, double* y, size_t w) {
     for (size_t r = 0; r < w; ++r) y[r] = 0;
@@ -324,6 +366,12 @@ struct Dot {  // sum_i x(i) * x(n + i)
     for (size_t i = 0; i < n; ++i) {
       acc(i, g * x(n + i));
       acc(n + i, g * x(i));
+    }
+  }
+  template <class X, class T, class Acc> static void d2t(size_t n, X, double, T t, double g, Acc acc) {
+    for (size_t i = 0; i < n; ++i) {
+      acc(i, g * t(n + i));
+      acc(n + i, g * t(i));
     }
   }
   static constexpr bool lane_form = true;  // as Sum's
@@ -366,6 +414,15 @@ struct LogSumExp {  // max-shifted so that no exp overflows
   }
   template <class X, class Acc> static void d(size_t n, X x, double y, double g, Acc acc) {
     for (size_t i = 0; i < n; ++i) acc(i, g * std::exp(x(i) - y));
+  }
+  // The Hessian is diag(p) - p p^T, p = softmax(x).
+  template <class X, class T, class Acc> static void d2t(size_t n, X x, double y, T t, double g, Acc acc) {
+    double pt = 0;
+    for (size_t i = 0; i < n; ++i) pt += std::exp(x(i) - y) * t(i);
+    for (size_t i = 0; i < n; ++i) {
+      double p = std::exp(x(i) - y);
+      acc(i, g * (p * t(i) - p * pt));
+    }
   }
 };
 

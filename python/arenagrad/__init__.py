@@ -35,6 +35,7 @@ from ._core import (
     softmax,
     sum,
 )
+from .autograd import grad
 from .grad_mode import detect_anomaly, enable_grad, no_grad, set_detect_anomaly, set_grad_enabled
 from .random import manual_seed
 from .replay import compile
@@ -60,6 +61,7 @@ __all__ = [
     "is_grad_enabled",
     "engine_stats",
     "compile",
+    "grad",
     "CompiledGraph",
     "NODE_BYTES",
     "manual_seed",
@@ -67,16 +69,17 @@ __all__ = [
     "losses",
     "nn",
     "optim",
+    "optimize",
     "viz",
 ]
 
 # The numpy-backed submodules load on first use (``ag.nn``, ``from arenagrad import nn``,
 # ``import arenagrad.nn``): numpy alone costs several times the rest of ``import arenagrad``,
 # and code that only builds Values never needs it.
-_LAZY_SUBMODULES = ("data", "losses", "nn", "optim", "viz")
+_LAZY_SUBMODULES = ("data", "losses", "nn", "optim", "optimize", "viz")
 
 if TYPE_CHECKING:
-    from . import data, losses, nn, optim, viz
+    from . import data, losses, nn, optim, optimize, viz
 
 
 def __getattr__(name: str) -> Any:
