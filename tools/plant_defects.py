@@ -323,6 +323,28 @@ DEFECTS = [
         "      Failure f;\n      f.row = r0;\n      f.entry = e;\n      f.err",
         "an error names its block's first row",
     ),
+    # Second order (the op table's d2 / d2t, cpp/second.cpp).
+    Defect(
+        "tanh-second-derivative",
+        "cpp/ops.hpp",
+        "return -2.0 * y * (1.0 - y * y); }",
+        "return -2.0 * y * (1.0 - y); }",
+        "tanh'' = -2y(1 - y)",
+    ),
+    Defect(
+        "hvp-drops-mixed-term",
+        "cpp/second.cpp",
+        "gd[a[k]] += gdk * da + gk * (aa * ta + (cb ? 0.0 : ab * tb));",
+        "gd[a[k]] += gdk * da + gk * (aa * ta);",
+        "a binary op's mixed second derivative is lost on its left operand",
+    ),
+    Defect(
+        "logsumexp-hessian-sign",
+        "cpp/ops.hpp",
+        "acc(i, g * (p * t(i) - p * pt));",
+        "acc(i, g * (p * t(i) + p * pt));",
+        "logsumexp's Hessian diag(p) + p p^T",
+    ),
 ]
 
 
