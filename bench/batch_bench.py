@@ -175,14 +175,7 @@ def bench_moons_batched(
     blocks: Dict[str, Any] = {"ag": block(ag_step)}
     torch = try_import("torch")
     if torch:
-        torch.set_num_threads(1)
-        torch.manual_seed(0)
-        net = torch.nn.Sequential(
-            torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)
-        ).double()
-        opt = torch.optim.SGD(net.parameters(), lr=0.1)
-        Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
-        blocks["torch"] = block(lambda: workloads.torch_moons_step(torch, net, opt, Xt, yt))
+        blocks["torch"] = block(workloads.torch_moons(torch, X, y))
     rounds, warmup, reps, settle = (2, 1, 3, 3) if quick else (3, 1, 10, 10)
     t = {k: v * 1e3 for k, v in alternate(blocks, rounds, warmup, reps, settle).items()}
     rows = [

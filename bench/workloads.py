@@ -142,5 +142,18 @@ def torch_moons_step(torch: Any, model: Any, opt: Any, X: Any, y: Any, alpha: fl
     return loss.item()
 
 
+def torch_moons(torch: Any, X: Sequence, y: Sequence) -> Callable[[], float]:
+    """PyTorch's moons step, ready to run: the same MLP 2-16-16-1 (float64, seeded,
+    one thread) and SGD; each call is one step of ``torch_moons_step``."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)
+    ).double()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
+    return lambda: torch_moons_step(torch, net, opt, Xt, yt)
+
+
 # The 10,000-op graph's output, float64, agreed by PyTorch (docs/architecture.md).
 SCALAR_GRAPH_10K_OUTPUT = 0.12589713828547422

@@ -269,6 +269,15 @@ struct Run {
     }
   }
 
+  void record_anomaly(size_t row, uint32_t entry, const char* where, double bad) {
+    Failure f;
+    f.row = row;
+    f.entry = entry;
+    f.where = where;
+    f.bad = bad;
+    record(f);
+  }
+
   // Computes rows [r0, r0 + n) into lv. Returns the first entry whose op
   // failed in some row (err set to what it reported), or NONE.
   uint32_t forward_block(size_t r0, size_t n, double* lv, const double** ptr, int& err) const {
@@ -333,12 +342,7 @@ struct Run {
       for (uint32_t e : p.vary) {
         double y = lanes(lv, e)[r];
         if (std::isfinite(y)) continue;
-        Failure f;
-        f.row = r0 + r;
-        f.entry = e;
-        f.where = "forward";
-        f.bad = y;
-        record(f);
+        record_anomaly(r0 + r, e, "forward", y);
         return true;
       }
     return false;
@@ -434,12 +438,7 @@ struct Run {
           }
         });
         if (!found) continue;
-        Failure f;
-        f.row = r0 + r;
-        f.entry = e;
-        f.where = "backward";
-        f.bad = bad;
-        record(f);
+        record_anomaly(r0 + r, e, "backward", bad);
         return true;
       }
     return false;

@@ -8,12 +8,14 @@ and micrograd's published numbers.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+import arenagrad as ag
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -100,3 +102,14 @@ def torch_grads(torch_mod, fn, xs: Sequence[float]):
     y = fn(*ts)
     y.backward()
     return y.item(), [0.0 if t.grad is None else t.grad.item() for t in ts]
+
+
+def live() -> int:
+    """Live nodes in the arena, after collecting garbage from earlier tests (cycles
+    through frames, tracebacks or attributes) first, not in the middle of a test;
+    a node shared by Values with attributes may take one collection per level."""
+    n = -1
+    while n != ag.engine_stats()["live_nodes"]:
+        n = ag.engine_stats()["live_nodes"]
+        gc.collect()
+    return n

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import math
 import threading
 
 import arenagrad as ag
 import pytest
-
-
-def live() -> int:
-    # Garbage from earlier tests (cycles through frames, tracebacks or
-    # attributes) is collected first, not in the middle of a test; a node
-    # shared by Values with attributes may take one collection per level.
-    n = -1
-    while n != ag.engine_stats()["live_nodes"]:
-        n = ag.engine_stats()["live_nodes"]
-        gc.collect()
-    return n
+from conftest import live
 
 
 def test_off_by_default_nan_and_inf_propagate_as_floats():

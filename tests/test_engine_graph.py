@@ -6,27 +6,16 @@ from ``ag.engine_stats()`` before and after, never from a formula the engine use
 
 from __future__ import annotations
 
-import gc
 import math
 import sys
 import threading
 
 import arenagrad as ag
 import pytest
+from conftest import live
 from op_reference import REFERENCE, engine_op
 
 V = ag.Value
-
-
-def live() -> int:
-    # Garbage from earlier tests (cycles through frames, tracebacks or
-    # attributes) is collected first, not in the middle of a test; a node
-    # shared by Values with attributes may take one collection per level.
-    n = -1
-    while n != ag.engine_stats()["live_nodes"]:
-        n = ag.engine_stats()["live_nodes"]
-        gc.collect()
-    return n
 
 
 def slots() -> int:

@@ -7,7 +7,6 @@ is computed by the module under test.
 
 from __future__ import annotations
 
-import gc
 import math
 import zipfile
 
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 from arenagrad import nn
 from arenagrad.random import manual_seed
+from conftest import live as live_nodes
 
 micrograd_nn = pytest.importorskip("micrograd.nn")
 from micrograd.engine import Value as MValue  # noqa: E402
@@ -24,17 +24,6 @@ from micrograd.engine import Value as MValue  # noqa: E402
 def snapshot(model):
     """Plain floats of every parameter, for "unchanged" checks."""
     return [p.data for p in model.parameters()]
-
-
-def live_nodes():
-    # Garbage from earlier tests (cycles through frames, tracebacks or
-    # attributes) is collected first, not in the middle of a test; a node
-    # shared by Values with attributes may take one collection per level.
-    n = -1
-    while n != ag.engine_stats()["live_nodes"]:
-        n = ag.engine_stats()["live_nodes"]
-        gc.collect()
-    return n
 
 
 # ----------------------------------------------------------------- structure
