@@ -58,6 +58,7 @@ std::vector<Node*> compiled_refs() {
     r.insert(r.end(), c->leaf_nodes.begin(), c->leaf_nodes.end());
     r.insert(r.end(), c->out_nodes.begin(), c->out_nodes.end());
     r.insert(r.end(), c->watch_nodes.begin(), c->watch_nodes.end());
+    r.insert(r.end(), c->input_nodes.begin(), c->input_nodes.end());
   }
   return r;
 }

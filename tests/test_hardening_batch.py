@@ -1,0 +1,180 @@
+"""Batched replay and second order under a hostile user: each case runs in a
+subprocess and asserts on its exit status (a crash is a failing exit, never a
+passing test).
+
+1. out of memory (``RLIMIT_AS``) in a batch, a Hessian or the thread pool is
+   ``MemoryError``, and the graph works afterwards;
+2. the interpreter exits while a daemon thread is inside a batch on the pool;
+3. a ``CompiledGraph`` made without ``__init__`` refuses the new methods;
+4. Python code run while the engine reads a batch's arguments cannot re-enter
+   the graph.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_hardening_engine import assert_clean_exit, run_child
+
+MLP = """
+import numpy as np, arenagrad as ag
+rng = np.random.default_rng(0)
+xs = [ag.Value(0.0, requires_grad=False) for _ in range(2)]
+w = [[ag.Value(float(v)) for v in rng.normal(size=2)] for _ in range(16)]
+hidden = [ag.dot(wi, xs).tanh() for wi in w]
+out = ag.sum(hidden) ** 2
+cg = ag.compile(out, inputs=xs)
+"""
+
+
+@pytest.mark.no_sanitizer
+def test_out_of_memory_in_a_batch_is_memory_error_and_changes_nothing():
+    proc = run_child(
+        MLP
+        + """
+ag.set_num_threads(2)
+small = rng.normal(size=(100, 2))
+want = cg.forward(small)
+X = rng.normal(size=(1_000_000, 2))
+limit_memory(2 << 20)
+for call in (lambda: cg.forward(X), lambda: cg.backward()):
+    try:
+        call()
+        print("no error")
+    except MemoryError:
+        print("MemoryError")
+unlimit()
+ag._core._check_invariants()
+assert (cg.forward(small) == want).all()
+g = cg.backward()
+print("done", g.shape)
+""",
+        limits=True,
+    )
+    assert_clean_exit(proc, "done (100, 2)")
+    assert proc.stdout.startswith("MemoryError\n"), proc.stdout
+    assert "no error" not in proc.stdout.splitlines()[0]
+
+
+@pytest.mark.no_sanitizer
+def test_out_of_memory_in_a_hessian_is_memory_error():
+    proc = run_child(
+        """
+import numpy, arenagrad as ag  # numpy loaded before the cap: the Hessian is a numpy array
+xs = [ag.Value(0.001 * i) for i in range(3000)]
+f = ag.sum([(xs[i] * xs[(i + 1) % 3000]).tanh() for i in range(3000)])
+cg = ag.compile(f)
+limit_memory(8 << 20)  # the Hessian is 72 MB
+try:
+    cg.hessian()
+    print("no error")
+except MemoryError:
+    print("MemoryError")
+unlimit()
+v = [1.0] * 3000
+print("done", len(cg.hvp(v)))
+""",
+        limits=True,
+    )
+    assert_clean_exit(proc, "MemoryError\ndone 3000")
+
+
+@pytest.mark.no_sanitizer
+def test_no_room_for_pool_threads_runs_on_the_calling_thread():
+    # A thread's stack is mapped when it starts: under the cap no helper thread
+    # can start, and the batch runs on the calling thread alone, same bits.
+    proc = run_child(
+        MLP
+        + """
+X = rng.normal(size=(5000, 2))
+ag.set_num_threads(1)
+want = cg.forward(X)
+ag.set_num_threads(4)
+limit_memory(1 << 20)
+try:
+    got = cg.forward(X)
+    print("same" if (got.view(np.int64) == want.view(np.int64)).all() else "differs")
+except MemoryError:
+    print("MemoryError")
+unlimit()
+print("done", (cg.forward(X) == want).all())
+""",
+        limits=True,
+    )
+    assert_clean_exit(proc, "done True")
+    assert proc.stdout.splitlines()[0] in ("same", "MemoryError"), proc.stdout
+
+
+@pytest.mark.no_sanitizer
+@pytest.mark.parametrize("what", ["forward", "backward"])
+def test_interpreter_exit_while_a_daemon_thread_is_in_a_batch(what):
+    proc = run_child(
+        MLP
+        + f"""
+import threading, time
+ag.set_num_threads(2)
+X = rng.normal(size=(200_000, 2))
+cg.forward(X)
+started = threading.Event()
+def spin():
+    started.set()
+    while True:
+        cg.forward(X) if "{what}" == "forward" else cg.backward()
+threading.Thread(target=spin, daemon=True).start()
+started.wait()
+time.sleep(0.3)
+print("exiting")
+"""
+    )
+    assert_clean_exit(proc, "exiting")
+
+
+def test_graph_made_without_init_refuses_the_new_methods():
+    proc = run_child(
+        """
+import numpy as np, arenagrad as ag
+CG = ag.CompiledGraph
+c = CG.__new__(CG)
+calls = [
+    lambda: c.forward(np.ones((2, 1))), lambda: c.inputs, lambda: c.hvp([1.0]),
+    lambda: c.hessian(), lambda: c.jvp([1.0]), lambda: c.jacobian(),
+]
+for call in calls:
+    try:
+        call()
+        print("no error")
+    except TypeError as e:
+        assert "without __init__" in str(e), e
+print("done")
+"""
+    )
+    assert_clean_exit(proc, "done")
+    assert "no error" not in proc.stdout
+
+
+def test_python_code_in_an_argument_cannot_reenter_the_graph():
+    # An item of grad_outputs (or of the rows) runs Python while the engine
+    # converts it; a replay of the same graph from there is refused, and the
+    # graph is whole afterwards.
+    proc = run_child(
+        MLP
+        + """
+X = rng.normal(size=(50, 2))
+want = cg.forward(X)
+class Sneaky(np.float32):  # a numpy scalar: the engine converts it with __float__
+    def __float__(self):
+        cg.forward(X * 2)
+        return 1.0
+for call in (lambda: cg.backward(np.array([Sneaky(1.0)] * 50, dtype=object)),
+             lambda: cg.forward(np.array([[Sneaky(1.0), 0.5]] * 50, dtype=object))):
+    try:
+        call()
+        print("no error")
+    except RuntimeError as e:
+        assert "already running" in str(e), e
+        print("refused")
+ag._core._check_invariants()
+assert (cg.forward(X) == want).all()
+print("done", cg.backward().shape)
+"""
+    )
+    assert_clean_exit(proc, "refused\nrefused\ndone (50, 2)")
