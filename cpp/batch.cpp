@@ -41,7 +41,7 @@ std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>
   std::vector<uint8_t> varies(N, 0);
   for (uint32_t e : inputs)
     if (e != NONE) varies[e] = 1;
-  uint32_t nslots = 0;
+  uint32_t& nslots = p->nslots;
   for (size_t i = 0; i < c.nleaves; ++i)
     if (varies[i]) p->slot[i] = nslots++;
   for (size_t k = c.nleaves; k < N; ++k) {
@@ -209,8 +209,7 @@ struct Run {
   Run(const Compiled& c_, Batch& p_, const double* X_, size_t N_, size_t k_, const double* uval_)
       : c(c_), p(p_), X(X_), N(N_), k(k_), uval(uval_) {
     W = p.width;
-    nslots = p.vary.size();
-    for (uint32_t e : p.input_entry) nslots += e != NONE;
+    nslots = p.nslots;
     nblocks = (N + W - 1) / W;
     chunk_blocks = std::max<size_t>(1, (nblocks + MAX_CHUNKS - 1) / MAX_CHUNKS);
     nchunks = (nblocks + chunk_blocks - 1) / chunk_blocks;
@@ -559,13 +558,7 @@ py::object batch_forward(Compiled& c, py::handle X) {
   for (uint32_t e : p.uniform) {
     Err err = c.eval(e, uval.data());
     if (err) {
-      double x = 0, y = 0;
-      if (is_unary(c.op[e])) x = uval[c.a[e]];
-      if (is_binary(c.op[e])) {
-        x = c.lhs(e, uval.data());
-        y = c.rhs(e, uval.data());
-      }
-      raise_op_error(op_name(c.op[e]), err, x, y, is_binary(c.op[e]));
+      c.set_error_at(e, err, uval.data());
       throw py::error_already_set();
     }
     if (anomaly && !std::isfinite(uval[e])) {

@@ -253,14 +253,24 @@ uint32_t Compiled::run_forward(Err& err) {
   return NONE;
 }
 
-void Compiled::run_backward() {
+void Compiled::sweep(double* g) const {
   const double* v = val.data();
-  double* g = grad.data();
   // Unlike eager backward, no requires-grad test per input: an entry that
   // does not require grad is never swept and, if a leaf, never written back,
   // so what it receives here is scratch.
   for (size_t k = size(); k-- > nleaves;)
     if (flags[k] & REQUIRES_GRAD) step(k, v, g[k], [g](uint32_t i, double d) { g[i] += d; });
+}
+
+void Compiled::set_error_at(size_t k, Err err, const double* v) const {
+  double x = 0, y = 0;
+  bool binary = is_binary(op[k]);
+  if (is_unary(op[k])) x = v[a[k]];
+  if (binary) {
+    x = lhs(k, v);
+    y = rhs(k, v);
+  }
+  raise_op_error(op_name(op[k]), err, x, y, binary);
 }
 
 uint32_t Compiled::first_nonfinite() const {
@@ -276,23 +286,13 @@ py::object Compiled::forward(py::object rows) {
       throw py::type_error("forward(): rows need a graph compiled with inputs=[...], the leaves that vary by row");
     return batch_forward(*this, rows);
   }
-  if (batch) batch->ready = false;  // backward() now means this forward's
   std::copy(val.begin(), val.begin() + nleaves, prev_leaves.begin());
   for (size_t i = 0; i < nleaves; ++i) val[i] = leaf_nodes[i]->data;
   Err err = OK;
   uint32_t failed = NONE;
   replay(size(), [&] { failed = run_forward(err); });
   if (failed != NONE) {
-    // Same exception as eager mode, formatted before the values are undone.
-    uint32_t k = failed;
-    double x = 0, y = 0;
-    bool binary = is_binary(op[k]);
-    if (is_unary(op[k])) x = val[a[k]];
-    if (binary) {
-      x = lhs(k, val.data());
-      y = rhs(k, val.data());
-    }
-    raise_op_error(op_name(op[k]), err, x, y, binary);
+    set_error_at(failed, err, val.data());  // formatted before the values are undone
   } else if (anomaly_enabled && (failed = first_nonfinite()) != NONE) {
     raise_anomaly(op_name(op[failed]), "forward", val[failed]);
   }
@@ -309,6 +309,7 @@ py::object Compiled::forward(py::object rows) {
     throw py::error_already_set();
   }
   stale = false;
+  if (batch) batch->ready = false;  // backward() now means this forward's
   for (size_t i = 0; i < out_nodes.size(); ++i) out_nodes[i]->data = val[out_index[i]];
   for (size_t i = 0; i < watch_nodes.size(); ++i) watch_nodes[i]->data = val[watch_index[i]];
   if (is_single) return py::float_(val[out_index[0]]);
@@ -357,7 +358,7 @@ py::object Compiled::backward(py::object grad_outputs) {
     if (out_index.size() > 1) grad[k] += seeds[i];  // an output listed twice gets both
     else grad[k] = seeds[i];
   }
-  replay(size(), [&] { run_backward(); });
+  replay(size(), [&] { sweep(grad.data()); });
   for (size_t i = 0; i < nleaves; ++i)
     if (writes_back(i)) leaf_nodes[i]->grad += grad[i];
   if (anomaly_enabled) {

@@ -116,6 +116,10 @@ struct Compiled {
   // by the leaf's requires_grad now, not when it was compiled.
   bool writes_back(size_t i) const { return fed[i] && (leaf_nodes[i]->flags & REQUIRES_GRAD); }
   bool receives(uint32_t i) const { return i < nleaves ? writes_back(i) : bool(flags[i] & REQUIRES_GRAD); }
+  // The backward sweep into the gradients g (seeded by the caller), at the values in val.
+  void sweep(double* g) const;
+  // Sets the Python error eager raises for entry k's op failing with err on the values v.
+  void set_error_at(size_t k, Err err, const double* v) const;
 
  private:
   // The entries of the leaves the user sees (numbers folded into ops excluded).
@@ -125,9 +129,10 @@ struct Compiled {
   // Reverse sweep carrying gradients g and their directional derivatives gd
   // along the tangents dot (forward-over-reverse: gd at the leaves is H v).
   void reverse2(const double* dot, double* g, double* gd) const;
+  // H t over the leaves (t and out indexed as `leaves`), at the values in val.
+  void hvp_at(const std::vector<uint32_t>& leaves, const double* t, double* out) const;
   // Returns the failing entry, or NONE. No Python calls: may run without the GIL.
   uint32_t run_forward(Err& err);
-  void run_backward();
   // The entry with the first non-finite value, or NONE (detect_anomaly).
   uint32_t first_nonfinite() const;
 };

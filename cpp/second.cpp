@@ -28,27 +28,14 @@ std::vector<uint32_t> Compiled::user_leaves() const {
 }
 
 void Compiled::tangents(double* dot) const {
+  // An entry's tangent is the sum over its operands of its partial derivative
+  // times theirs: its backward step with a gradient of 1, summed instead of
+  // scattered.
   const double* v = val.data();
   for (size_t k = nleaves; k < size(); ++k) {
-    dot[k] = with_op<double>(op[k], [&](auto t) -> double {
-      using S = typename decltype(t)::op;
-      if constexpr (t.arity == UNARY) {
-        return S::d(v[a[k]], v[k], aux[k]) * dot[a[k]];
-      } else if constexpr (t.arity == BINARY) {
-        double da, db;
-        S::d(lhs(k, v), rhs(k, v), v[k], da, db);
-        return ((flags[k] & CONST_A) ? 0.0 : da * dot[a[k]]) + ((flags[k] & CONST_B) ? 0.0 : db * dot[b[k]]);
-      } else {
-        NaryShape sh = shape(k);
-        const uint32_t* ix = args.data() + a[k];
-        const double* num = argnum.data() + a[k];
-        double s = 0;
-        S::d(sh.count, [&](size_t i) { return i < sh.nodes ? v[ix[i]] : num[i]; }, v[k], 1.0, [&](size_t i, double d) {
-          if (i < sh.nodes) s += d * dot[ix[i]];
-        });
-        return s;
-      }
-    });
+    double s = 0;
+    step(k, v, 1.0, [&](uint32_t i, double d) { s += d * dot[i]; });
+    dot[k] = s;
   }
 }
 
@@ -133,18 +120,22 @@ py::object Compiled::jvp(py::object tangents_in) {
   return r;
 }
 
-py::object Compiled::hvp(py::object v_in) {
-  one_output(*this, "hvp()");
-  forward(py::none());
-  std::vector<uint32_t> leaves_ = user_leaves();
-  std::vector<double> t = direction(*this, v_in, "hvp(): v", leaves_.size());
+void Compiled::hvp_at(const std::vector<uint32_t>& leaves_, const double* t, double* out) const {
   std::vector<double> dot(size(), 0.0), g(size(), 0.0), gd(size(), 0.0);
   for (size_t j = 0; j < leaves_.size(); ++j) dot[leaves_[j]] = t[j];
   tangents(dot.data());
   g[out_index[0]] = 1.0;
   reverse2(dot.data(), g.data(), gd.data());
+  for (size_t j = 0; j < leaves_.size(); ++j) out[j] = gd[leaves_[j]];
+}
+
+py::object Compiled::hvp(py::object v_in) {
+  one_output(*this, "hvp()");
+  forward(py::none());
+  std::vector<uint32_t> leaves_ = user_leaves();
+  std::vector<double> t = direction(*this, v_in, "hvp(): v", leaves_.size());
   py::array_t<double> r(static_cast<py::ssize_t>(leaves_.size()));
-  for (size_t j = 0; j < leaves_.size(); ++j) r.mutable_data()[j] = gd[leaves_[j]];
+  hvp_at(leaves_, t.data(), r.mutable_data());
   return std::move(r);
 }
 
@@ -154,16 +145,12 @@ py::object Compiled::hessian() {
   std::vector<uint32_t> leaves_ = user_leaves();
   const size_t n = leaves_.size();
   py::array_t<double> H(std::vector<py::ssize_t>{py::ssize_t(n), py::ssize_t(n)});
-  std::vector<double> dot(size()), g(size()), gd(size());
+  std::vector<double> e(n, 0.0), column(n);
   for (size_t j = 0; j < n; ++j) {  // column j: H e_j
-    std::fill(dot.begin(), dot.end(), 0.0);
-    std::fill(g.begin(), g.end(), 0.0);
-    std::fill(gd.begin(), gd.end(), 0.0);
-    dot[leaves_[j]] = 1.0;
-    tangents(dot.data());
-    g[out_index[0]] = 1.0;
-    reverse2(dot.data(), g.data(), gd.data());
-    for (size_t i = 0; i < n; ++i) H.mutable_data()[i * n + j] = gd[leaves_[i]];
+    e[j] = 1.0;
+    hvp_at(leaves_, e.data(), column.data());
+    e[j] = 0.0;
+    for (size_t i = 0; i < n; ++i) H.mutable_data()[i * n + j] = column[i];
   }
   return std::move(H);
 }
@@ -174,13 +161,10 @@ py::object Compiled::jacobian() {
   const size_t n = leaves_.size(), m = out_index.size();
   py::array_t<double> J(std::vector<py::ssize_t>{py::ssize_t(m), py::ssize_t(n)});
   std::vector<double> g(size());
-  const double* v = val.data();
   for (size_t o = 0; o < m; ++o) {  // row o: the gradient of output o
     std::fill(g.begin(), g.end(), 0.0);
     g[out_index[o]] = 1.0;
-    double* gp = g.data();
-    for (size_t k = size(); k-- > nleaves;)
-      if (flags[k] & REQUIRES_GRAD) step(k, v, gp[k], [gp](uint32_t i, double d) { gp[i] += d; });
+    sweep(g.data());
     for (size_t i = 0; i < n; ++i) J.mutable_data()[o * n + i] = g[leaves_[i]];
   }
   return std::move(J);

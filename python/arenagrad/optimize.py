@@ -47,6 +47,10 @@ class Recorded:
             raise TypeError(f"fun must return a Value, not {type(out).__name__}")
         self.out = out
         self.tape = compile_graph(out)
+        # Where each x sits among the tape's leaves (which may hold constants too).
+        position = {id(v): j for j, v in enumerate(self.tape.leaves)}
+        self._order = [position[id(x)] for x in self.xs]
+        self._num_leaves = len(position)
         self.evaluations = 0
 
     def _at(self, x: Any) -> None:
@@ -84,20 +88,14 @@ class Recorded:
         """The dense Hessian at x."""
         self._at(x)
         H = self.tape.hessian()
-        order = self._order()
-        return H[np.ix_(order, order)]
-
-    # The tape's leaves may hold constants besides the xs, in any order.
-    def _order(self) -> List[int]:
-        position = {id(v): j for j, v in enumerate(self.tape.leaves)}
-        return [position[id(x)] for x in self.xs]
+        return H[np.ix_(self._order, self._order)]
 
     def _reorder(self, over_leaves: np.ndarray) -> np.ndarray:
-        return np.asarray(over_leaves)[self._order()]
+        return np.asarray(over_leaves)[self._order]
 
     def _to_leaves(self, p: Any) -> np.ndarray:
-        v = np.zeros(len(self.tape.leaves))
-        v[self._order()] = np.asarray(p, dtype=float).ravel()
+        v = np.zeros(self._num_leaves)
+        v[self._order] = np.asarray(p, dtype=float).ravel()
         return v
 
 
