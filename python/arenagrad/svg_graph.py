@@ -19,7 +19,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 
 from ._core import Value
 from .graph_layout import Layout, Subgraph, collect, layered_layout
-from .viz import KIND_COLORS, _fmt, _folded_constant, node_kind
+from .viz import KIND_COLORS, _fmt, _folded_constant, _roots, node_kind
 
 __all__ = ["to_svg", "draw_svg", "node_text", "MAX_NODES"]
 
@@ -162,15 +162,6 @@ def draw_svg(
     return "\n".join(out)
 
 
-def _roots(value: Union[Value, Iterable[Value]]) -> List[Value]:
-    if isinstance(value, Value):
-        return [value]
-    roots = list(value)
-    if not roots or not all(isinstance(r, Value) for r in roots):
-        raise TypeError("to_svg expects a Value or a non-empty iterable of Values")
-    return roots
-
-
 def to_svg(value: Union[Value, Iterable[Value]], max_nodes: int = MAX_NODES) -> str:
     """SVG text of the graph under ``value`` (one output or several), laid out in Python.
 
@@ -183,7 +174,7 @@ def to_svg(value: Union[Value, Iterable[Value]], max_nodes: int = MAX_NODES) -> 
         An ``<svg>`` element: one box per node with its label and op, data and grad,
         coloured by kind (:data:`arenagrad.viz.KIND_COLORS`), inputs on the left.
     """
-    sub = collect(_roots(value), max_nodes)
+    sub = collect(_roots(value, "to_svg"), max_nodes)
     return draw_svg(sub, layered_layout(sub))
 
 

@@ -101,12 +101,13 @@ def _folded_constant(v: Value, inputs: Tuple[Value, ...]) -> Optional[str]:
     return "const"
 
 
-def _roots(value: Union[Value, Iterable[Value]]) -> List[Value]:
+def _roots(value: Union[Value, Iterable[Value]], caller: str = "to_dot") -> List[Value]:
+    """The outputs a drawing starts from; TypeError naming ``caller`` otherwise."""
     if isinstance(value, Value):
         return [value]
     roots = list(value)
     if not roots or not all(isinstance(r, Value) for r in roots):
-        raise TypeError("to_dot expects a Value or a non-empty iterable of Values")
+        raise TypeError(f"{caller} expects a Value or a non-empty iterable of Values")
     return roots
 
 
