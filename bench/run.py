@@ -634,19 +634,31 @@ def bench_chain(quick: bool) -> List[Row]:
 # ------------------------------------------------------------------- main
 
 
-def bench_batch(quick: bool) -> List[Row]:
-    """Batched replay (bench/batch_bench.py), on every core: the 2-thread rows need
-    both, and the pool's threads take the affinity of the thread that starts them."""
-    import batch_bench
-
+def on_every_core(fn: Callable[[], List[Row]]) -> List[Row]:
+    """fn() with this process allowed on every core: the 2-thread rows need both, and
+    the pool's threads take the affinity of the thread that starts them."""
     pinned = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     if pinned is not None:
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     try:
-        return batch_bench.bench_batch(quick, alternate, block)
+        return fn()
     finally:
         if pinned is not None:
             os.sched_setaffinity(0, pinned)
+
+
+def bench_batch(quick: bool) -> List[Row]:
+    """Batched replay (bench/batch_bench.py)."""
+    import batch_bench
+
+    return on_every_core(lambda: batch_bench.bench_batch(quick, alternate, block))
+
+
+def bench_second(quick: bool) -> List[Row]:
+    """Second order (bench/second_bench.py)."""
+    import second_bench
+
+    return on_every_core(lambda: second_bench.bench_second(quick, alternate, block))
 
 
 SECTIONS = {
@@ -656,6 +668,7 @@ SECTIONS = {
     "memory": bench_memory,
     "chain": bench_chain,
     "batch": bench_batch,
+    "second": bench_second,
 }
 
 

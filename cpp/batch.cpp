@@ -28,10 +28,44 @@ namespace ag {
 // Rows are summed in at most this many chunks (each a run of blocks), and the
 // chunk sums then in chunk order: the order depends on the row count only.
 static constexpr size_t MAX_CHUNKS = 64;
-// Lane-ops (rows x varying entries) between two looks at Ctrl-C: a few ms.
+// Work items (about lane-ops) between two looks at Ctrl-C: a few ms.
 static constexpr double ROUND_WORK = 4e6;
 // A block's values and gradients should stay in a core's L2 cache (1 MiB here).
 static constexpr size_t BLOCK_BYTES = 1 << 20;
+
+bool run_in_rounds(size_t items, double item_work, size_t workers, const std::atomic<size_t>& failed,
+                   const std::function<void(size_t, size_t)>& body) {
+  size_t per_round = std::max(workers, size_t(ROUND_WORK / std::max(item_work, 1.0)) + 1);
+  bool interrupted = false;
+  PyThreadState* ts = PyEval_SaveThread();
+  for (size_t i0 = 0; i0 < items; i0 += per_round) {
+    threads::run(i0, std::min(items, i0 + per_round), workers, body);
+    if (failed.load() != SIZE_MAX || i0 + per_round >= items) break;
+    PyEval_RestoreThread(ts);
+    interrupted = PyErr_CheckSignals() != 0;
+    ts = PyEval_SaveThread();
+    if (interrupted) break;
+  }
+  PyEval_RestoreThread(ts);
+  return !interrupted;
+}
+
+void raise_in_row(size_t row) {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  PyObject* msg = value ? PyObject_Str(value) : nullptr;
+  if (msg) {
+    PyErr_Format(type, "%U (in row %zu of the batch)", msg, row);
+    Py_DECREF(msg);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+  } else {
+    PyErr_Restore(type, value, tb);
+  }
+  throw py::error_already_set();
+}
 
 std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>& inputs) {
   auto p = std::make_unique<Batch>();
@@ -490,19 +524,7 @@ struct Run {
       if (p.work[w].size() < scratch) p.work[w].resize(scratch);
     if (grad) p.sums.assign(nchunks * p.nbound, 0.0);
     double chunk_work = double(chunk_blocks * W) * double(std::max<size_t>(nslots, 1));
-    size_t per_round = std::max(workers, size_t(ROUND_WORK / chunk_work) + 1);
-    bool interrupted = false;
-    PyThreadState* ts = PyEval_SaveThread();
-    for (size_t c0 = 0; c0 < nchunks; c0 += per_round) {
-      threads::run(c0, std::min(nchunks, c0 + per_round), workers, [this](size_t ci, size_t w) { chunk(ci, w); });
-      if (fail_row.load() != SIZE_MAX || c0 + per_round >= nchunks) break;
-      PyEval_RestoreThread(ts);
-      interrupted = PyErr_CheckSignals() != 0;
-      ts = PyEval_SaveThread();
-      if (interrupted) break;
-    }
-    PyEval_RestoreThread(ts);
-    return !interrupted;
+    return run_in_rounds(nchunks, chunk_work, workers, fail_row, [this](size_t ci, size_t w) { chunk(ci, w); });
   }
 
   // Raises the failure as eager raises it, naming the row.
@@ -510,46 +532,27 @@ struct Run {
     const Failure& f = fail;
     if (f.where) raise_anomaly(op_name(c.op[f.entry]), f.where, f.bad);
     else raise_op_error(op_name(c.op[f.entry]), f.err, f.x, f.y, is_binary(c.op[f.entry]));
-    with_row(f.row);
-  }
-
-  // Adds "(row i)" to the Python error being raised, keeping its type.
-  [[noreturn]] static void with_row(size_t row) {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    PyObject* msg = value ? PyObject_Str(value) : nullptr;
-    if (msg) {
-      PyErr_Format(type, "%U (in row %zu of the batch)", msg, row);
-      Py_DECREF(msg);
-      Py_XDECREF(type);
-      Py_XDECREF(value);
-      Py_XDECREF(tb);
-    } else {
-      PyErr_Restore(type, value, tb);
-    }
-    throw py::error_already_set();
+    raise_in_row(f.row);
   }
 };
 
 size_t batch_width(const Compiled& c) { return c.out_index.size(); }
 
-// rows as an (N, k) float64 array, k = the number of inputs.
-py::array_t<double> rows_arg(const Compiled& c, py::handle X) {
-  py::array_t<double> arr = numbers_array(X, "forward(): rows");
+}  // namespace
+
+py::array_t<double> rows_array(const Compiled& c, py::handle X, const std::string& what) {
+  py::array_t<double> arr = numbers_array(X, what);
   size_t k = c.batch->input_entry.size();
   if (arr.ndim() != 2 || size_t(arr.shape(1)) != k)
-    throw py::value_error("forward(): rows must be an (N, " + std::to_string(k) +
+    throw py::value_error(what + " must be an (N, " + std::to_string(k) +
                           ") array, one column per input; got shape " +
                           shape_text(std::vector<py::ssize_t>(arr.shape(), arr.shape() + arr.ndim())));
   return arr;
 }
 
-}  // namespace
-
 py::object batch_forward(Compiled& c, py::handle X) {
   Batch& p = *c.batch;
-  py::array_t<double> rows = rows_arg(c, X);
+  py::array_t<double> rows = rows_array(c, X, "forward(): rows");
   const size_t N = rows.shape(0), k = rows.shape(1), m = batch_width(c);
   // The uniform part once, as eager computes it, from the shared leaves' data.
   std::vector<double> uval(c.size());

@@ -3,6 +3,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,5 +56,21 @@ pybind11::array_t<double> numbers_array(pybind11::handle array, const std::strin
 
 // A shape as numpy writes it: "(3,)", "(2, 5)".
 std::string shape_text(const std::vector<pybind11::ssize_t>& shape);
+
+// A graph's rows argument as an (N, k) float64 array, k = its inputs; `what`
+// names it in errors ("forward(): rows").
+pybind11::array_t<double> rows_array(const Compiled& c, pybind11::handle rows, const std::string& what);
+
+// Runs body(item, worker) for items [0, items) on the pool without the GIL,
+// in rounds of a few ms (item_work: about the lane-ops of one item); between
+// rounds the GIL is retaken to let Ctrl-C in. Stops early once `failed` is
+// set (not SIZE_MAX). Returns false with the Python error set if a signal
+// handler raised. body must not touch Python.
+bool run_in_rounds(size_t items, double item_work, size_t workers, const std::atomic<size_t>& failed,
+                   const std::function<void(size_t item, size_t worker)>& body);
+
+// Re-raises the Python error being raised with " (in row i of the batch)"
+// added, keeping its type.
+[[noreturn]] void raise_in_row(size_t row);
 
 }  // namespace ag

@@ -63,18 +63,6 @@ std::vector<Node*> compiled_refs() {
   return r;
 }
 
-// Marks the compiled graph busy for one call: two threads replaying the same
-// graph at once would race on its arrays.
-struct BusyGuard {
-  std::atomic<bool>& flag;
-  explicit BusyGuard(std::atomic<bool>& f) : flag(f) {
-    if (flag.exchange(true))
-      throw std::runtime_error(
-          "this compiled graph is already running in another thread; compile one graph per thread");
-  }
-  ~BusyGuard() { flag.store(false); }
-};
-
 static Node* node_arg(py::handle h, const std::string& what) {
   if (!is_value(h.ptr())) throw py::type_error(what + " must be a Value, not '" + Py_TYPE(h.ptr())->tp_name + "'");
   return node_of(h.ptr());
@@ -467,19 +455,27 @@ void bind_compile(py::module_& m) {
           "After forward(rows): shared leaves' .grad gets the sum over rows, and the (N, len(inputs)) array\n"
           "of input gradients is returned; grad_outputs, if given, has forward(rows)'s shape.")
       .def(
-          "jvp", [](py::handle self, py::object t) { return self_of(self).jvp(t); }, py::arg("tangents"),
+          "jvp", [](py::handle self, py::object t, py::object rows) { return self_of(self).jvp(t, rows); },
+          py::arg("tangents"), py::arg("rows") = py::none(),
           "Forward mode at the leaves' current data: the outputs' derivatives along `tangents`\n"
-          "(one per leaf, in leaves order); a float, or a list for several outputs.")
+          "(one per leaf, in leaves order); a float, or a list for several outputs. With rows (a graph\n"
+          "compiled with inputs): one per row, an (N,) or (N, outputs) array; tangents may be (N, leaves).")
       .def(
-          "hvp", [](py::handle self, py::object v) { return self_of(self).hvp(v); }, py::arg("v"),
+          "hvp", [](py::handle self, py::object v, py::object rows) { return self_of(self).hvp(v, rows); },
+          py::arg("v"), py::arg("rows") = py::none(),
           "The Hessian of the (one) output times v (one entry per leaf, in leaves order), by\n"
-          "forward-over-reverse on the tape; an array. Leaves' .grad is left alone.")
+          "forward-over-reverse on the tape; an array. With rows: an (N, leaves) array, one per row;\n"
+          "v may be (N, leaves). Leaves' .grad is left alone.")
       .def(
-          "hessian", [](py::handle self) { return self_of(self).hessian(); },
-          "The dense Hessian of the (one) output with respect to the leaves, in leaves order.")
+          "hessian", [](py::handle self, py::object rows) { return self_of(self).hessian(rows); },
+          py::arg("rows") = py::none(),
+          "The dense Hessian of the (one) output with respect to the leaves, in leaves order;\n"
+          "with rows, an (N, leaves, leaves) array, one per row.")
       .def(
-          "jacobian", [](py::handle self) { return self_of(self).jacobian(); },
-          "The (outputs, leaves) Jacobian at the leaves' current data; .grad is left alone.")
+          "jacobian", [](py::handle self, py::object rows) { return self_of(self).jacobian(rows); },
+          py::arg("rows") = py::none(),
+          "The (outputs, leaves) Jacobian at the leaves' current data, or (N, outputs, leaves) per row;\n"
+          ".grad is left alone.")
       .def_property_readonly(
           "inputs",
           [](py::handle self) {

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,18 @@
 namespace ag {
 
 static constexpr uint32_t NONE = 0xffffffffu;
+
+// Marks a compiled graph busy for one call: two threads replaying the same
+// graph at once would race on its arrays.
+struct BusyGuard {
+  std::atomic<bool>& flag;
+  explicit BusyGuard(std::atomic<bool>& f) : flag(f) {
+    if (flag.exchange(true))
+      throw std::runtime_error(
+          "this compiled graph is already running in another thread; compile one graph per thread");
+  }
+  ~BusyGuard() { flag.store(false); }
+};
 
 struct Batch;  // batch.hpp
 
@@ -45,12 +58,13 @@ struct Compiled {
   Compiled& operator=(const Compiled&) = delete;
 
   pybind11::object forward(pybind11::object rows);
-  // Second order (second.cpp), at the leaves' current data; nothing is
-  // written to .grad. Tangents and results are indexed as leaves() lists them.
-  pybind11::object jvp(pybind11::object tangents);
-  pybind11::object hvp(pybind11::object v);
-  pybind11::object hessian();
-  pybind11::object jacobian();
+  // Second order (second.cpp), at the leaves' current data, or per row of
+  // `rows` for a graph compiled with inputs; nothing is written to .grad.
+  // Tangents and results are indexed as leaves() lists them.
+  pybind11::object jvp(pybind11::object tangents, pybind11::object rows);
+  pybind11::object hvp(pybind11::object v, pybind11::object rows);
+  pybind11::object hessian(pybind11::object rows);
+  pybind11::object jacobian(pybind11::object rows);
   pybind11::object backward(pybind11::object grad_outputs);
   pybind11::list leaves() const;
   void set_data(pybind11::object values, pybind11::object array);
@@ -122,15 +136,6 @@ struct Compiled {
   void set_error_at(size_t k, Err err, const double* v) const;
 
  private:
-  // The entries of the leaves the user sees (numbers folded into ops excluded).
-  std::vector<uint32_t> user_leaves() const;
-  // Forward-mode: dot[k] = d(entry k)/d(direction), from the leaves' dot.
-  void tangents(double* dot) const;
-  // Reverse sweep carrying gradients g and their directional derivatives gd
-  // along the tangents dot (forward-over-reverse: gd at the leaves is H v).
-  void reverse2(const double* dot, double* g, double* gd) const;
-  // H t over the leaves (t and out indexed as `leaves`), at the values in val.
-  void hvp_at(const std::vector<uint32_t>& leaves, const double* t, double* out) const;
   // Returns the failing entry, or NONE. No Python calls: may run without the GIL.
   uint32_t run_forward(Err& err);
   // The entry with the first non-finite value, or NONE (detect_anomaly).

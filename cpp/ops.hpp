@@ -307,8 +307,10 @@ struct Sum {  // p = the sum of any numbers folded in
   template <class X, class Acc> static void d(size_t n, X, double, double g, Acc acc) {
     for (size_t i = 0; i < n; ++i) acc(i, g);
   }
-  // g times the Hessian of y times the operands' tangents t: acc(i, g (H t)_i).
-  template <class X, class T, class Acc> static void d2t(size_t, X, double, T, double, Acc) {}
+  // g times the Hessian of y times the operands' tangents, for L tangents at
+  // once: t(i) points at operand i's L tangents, dx[i] is dy/dx_i (d with
+  // g = 1), and acc(i, j, v) adds v = g (H t_j)_i.
+  template <class X, class T, class Acc> static void d2t(size_t, X, double, const double*, T, double, size_t, Acc) {}
   // f and d over a block of w rows, for batched replay: x(i) points at operand
   // i's w lanes, acc(i, c) adds the lanes c to its gradient. The same
   // operations in the same order per row as f and d, so the same bits.
@@ -337,7 +339,7 @@ struct Mean {
     double gi = g / double(n);
     for (size_t i = 0; i < n; ++i) acc(i, gi);
   }
-  template <class X, class T, class Acc> static void d2t(size_t, X, double, T, double, Acc) {}
+  template <class X, class T, class Acc> static void d2t(size_t, X, double, const double*, T, double, size_t, Acc) {}
   static constexpr bool lane_form = true;  // as Sum's
   template <class X> static void f_lanes(size_t n, X x, double, double* y, size_t w) {
     for (size_t r = 0; r < w; ++r) y[r] = 0;
@@ -368,10 +370,14 @@ struct Dot {  // sum_i x(i) * x(n + i)
       acc(n + i, g * x(i));
     }
   }
-  template <class X, class T, class Acc> static void d2t(size_t n, X, double, T t, double g, Acc acc) {
+  template <class X, class T, class Acc>
+  static void d2t(size_t n, X, double, const double*, T t, double g, size_t L, Acc acc) {
     for (size_t i = 0; i < n; ++i) {
-      acc(i, g * t(n + i));
-      acc(n + i, g * t(i));
+      const double *ta = t(i), *tb = t(n + i);
+      for (size_t j = 0; j < L; ++j) {
+        acc(i, j, g * tb[j]);
+        acc(n + i, j, g * ta[j]);
+      }
     }
   }
   static constexpr bool lane_form = true;  // as Sum's
@@ -415,13 +421,13 @@ struct LogSumExp {  // max-shifted so that no exp overflows
   template <class X, class Acc> static void d(size_t n, X x, double y, double g, Acc acc) {
     for (size_t i = 0; i < n; ++i) acc(i, g * std::exp(x(i) - y));
   }
-  // The Hessian is diag(p) - p p^T, p = softmax(x).
-  template <class X, class T, class Acc> static void d2t(size_t n, X x, double y, T t, double g, Acc acc) {
-    double pt = 0;
-    for (size_t i = 0; i < n; ++i) pt += std::exp(x(i) - y) * t(i);
-    for (size_t i = 0; i < n; ++i) {
-      double p = std::exp(x(i) - y);
-      acc(i, g * (p * t(i) - p * pt));
+  // The Hessian is diag(p) - p p^T, p = softmax(x) = dx.
+  template <class X, class T, class Acc>
+  static void d2t(size_t n, X, double, const double* p, T t, double g, size_t L, Acc acc) {
+    for (size_t j = 0; j < L; ++j) {
+      double pt = 0;
+      for (size_t i = 0; i < n; ++i) pt += p[i] * t(i)[j];
+      for (size_t i = 0; i < n; ++i) acc(i, j, g * (p[i] * t(i)[j] - p[i] * pt));
     }
   }
 };

@@ -1,173 +1,366 @@
 // Second order on a compiled graph: forward-mode tangents (jvp), Hessian-vector
-// products by forward-over-reverse (hvp), dense Hessians and Jacobians. Every
-// op's second derivative sits beside its first in the op table (ops.hpp:
-// d2 for unary and binary ops, d2t for n-ary ones).
+// products by forward-over-reverse (hvp), dense Hessians and Jacobians, at the
+// leaves' current data or per row of a batch. Every op's second derivative
+// sits beside its first in the op table (ops.hpp: d2 for unary and binary
+// ops, d2t for n-ary ones).
 //
-// These run under the GIL from start to end (no other thread can replay the
-// graph meanwhile) at the leaves' current data, after a forward() that
-// refreshes the values; nothing is written to .grad.
+// Derivatives are taken with respect to every leaf leaves() lists, whatever
+// its requires_grad (which only decides what backward writes to .grad), as
+// torch.autograd.functional.hessian does; nothing is written to .grad.
+//
+// Several directions go through the tape together (lanes): each entry's first
+// and second derivatives are computed once and applied to every lane, so a
+// dense Hessian costs one derivative evaluation per entry per chunk of
+// columns, not per column. One direction is the same code with one lane.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include "batch.hpp"
 #include "compile.hpp"
 #include "errors.hpp"
+#include "modes.hpp"
+#include "threads.hpp"
 
 namespace py = pybind11;
 
 namespace ag {
 
-std::vector<uint32_t> Compiled::user_leaves() const {
-  std::vector<uint32_t> r;
-  for (size_t i = 0; i < nleaves; ++i)
-    if (!(leaf_nodes[i]->flags & NUMBER)) r.push_back(static_cast<uint32_t>(i));
-  return r;
-}
-
-void Compiled::tangents(double* dot) const {
-  // An entry's tangent is the sum over its operands of its partial derivative
-  // times theirs: its backward step with a gradient of 1, summed instead of
-  // scattered.
-  const double* v = val.data();
-  for (size_t k = nleaves; k < size(); ++k) {
-    double s = 0;
-    step(k, v, 1.0, [&](uint32_t i, double d) { s += d * dot[i]; });
-    dot[k] = s;
-  }
-}
-
-void Compiled::reverse2(const double* dot, double* g, double* gd) const {
-  const double* v = val.data();
-  for (size_t k = size(); k-- > nleaves;) {
-    if (!(flags[k] & REQUIRES_GRAD)) continue;
-    const double gk = g[k], gdk = gd[k];
-    with_op<void>(op[k], [&](auto t) {
-      using S = typename decltype(t)::op;
-      if constexpr (t.arity == UNARY) {
-        const double x = v[a[k]], d = S::d(x, v[k], aux[k]), d2 = S::d2(x, v[k], aux[k]);
-        g[a[k]] += gk * d;
-        gd[a[k]] += gdk * d + gk * d2 * dot[a[k]];
-      } else if constexpr (t.arity == BINARY) {
-        double da, db, aa, ab, bb;
-        S::d(lhs(k, v), rhs(k, v), v[k], da, db);
-        S::d2(lhs(k, v), rhs(k, v), v[k], aa, ab, bb);
-        // A constant side has no tangent, and its second derivatives are not
-        // computed at all: they may be NaN (log of a negative base in **).
-        const bool ca = flags[k] & CONST_A, cb = flags[k] & CONST_B;
-        const double ta = ca ? 0.0 : dot[a[k]], tb = cb ? 0.0 : dot[b[k]];
-        if (!ca) {
-          g[a[k]] += gk * da;
-          gd[a[k]] += gdk * da + gk * (aa * ta + (cb ? 0.0 : ab * tb));
-        }
-        if (!cb) {
-          g[b[k]] += gk * db;
-          gd[b[k]] += gdk * db + gk * ((ca ? 0.0 : ab * ta) + bb * tb);
-        }
-      } else {
-        NaryShape sh = shape(k);
-        const uint32_t* ix = args.data() + a[k];
-        const double* num = argnum.data() + a[k];
-        auto x = [&](size_t i) { return i < sh.nodes ? v[ix[i]] : num[i]; };
-        auto tan = [&](size_t i) { return i < sh.nodes ? dot[ix[i]] : 0.0; };
-        S::d(sh.count, x, v[k], gk, [&](size_t i, double d) {
-          if (i < sh.nodes) g[ix[i]] += d;
-        });
-        S::d(sh.count, x, v[k], gdk, [&](size_t i, double d) {
-          if (i < sh.nodes) gd[ix[i]] += d;
-        });
-        S::d2t(sh.count, x, v[k], tan, gk, [&](size_t i, double d) {
-          if (i < sh.nodes) gd[ix[i]] += d;
-        });
-      }
-    });
-  }
-}
-
 namespace {
 
-// A direction over the user's leaves, as floats.
-std::vector<double> direction(const Compiled& c, py::handle v, const char* what, size_t n) {
-  py::array_t<double> arr = numbers_array(v, what);
-  if (arr.ndim() != 1 || size_t(arr.shape(0)) != n)
-    throw py::value_error(std::string(what) + " must have one entry per leaf (" + std::to_string(n) + "), got shape " +
-                          shape_text(std::vector<py::ssize_t>(arr.shape(), arr.shape() + arr.ndim())));
-  return std::vector<double>(arr.data(), arr.data() + n);
+// Hessian columns per pass over the tape: bounds the lanes' memory (two
+// doubles per entry per lane) while sharing each entry's derivatives.
+constexpr size_t MAX_LANES = 16;
+
+enum What { JVP, HVP, HESSIAN, JACOBIAN };
+const char* const WHAT_NAME[] = {"jvp()", "hvp()", "hessian()", "jacobian()"};
+
+// What the second-order passes share for one graph: the leaves the user
+// sees, and which entries depend on them (the others have no tangent and
+// pass no gradient; skipping them keeps a NaN derivative of a constant part
+// from turning a zero tangent into NaN).
+struct Shape {
+  std::vector<uint32_t> leaves;  // entries of leaves(), in its order
+  std::vector<uint8_t> live;
+  size_t max_slots = 0;  // the most operand slots of an n-ary entry (a dot's pairs count twice)
+
+  explicit Shape(const Compiled& c) : live(c.size(), 0) {
+    for (size_t i = 0; i < c.nleaves; ++i)
+      if (!(c.leaf_nodes[i]->flags & NUMBER)) {
+        leaves.push_back(static_cast<uint32_t>(i));
+        live[i] = 1;
+      }
+    for (size_t k = c.nleaves; k < c.size(); ++k) {
+      c.for_each_operand(k, [&](uint32_t o) { live[k] |= live[o]; });
+      if (is_nary(c.op[k])) max_slots = std::max<size_t>(max_slots, c.b[k]);
+    }
+  }
+};
+
+// The passes at one point (values v), L directions at a time. Lanes of one
+// entry are contiguous: dot[k * L + j] is entry k's tangent along direction j.
+struct Lanes {
+  const Compiled& c;
+  const Shape& s;
+  std::vector<double> dot, g, gd, part, zero;
+
+  Lanes(const Compiled& c, const Shape& s, size_t max_lanes)
+      : c(c), s(s), dot(c.size() * max_lanes), g(c.size()), gd(c.size() * max_lanes), part(s.max_slots),
+        zero(max_lanes, 0.0) {}
+
+  // The leaves' lanes: lane j of leaf leaves[i] is t(i, j).
+  template <class T> void seed(size_t L, T t) {
+    std::fill(dot.begin(), dot.begin() + c.nleaves * L, 0.0);
+    for (size_t i = 0; i < s.leaves.size(); ++i)
+      for (size_t j = 0; j < L; ++j) dot[s.leaves[i] * L + j] = t(i, j);
+  }
+
+  // Forward mode: an entry's tangent is the sum over its operands of its
+  // partial derivative times theirs (its backward step with a gradient of 1,
+  // summed instead of scattered).
+  void tangents(const double* v, size_t L) {
+    for (size_t k = c.nleaves; k < c.size(); ++k) {
+      double* dk = dot.data() + k * L;
+      std::fill(dk, dk + L, 0.0);
+      if (!s.live[k]) continue;
+      c.step(k, v, 1.0, [&](uint32_t i, double d) {
+        if (!s.live[i]) return;
+        const double* di = dot.data() + size_t(i) * L;
+        for (size_t j = 0; j < L; ++j) dk[j] += d * di[j];
+      });
+    }
+  }
+
+  // The gradient of entry `out` into g (first order, every live entry).
+  void gradient(const double* v, uint32_t out) {
+    std::fill(g.begin(), g.end(), 0.0);
+    g[out] = 1.0;
+    for (size_t k = c.size(); k-- > c.nleaves;)
+      if (s.live[k])
+        c.step(k, v, g[k], [&](uint32_t i, double d) {
+          if (s.live[i]) g[i] += d;
+        });
+  }
+
+  // The reverse sweep from `out` carrying gradients g and, per lane, their
+  // derivatives gd along the tangents (forward-over-reverse: gd at a leaf is
+  // (H t_j) there).
+  void reverse(const double* v, size_t L, uint32_t out) {
+    std::fill(g.begin(), g.end(), 0.0);
+    std::fill(gd.begin(), gd.begin() + c.size() * L, 0.0);
+    g[out] = 1.0;
+    for (size_t k = c.size(); k-- > c.nleaves;) {
+      if (!s.live[k]) continue;
+      const double gk = g[k];
+      const double* gdk = gd.data() + k * L;
+      with_op<void>(c.op[k], [&](auto t) {
+        using S = typename decltype(t)::op;
+        if constexpr (t.arity == UNARY) {
+          const uint32_t a = c.a[k];
+          const double x = v[a], d = S::d(x, v[k], c.aux[k]), d2 = S::d2(x, v[k], c.aux[k]);
+          const double* ta = dot.data() + size_t(a) * L;
+          double* ga = gd.data() + size_t(a) * L;
+          g[a] += gk * d;
+          for (size_t j = 0; j < L; ++j) ga[j] += gdk[j] * d + gk * d2 * ta[j];
+        } else if constexpr (t.arity == BINARY) {
+          double da, db, aa, ab, bb;
+          S::d(c.lhs(k, v), c.rhs(k, v), v[k], da, db);
+          S::d2(c.lhs(k, v), c.rhs(k, v), v[k], aa, ab, bb);
+          // A side without tangents (a number, or computed from numbers
+          // only) has its second derivatives skipped, not multiplied by 0:
+          // they may be NaN (log of a negative base in **).
+          const bool ca = (c.flags[k] & CONST_A) || !s.live[c.a[k]];
+          const bool cb = (c.flags[k] & CONST_B) || !s.live[c.b[k]];
+          const double* ta = ca ? zero.data() : dot.data() + size_t(c.a[k]) * L;
+          const double* tb = cb ? zero.data() : dot.data() + size_t(c.b[k]) * L;
+          if (!ca) {
+            double* ga = gd.data() + size_t(c.a[k]) * L;
+            g[c.a[k]] += gk * da;
+            for (size_t j = 0; j < L; ++j) ga[j] += gdk[j] * da + gk * (aa * ta[j] + (cb ? 0.0 : ab * tb[j]));
+          }
+          if (!cb) {
+            double* gb = gd.data() + size_t(c.b[k]) * L;
+            g[c.b[k]] += gk * db;
+            for (size_t j = 0; j < L; ++j) gb[j] += gdk[j] * db + gk * ((ca ? 0.0 : ab * ta[j]) + bb * tb[j]);
+          }
+        } else {
+          NaryShape sh = c.shape(k);
+          const uint32_t* ix = c.args.data() + c.a[k];
+          const double* num = c.argnum.data() + c.a[k];
+          auto x = [&](size_t i) { return i < sh.nodes ? v[ix[i]] : num[i]; };
+          auto in = [&](size_t i) { return i < sh.nodes && s.live[ix[i]]; };
+          const size_t slots = c.b[k];
+          std::fill(part.begin(), part.begin() + slots, 0.0);
+          S::d(sh.count, x, v[k], 1.0, [&](size_t i, double d) { part[i] += d; });
+          for (size_t i = 0; i < slots; ++i) {
+            if (!in(i)) continue;
+            double* gi = gd.data() + size_t(ix[i]) * L;
+            g[ix[i]] += gk * part[i];
+            for (size_t j = 0; j < L; ++j) gi[j] += part[i] * gdk[j];
+          }
+          auto tan = [&](size_t i) { return in(i) ? dot.data() + size_t(ix[i]) * L : zero.data(); };
+          S::d2t(sh.count, x, v[k], part.data(), tan, gk, L, [&](size_t i, size_t j, double d) {
+            if (in(i)) gd[size_t(ix[i]) * L + j] += d;
+          });
+        }
+      });
+    }
+  }
+
+  // One point's answer into out. dir: the direction(s) over the leaves
+  // (jvp, hvp); out: m outputs (jvp), n (hvp), n x n (hessian), m x n (jacobian).
+  void compute(What what, const double* v, const double* dir, double* out) {
+    const size_t n = s.leaves.size(), m = c.out_index.size();
+    switch (what) {
+      case JVP:
+        seed(1, [&](size_t i, size_t) { return dir[i]; });
+        tangents(v, 1);
+        for (size_t o = 0; o < m; ++o) out[o] = dot[c.out_index[o]];
+        break;
+      case HVP:
+        seed(1, [&](size_t i, size_t) { return dir[i]; });
+        tangents(v, 1);
+        reverse(v, 1, c.out_index[0]);
+        for (size_t i = 0; i < n; ++i) out[i] = gd[s.leaves[i]];
+        break;
+      case HESSIAN:
+        for (size_t c0 = 0; c0 < n; c0 += MAX_LANES) {  // columns c0 + j: H e_(c0 + j)
+          const size_t L = std::min(MAX_LANES, n - c0);
+          seed(L, [&](size_t i, size_t j) { return i == c0 + j ? 1.0 : 0.0; });
+          tangents(v, L);
+          reverse(v, L, c.out_index[0]);
+          for (size_t i = 0; i < n; ++i)
+            for (size_t j = 0; j < L; ++j) out[i * n + c0 + j] = gd[size_t(s.leaves[i]) * L + j];
+        }
+        break;
+      case JACOBIAN:
+        for (size_t o = 0; o < m; ++o) {  // row o: the gradient of output o
+          gradient(v, c.out_index[o]);
+          for (size_t i = 0; i < n; ++i) out[o * n + i] = g[s.leaves[i]];
+        }
+        break;
+    }
+  }
+};
+
+void one_output(const Compiled& c, What what) {
+  if (c.out_index.size() != 1)
+    throw py::value_error(std::string(WHAT_NAME[what]) + " needs a graph compiled from one output; this one has " +
+                          std::to_string(c.out_index.size()) + " (use jacobian() for several)");
 }
 
-void one_output(const Compiled& c, const char* what) {
-  if (c.out_index.size() != 1)
-    throw py::value_error(std::string(what) + " needs a graph compiled from one output; this one has " +
-                          std::to_string(c.out_index.size()) + " (use jacobian() for several)");
-  if (!(c.out_nodes[0]->flags & REQUIRES_GRAD))
-    throw std::runtime_error(std::string(what) + ": the output does not require grad");
+// A direction over the leaves: (n,), or (N, n) for one per row of N rows.
+py::array_t<double> directions(py::handle v, const std::string& what, size_t n, bool per_row, size_t N) {
+  py::array_t<double> arr = numbers_array(v, what);
+  std::vector<py::ssize_t> got(arr.shape(), arr.shape() + arr.ndim());
+  bool ok = (arr.ndim() == 1 && size_t(arr.shape(0)) == n) ||
+            (per_row && arr.ndim() == 2 && size_t(arr.shape(0)) == N && size_t(arr.shape(1)) == n);
+  if (!ok)
+    throw py::value_error(what + " must have one entry per leaf (" + std::to_string(n) + ")" +
+                          (per_row ? ", or be an (N, " + std::to_string(n) + ") array with one row per row of rows" : "") +
+                          "; got shape " + shape_text(got));
+  return arr;
+}
+
+// The shape of one point's answer.
+std::vector<py::ssize_t> answer_shape(const Compiled& c, What what, size_t n) {
+  const py::ssize_t m = py::ssize_t(c.out_index.size()), nn = py::ssize_t(n);
+  switch (what) {
+    case JVP: return c.is_single ? std::vector<py::ssize_t>{} : std::vector<py::ssize_t>{m};
+    case HVP: return {nn};
+    case HESSIAN: return {nn, nn};
+    default: return {m, nn};
+  }
+}
+
+size_t answer_size(const std::vector<py::ssize_t>& shape) {
+  size_t t = 1;
+  for (auto d : shape) t *= size_t(d);
+  return t;
+}
+
+py::object at_point(Compiled& c, What what, py::handle dir_in) {
+  c.forward(py::none());  // the values at the leaves' current data, or the error eager raises
+  Shape s(c);
+  const size_t n = s.leaves.size();
+  py::array_t<double> dir;
+  if (what == JVP || what == HVP) dir = directions(dir_in, std::string(WHAT_NAME[what]) + ": " + (what == JVP ? "tangents" : "v"), n, false, 0);
+  std::vector<py::ssize_t> shape = answer_shape(c, what, n);
+  Lanes lanes(c, s, what == HESSIAN ? std::min(MAX_LANES, std::max<size_t>(n, 1)) : 1);
+  std::vector<double> out(answer_size(shape));
+  lanes.compute(what, c.val.data(), dir ? dir.data() : nullptr, out.data());
+  if (what == JVP) {
+    if (c.is_single) return py::float_(out[0]);
+    py::list r;
+    for (size_t o = 0; o < c.out_index.size(); ++o) r.append(out[o]);
+    return r;
+  }
+  py::array_t<double> r(shape);
+  std::copy(out.begin(), out.end(), r.mutable_data());
+  return std::move(r);
+}
+
+// Per row of `rows`: the inputs set to the row, the other leaves at their
+// current data. Row i's answer is what the same call without rows gives with
+// the inputs set to rows[i], bit for bit. Rows are shared out to the pool
+// without the GIL; the first failing row raises eager's error, naming it.
+py::object per_row(Compiled& c, What what, py::handle dir_in, py::handle rows_in) {
+  if (!c.batch)
+    throw py::type_error(std::string(WHAT_NAME[what]) +
+                         ": rows need a graph compiled with inputs=[...], the leaves that vary by row");
+  BusyGuard busy_guard(c.busy);
+  py::array_t<double> rows = rows_array(c, rows_in, std::string(WHAT_NAME[what]) + ": rows");
+  const size_t N = rows.shape(0), k = rows.shape(1);
+  const Shape s(c);
+  const size_t n = s.leaves.size();
+  py::array_t<double> dir;
+  size_t dir_stride = 0;
+  if (what == JVP || what == HVP) {
+    dir = directions(dir_in, std::string(WHAT_NAME[what]) + ": " + (what == JVP ? "tangents" : "v"), n, true, N);
+    dir_stride = dir.ndim() == 2 ? n : 0;
+  }
+  std::vector<py::ssize_t> shape = answer_shape(c, what, n);
+  const size_t per = answer_size(shape);
+  shape.insert(shape.begin(), py::ssize_t(N));
+  py::array_t<double> out(shape);
+
+  std::vector<double> base(c.nleaves);
+  for (size_t i = 0; i < c.nleaves; ++i) base[i] = c.leaf_nodes[i]->data;
+  const bool anomaly = anomaly_enabled;
+  const size_t workers = threads::count();
+  const size_t L = what == HESSIAN ? std::min(MAX_LANES, std::max<size_t>(n, 1)) : 1;
+  std::vector<Lanes> lanes;
+  lanes.reserve(workers);
+  std::vector<std::vector<double>> vals(workers, std::vector<double>(c.size()));
+  for (size_t w = 0; w < workers; ++w) lanes.emplace_back(c, s, L);
+
+  const double* X = rows.data();
+  const double* D = dir ? dir.data() : nullptr;
+  double* Y = out.mutable_data();
+  // The values of row r into v; the first failing entry, or NONE.
+  auto values = [&](size_t r, double* v, Err& err) -> uint32_t {
+    std::copy(base.begin(), base.end(), v);
+    for (size_t i = 0; i < k; ++i)
+      if (c.batch->input_entry[i] != NONE) v[c.batch->input_entry[i]] = X[r * k + i];
+    for (size_t e = c.nleaves; e < c.size(); ++e) {
+      err = c.eval(e, v);
+      if (err || (anomaly && !std::isfinite(v[e]))) return static_cast<uint32_t>(e);
+    }
+    return NONE;
+  };
+  std::atomic<size_t> failed{SIZE_MAX};
+  auto body = [&](size_t r, size_t w) {
+    if (r > failed.load(std::memory_order_relaxed)) return;  // an earlier row failed
+    double* v = vals[w].data();
+    Err err = OK;
+    if (values(r, v, err) != NONE) {
+      size_t cur = failed.load();
+      while (r < cur && !failed.compare_exchange_weak(cur, r)) {
+      }
+      return;
+    }
+    lanes[w].compute(what, v, D ? D + r * dir_stride : nullptr, Y + r * per);
+  };
+  // About the lane-ops of one row, for the rounds between looks at Ctrl-C.
+  const double work = double(c.size()) * (what == HESSIAN    ? 2.0 * double(n)
+                                          : what == JACOBIAN ? double(c.out_index.size())
+                                                             : 2.0);
+  if (!run_in_rounds(N, work, workers, failed, body)) throw py::error_already_set();
+  const size_t bad = failed.load();
+  if (bad != SIZE_MAX) {  // that row again, under the GIL, for eager's message
+    std::vector<double>& v = vals[0];
+    Err err = OK;
+    uint32_t e = values(bad, v.data(), err);
+    if (err) c.set_error_at(e, err, v.data());
+    else raise_anomaly(op_name(c.op[e]), "forward", v[e]);
+    raise_in_row(bad);
+  }
+  return std::move(out);
 }
 
 }  // namespace
 
-py::object Compiled::jvp(py::object tangents_in) {
-  forward(py::none());
-  std::vector<uint32_t> leaves_ = user_leaves();
-  std::vector<double> t = direction(*this, tangents_in, "jvp(): tangents", leaves_.size());
-  std::vector<double> dot(size(), 0.0);
-  for (size_t j = 0; j < leaves_.size(); ++j) dot[leaves_[j]] = t[j];
-  tangents(dot.data());
-  if (is_single) return py::float_(dot[out_index[0]]);
-  py::list r;
-  for (uint32_t k : out_index) r.append(dot[k]);
-  return r;
+py::object Compiled::jvp(py::object tangents_in, py::object rows) {
+  return rows.is_none() ? at_point(*this, JVP, tangents_in) : per_row(*this, JVP, tangents_in, rows);
 }
 
-void Compiled::hvp_at(const std::vector<uint32_t>& leaves_, const double* t, double* out) const {
-  std::vector<double> dot(size(), 0.0), g(size(), 0.0), gd(size(), 0.0);
-  for (size_t j = 0; j < leaves_.size(); ++j) dot[leaves_[j]] = t[j];
-  tangents(dot.data());
-  g[out_index[0]] = 1.0;
-  reverse2(dot.data(), g.data(), gd.data());
-  for (size_t j = 0; j < leaves_.size(); ++j) out[j] = gd[leaves_[j]];
+py::object Compiled::hvp(py::object v_in, py::object rows) {
+  one_output(*this, HVP);
+  return rows.is_none() ? at_point(*this, HVP, v_in) : per_row(*this, HVP, v_in, rows);
 }
 
-py::object Compiled::hvp(py::object v_in) {
-  one_output(*this, "hvp()");
-  forward(py::none());
-  std::vector<uint32_t> leaves_ = user_leaves();
-  std::vector<double> t = direction(*this, v_in, "hvp(): v", leaves_.size());
-  py::array_t<double> r(static_cast<py::ssize_t>(leaves_.size()));
-  hvp_at(leaves_, t.data(), r.mutable_data());
-  return std::move(r);
+py::object Compiled::hessian(py::object rows) {
+  one_output(*this, HESSIAN);
+  return rows.is_none() ? at_point(*this, HESSIAN, py::none()) : per_row(*this, HESSIAN, py::none(), rows);
 }
 
-py::object Compiled::hessian() {
-  one_output(*this, "hessian()");
-  forward(py::none());
-  std::vector<uint32_t> leaves_ = user_leaves();
-  const size_t n = leaves_.size();
-  py::array_t<double> H(std::vector<py::ssize_t>{py::ssize_t(n), py::ssize_t(n)});
-  std::vector<double> e(n, 0.0), column(n);
-  for (size_t j = 0; j < n; ++j) {  // column j: H e_j
-    e[j] = 1.0;
-    hvp_at(leaves_, e.data(), column.data());
-    e[j] = 0.0;
-    for (size_t i = 0; i < n; ++i) H.mutable_data()[i * n + j] = column[i];
-  }
-  return std::move(H);
-}
-
-py::object Compiled::jacobian() {
-  forward(py::none());
-  std::vector<uint32_t> leaves_ = user_leaves();
-  const size_t n = leaves_.size(), m = out_index.size();
-  py::array_t<double> J(std::vector<py::ssize_t>{py::ssize_t(m), py::ssize_t(n)});
-  std::vector<double> g(size());
-  for (size_t o = 0; o < m; ++o) {  // row o: the gradient of output o
-    std::fill(g.begin(), g.end(), 0.0);
-    g[out_index[o]] = 1.0;
-    sweep(g.data());
-    for (size_t i = 0; i < n; ++i) J.mutable_data()[o * n + i] = g[leaves_[i]];
-  }
-  return std::move(J);
+py::object Compiled::jacobian(py::object rows) {
+  return rows.is_none() ? at_point(*this, JACOBIAN, py::none()) : per_row(*this, JACOBIAN, py::none(), rows);
 }
 
 }  // namespace ag

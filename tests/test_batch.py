@@ -22,7 +22,7 @@ import arenagrad as ag
 import numpy as np
 import pytest
 from arenagrad import _core
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 UNARY = [op for op in _core.ops() if op["arity"] == "unary"]
@@ -108,9 +108,23 @@ def leaves(values, requires_grad=True):
     return [ag.Value(float(v), requires_grad=requires_grad) for v in values]
 
 
+def largest_grad(out):
+    """The largest |grad| of any node in out's graph: the size of the terms a
+    gradient is summed from, which bounds its rounding error when they cancel."""
+    seen, stack, big = set(), [out], 0.0
+    while stack:
+        v = stack.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        big = max(big, abs(v.grad) if math.isfinite(v.grad) else 0.0)
+        stack.extend(v._prev)
+    return big
+
+
 def eager_rows(program, X, shared_values, inputs_require_grad=True):
-    """Per row: (value, input grads, shared grads) from the eager engine, or the
-    exception it raised."""
+    """Per row: (value, input grads, shared grads, largest node grad) from the
+    eager engine, or the exception it raised."""
     rows = []
     for x in X:
         ins, sh = leaves(x, inputs_require_grad), leaves(shared_values)
@@ -121,7 +135,7 @@ def eager_rows(program, X, shared_values, inputs_require_grad=True):
         except (ValueError, ZeroDivisionError, OverflowError) as e:
             rows.append(e)
             continue
-        rows.append((out.data, [v.grad for v in ins], [v.grad for v in sh]))
+        rows.append((out.data, [v.grad for v in ins], [v.grad for v in sh], largest_grad(out)))
     return rows
 
 
@@ -137,6 +151,13 @@ def same_bits(a, b):
     n_rows=st.integers(0, 150),
     k=st.integers(1, 3),
     seed=st.integers(0, 2**31),
+)
+@example(  # a softmax of one node twice: the shared gradients are rounding noise
+    program=[("unary", "neg", [0, 0], 0.0, 0)] * 4
+    + [("binary", "softmax", [0, 0], 0.0, 0), ("binary", "softmax", [3, 33], 0.0, 0)],
+    n_rows=104,
+    k=2,
+    seed=0,
 )
 def test_rows_match_eager_bit_for_bit(program, n_rows, k, seed):
     rng = np.random.default_rng(seed)
@@ -165,10 +186,15 @@ def test_rows_match_eager_bit_for_bit(program, n_rows, k, seed):
     G = cg.backward()
     assert G.shape == (n_rows, k)
     assert same_bits(G, np.array([r[1] for r in want]).reshape(n_rows, k))
+    # Batched replay sums the rows' gradients before the shared part's
+    # backward, eager after it: equal within 1e-12 relative, and within a few
+    # roundings of the largest term per row where a row's terms cancel (a
+    # softmax of one node twice has a true gradient of 0 and both give noise).
+    floor = 8 * np.finfo(float).eps * math.fsum(r[3] for r in want)
     for j, v in enumerate(sh):
         exact = math.fsum(r[2][j] for r in want)
         scale = math.fsum(abs(r[2][j]) for r in want)
-        assert abs(v.grad - exact) <= 1e-12 * scale, (j, v.grad, exact)
+        assert abs(v.grad - exact) <= 1e-12 * scale + floor, (j, v.grad, exact)
 
 
 def test_random_programs_cover_every_op():
@@ -429,6 +455,9 @@ for v in w:
     y = (y * v + xs[1]).tanh()
 cg = ag.compile(y, inputs=xs)
 X = np.ones((20_000_000, 2))
+# A process started in the background by a shell inherits SIGINT ignored, and
+# Python then leaves it so: put back Python's own handler, which Ctrl-C meets.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
 start = time.perf_counter()
 try:

@@ -139,6 +139,16 @@ def test_problems_in_chunks_keep_their_order_and_the_bar_counts_runs(capsys):
 
 
 def test_ctrl_c_cancels_what_is_left_and_keeps_the_table():
+    # Python's own SIGINT handler, which Ctrl-C meets (a run started in the background by
+    # a shell inherits SIGINT ignored)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        ctrl_c_cancels()
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def ctrl_c_cancels():
     start = time.perf_counter()
     with pytest.raises(Interrupted) as stop:
         map_runs(interrupt_parent, [0, 1, 2, 3, 4, 5], workers=2, progress=False)

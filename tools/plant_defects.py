@@ -334,16 +334,31 @@ DEFECTS = [
     Defect(
         "hvp-drops-mixed-term",
         "cpp/second.cpp",
-        "gd[a[k]] += gdk * da + gk * (aa * ta + (cb ? 0.0 : ab * tb));",
-        "gd[a[k]] += gdk * da + gk * (aa * ta);",
+        "ga[j] += gdk[j] * da + gk * (aa * ta[j] + (cb ? 0.0 : ab * tb[j]));",
+        "ga[j] += gdk[j] * da + gk * (aa * ta[j]);",
         "a binary op's mixed second derivative is lost on its left operand",
     ),
     Defect(
         "logsumexp-hessian-sign",
         "cpp/ops.hpp",
-        "acc(i, g * (p * t(i) - p * pt));",
-        "acc(i, g * (p * t(i) + p * pt));",
+        "acc(i, j, g * (p[i] * t(i)[j] - p[i] * pt));",
+        "acc(i, j, g * (p[i] * t(i)[j] + p[i] * pt));",
         "logsumexp's Hessian diag(p) + p p^T",
+    ),
+    Defect(
+        "hessian-follows-requires-grad",
+        "cpp/second.cpp",
+        "        leaves.push_back(static_cast<uint32_t>(i));\n        live[i] = 1;",
+        "        leaves.push_back(static_cast<uint32_t>(i));\n"
+        "        live[i] = (c.leaf_nodes[i]->flags & REQUIRES_GRAD) != 0;",
+        "second order skips what flows through leaves that do not require grad (an asymmetric Hessian)",
+    ),
+    Defect(
+        "second-order-rows-read-row-0",
+        "cpp/second.cpp",
+        "v[c.batch->input_entry[i]] = X[r * k + i];",
+        "v[c.batch->input_entry[i]] = X[i];",
+        "every row's Hessian is row 0's",
     ),
 ]
 

@@ -5,6 +5,7 @@
     arenagrad train                      # moons: progress bars, final accuracy, pictures in ./output
     arenagrad train --dataset xor --hidden 16 16 --epochs 100 --lr 0.05 --momentum 0.9
     arenagrad minimize                   # gradient descent on relu((x - y)**3 + exp(y)) + y
+    arenagrad minimize --function rosenbrock --method gd momentum lbfgs newton
     arenagrad graph                      # graphviz picture of a small network's graph
     arenagrad train -h                   # every option, with the per-dataset defaults
     arenagrad sweep --lr 0.01 0.1 --hidden 8 16,16 --seeds 3   # 12 runs, sweep.csv and a heatmap
@@ -97,11 +98,15 @@ _COMMANDS: Dict[str, _Command] = {
     "minimize": _Command(
         MinimizeConfig,
         run_minimize,
-        "gradient descent on f(x, y) = relu((x - y)**3 + exp(y)) + y",
-        "Minimise f(x, y) = relu((x - y)**3 + exp(y)) + y by plain gradient descent with the engine's "
-        "gradients, print the path and plot f over the iterations (minimize.png in --out). f has no "
-        "minimum: once relu switches off, only the '+ y' term is left and y keeps going down, so the "
-        "plot shows how the descent first kills the cubic term, then follows the relu's kink downhill.",
+        "gradient descent, momentum, L-BFGS or Newton on f(x, y), paths drawn on its contours",
+        "Minimise a function of two variables with the engine's exact derivatives and draw each "
+        "--method's path over f's contours, with f over the iterations (minimize.png in --out). "
+        "The default f, relu((x - y)**3 + exp(y)) + y, has no minimum: once relu switches off, only "
+        "the '+ y' term is left and y keeps going down, so gradient descent first kills the cubic term, "
+        "then follows the relu's kink downhill. To compare optimisers use --function rosenbrock "
+        "--method gd momentum lbfgs newton: plain descent crawls along the curved valley, momentum "
+        "overshoots and recovers, L-BFGS and Newton (the compiled graph's exact Hessian) reach (1, 1) "
+        "in a few dozen and a handful of steps.",
     ),
     "graph": _Command(
         GraphConfig,

@@ -14,6 +14,10 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional, TextIO
 
+import numpy as np
+
+from ._core import Value
+from .descent import FUNCTIONS, METHODS, Function, descend
 from .nn.activation import ACTIVATIONS
 from .options import OptionError, Range, check_options, option
 from .output import check_writable, prepare_out, writing
@@ -26,10 +30,26 @@ __all__ = ["MinimizeConfig", "minimize", "run_minimize", "GraphConfig", "run_gra
 class MinimizeConfig:
     """The options of ``arenagrad minimize``."""
 
-    x: float = option(1.0, "start x", Range(float))
-    y: float = option(2.0, "start y", Range(float))
-    lr: float = option(0.05, "step size", Range(float, 0, above=True))
-    steps: int = option(200, "iterations", Range(int, 1, 1_000_000))
+    function: str = option(
+        "cubic",
+        "the function of (x, y) to minimise: relu((x - y)^3 + exp(y)) + y or Rosenbrock's",
+        choices=tuple(FUNCTIONS),
+    )
+    method: List[str] = option(
+        ["gd"],
+        "one or more optimisers, drawn on one contour plot: gradient descent, momentum (0.9), "
+        "L-BFGS (scipy) or Newton's method (exact Hessian)",
+        choices=METHODS,
+        many=True,
+        max_items=len(METHODS),
+        metavar="METHOD",
+    )
+    x: Optional[float] = option(None, "start x", Range(float), default_text="the function's")
+    y: Optional[float] = option(None, "start y", Range(float), default_text="the function's")
+    lr: Optional[float] = option(
+        None, "step size of gd and momentum", Range(float, 0, above=True), default_text="0.05, rosenbrock 0.001"
+    )
+    steps: int = option(200, "iterations (at most, for lbfgs and newton)", Range(int, 1, 1_000_000))
     out: str = option("output", "where minimize.png goes", metavar="DIR")
     plot: bool = option(True, "draw minimize.png")
     quiet: bool = option(False, "only the final line")
@@ -41,55 +61,90 @@ def minimize(x0: float = 1.0, y0: float = 2.0, lr: float = 0.05, steps: int = 20
     Returns:
         ``{"x": [...], "y": [...], "f": [...]}``: the ``steps + 1`` points visited, from
         the start, and ``f`` at each.
-    """
-    from ._core import Value
 
-    x, y = Value(x0), Value(y0)
-    xs, ys, fs = [], [], []
-    for i in range(steps + 1):
-        f = ((x - y) ** 3 + y.exp()).relu() + y
-        xs.append(x.data)
-        ys.append(y.data)
-        fs.append(f.data)
-        if i == steps:
-            break
-        x.grad = y.grad = 0.0
-        f.backward()
-        x.data -= lr * x.grad
-        y.data -= lr * y.grad
-    return {"x": xs, "y": ys, "f": fs}
+    Raises:
+        OverflowError: the descent left the domain of f.
+    """
+    path = descend("gd", FUNCTIONS["cubic"], (x0, y0), lr, steps)
+    if path.status.startswith("left the domain"):
+        raise OverflowError(path.status)
+    return {"x": path.xs, "y": path.ys, "f": path.fs}
 
 
 def run_minimize(config: MinimizeConfig, stream: Optional[TextIO] = None) -> str:
-    """``arenagrad minimize``: descend, print the path, plot f; returns the final line.
+    """``arenagrad minimize``: run each method, print its path, draw the paths over f's
+    contours; returns the final line.
 
     Raises:
-        OptionError: a bad setting, an output that cannot be written, or a descent that
-            leaves the domain of f (overflow).
+        OptionError: a bad setting, an output that cannot be written, a start where f
+            cannot be evaluated, or (with one method) a descent that leaves f's domain.
     """
     check_options(config)
     stream = stream if stream is not None else sys.stderr
+    fn = FUNCTIONS[config.function]
+    start = (fn.start[0] if config.x is None else config.x, fn.start[1] if config.y is None else config.y)
     picture = prepare_out(config.out) / "minimize.png" if config.plot else None
     check_writable([picture] if picture is not None else [])
-    try:
-        run = minimize(config.x, config.y, config.lr, config.steps)
-    except (OverflowError, ValueError, ZeroDivisionError) as err:
-        raise OptionError(f"the descent left the domain of f ({err}); try a smaller --lr") from None
-    xs, ys, fs = run["x"], run["y"], run["f"]
-    if not config.quiet:
-        for i in range(0, len(fs), max(1, config.steps // 10)):
-            print(f"step {i:>5}: x = {xs[i]: .4f}  y = {ys[i]: .4f}  f = {fs[i]: .4f}", file=stream)
+    methods = list(dict.fromkeys(config.method))
+    if "lbfgs" in methods:
+        try:
+            import scipy  # noqa: F401
+        except ImportError:
+            raise OptionError("--method lbfgs needs scipy: pip install 'arenagrad[scipy]'") from None
+    runs = []
+    for method in methods:
+        try:
+            run = descend(method, fn, start, config.lr, config.steps)
+        except OverflowError as err:
+            raise OptionError(f"the descent left the domain of f ({err})") from None
+        if len(methods) == 1 and run.status.startswith("left the domain"):
+            raise OptionError(f"the descent {run.status}; try a smaller --lr")
+        runs.append(run)
+        if not config.quiet:
+            print(f"{method}: {run.status}, {run.evaluations} evaluations of f", file=stream)
+            for i in range(0, len(run.fs), max(1, (len(run.fs) - 1) // 10)):
+                print(f"  step {i:>5}: x = {run.xs[i]: .4f}  y = {run.ys[i]: .4f}  f = {run.fs[i]: .4g}", file=stream)
     if picture is not None:
         from . import plots
 
         with writing():
-            plots.plot_minimize(fs, picture, xs=xs, ys=ys, title="gradient descent on relu((x - y)^3 + exp(y)) + y")
+            plots.plot_minimize(
+                {r.method: (r.xs, r.ys, r.fs) for r in runs},
+                picture,
+                f=lambda X, Y: f_on_grid(fn, X, Y),
+                title=f"{', '.join(methods)} on f(x, y) = {fn.formula}",
+                minimum=fn.minimum,
+            )
         if not config.quiet:
             print(f"  {picture}", file=stream)
-    return (
-        f"minimize: f went from {fs[0]:.4f} to {fs[-1]:.4f} in {config.steps} steps "
-        f"(x = {xs[-1]:.4f}, y = {ys[-1]:.4f})"
-    )
+    if len(runs) == 1:
+        r = runs[0]
+        return (
+            f"minimize: f went from {r.fs[0]:.4f} to {r.fs[-1]:.4f} in {len(r.fs) - 1} steps "
+            f"(x = {r.xs[-1]:.4f}, y = {r.ys[-1]:.4f})"
+        )
+    ends = "; ".join(f"{r.method} {r.fs[-1]:.4g} in {len(r.fs) - 1} steps" for r in runs)
+    return f"minimize: from f = {runs[0].fs[0]:.4f}, {ends}"
+
+
+def f_on_grid(fn: Function, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """fn over a grid of points, by replaying its graph over the rows (NaN where it is
+    undefined)."""
+    from .replay import compile as compile_graph
+
+    x, y = Value(0.0, requires_grad=False), Value(0.0, requires_grad=False)
+    graph = compile_graph(fn.f(x, y), inputs=[x, y])
+    rows = np.column_stack([X.ravel(), Y.ravel()])
+    try:
+        return graph.forward(rows).reshape(X.shape)
+    except (OverflowError, ValueError, ZeroDivisionError):  # somewhere off f's domain: point by point
+        Z = np.empty(len(rows))
+        for i, row in enumerate(rows):
+            try:
+                Z[i] = graph.forward(row[None, :])[0]
+            except (OverflowError, ValueError, ZeroDivisionError):
+                Z[i] = np.nan
+        return Z.reshape(X.shape)
 
 
 @dataclass

@@ -196,8 +196,10 @@ def _check(f: Any, value: Any) -> None:
     opt: Option = f.metadata["option"]
     if value is None and f.default is None:
         return
-    if opt.choices is not None and value not in opt.choices:
-        raise OptionError(f"unknown {f.name} {value!r} (choose from {', '.join(opt.choices)})")
+    if opt.choices is not None:
+        for item in value if opt.many and isinstance(value, (list, tuple)) else [value]:
+            if item not in opt.choices:
+                raise OptionError(f"unknown {f.name} {item!r} (choose from {', '.join(opt.choices)})")
     if opt.many:
         if not isinstance(value, (list, tuple)) or not value:
             raise OptionError(f"{f.name} must be a list of values, got {value!r}")

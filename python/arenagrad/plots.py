@@ -12,7 +12,7 @@ The functions take numbers, not models: the trainer evaluates its model on the g
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -287,34 +287,75 @@ def plot_regression(
     return _save_figure(lambda axes: _draw_fit(axes[0], X, y, xs, ys_pred, truth), path, title, dpi, (5.0, 3.4))
 
 
+#: One colour per optimiser in ``plot_minimize``, in arenagrad minimize's order.
+PATH_COLOURS = ("#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf")
+
+
 def plot_minimize(
-    values: Sequence[float],
+    paths: Mapping[str, Tuple[Sequence[float], Sequence[float], Sequence[float]]],
     path: PathLike,
+    f: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None,
     title: Optional[str] = None,
-    xs: Optional[Sequence[float]] = None,
-    ys: Optional[Sequence[float]] = None,
+    minimum: Optional[Tuple[float, float]] = None,
     dpi: int = DPI,
 ) -> Path:
-    """Save the value of a function over gradient-descent iterations.
+    """Save f over the iterations of each optimiser and, with ``f``, their paths over
+    its contour plot.
 
-    With ``xs`` and ``ys`` (the parameters' path) a second panel shows the path.
+    Args:
+        paths: ``{name: (xs, ys, fs)}``, the points each optimiser visited and f there.
+        f: f over a grid, ``f(X, Y) -> Z`` (NaN where undefined); ``None``: no contours.
+        minimum: where f's minimum is, marked on the contours.
     """
-    panels = 2 if xs is not None and ys is not None else 1
 
     def draw(axes: List[Any]) -> None:
         ax = axes[0]
-        ax.plot(range(len(values)), values, color="#1f77b4")
+        values = np.concatenate([np.asarray(fs, dtype=float) for _, _, fs in paths.values()])
+        # f >= 0 everywhere (a sum of squares): a log scale, with an exact 0 drawn at 1e-16
+        logged = bool(values.size) and bool(np.all(values[np.isfinite(values)] >= 0))
+        for colour, (name, (_, _, fs)) in zip(PATH_COLOURS, paths.items()):
+            shown = np.maximum(np.asarray(fs, dtype=float), 1e-16) if logged else fs
+            ax.plot(range(len(fs)), shown, color=colour, label=name, linewidth=1.2)
+        if logged:
+            ax.set_yscale("log")
         ax.set_xlabel("iteration")
-        ax.set_ylabel("f")
+        ax.set_ylabel("f (log scale)" if logged else "f")
         ax.grid(alpha=0.3)
-        if panels == 2:
-            ax = axes[1]
-            ax.plot(xs, ys, ".-", color="#d62728", markersize=2, linewidth=0.8)
-            ax.plot(xs[0], ys[0], "o", color="k", markersize=4, label="start")
-            ax.plot(xs[-1], ys[-1], "*", color="#2ca02c", markersize=9, label="end")
-            ax.set_xlabel("x")
-            ax.set_ylabel("y")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+        ax.legend(fontsize=8)
+        ax = axes[1]
+        xs = np.concatenate([np.asarray(p[0], dtype=float) for p in paths.values()])
+        ys = np.concatenate([np.asarray(p[1], dtype=float) for p in paths.values()])
+        ok = np.isfinite(xs) & np.isfinite(ys)
+        (x0, x1), (y0, y1) = _padded(xs[ok]), _padded(ys[ok])
+        if f is not None:
+            X, Y = np.meshgrid(np.linspace(x0, x1, 160), np.linspace(y0, y1, 160))
+            Z = np.asarray(f(X, Y), dtype=float)
+            finite = Z[np.isfinite(Z)]
+            if finite.size and finite.max() > finite.min():
+                if finite.min() > 0:
+                    levels = np.geomspace(finite.min(), finite.max(), 24)
+                else:
+                    levels = np.linspace(finite.min(), finite.max(), 24)
+                ax.contour(X, Y, Z, levels=levels, colors="0.55", linewidths=0.6)
+        for colour, (name, (px, py, _)) in zip(PATH_COLOURS, paths.items()):
+            ax.plot(px, py, ".-", color=colour, markersize=2.5, linewidth=0.9, label=name)
+            ax.plot(px[-1], py[-1], "*", color=colour, markersize=9)
+        ax.plot(xs[0], ys[0], "o", color="k", markersize=4, label="start")
+        if minimum is not None:
+            ax.plot(*minimum, "+", color="k", markersize=10, label="minimum")
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        ax.legend(fontsize=8)
 
-    return _save_figure(draw, path, title, dpi, (4.0 * panels, 3.2), panels, over_figure=True)
+    return _save_figure(draw, path, title, dpi, (9.0, 3.8), 2, over_figure=True)
+
+
+def _padded(values: np.ndarray) -> Tuple[float, float]:
+    """The range of values with a margin (at least 0.5 wide): a plot's limits."""
+    if not values.size:
+        return -1.0, 1.0
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(0.1 * (hi - lo), 0.25)
+    return lo - pad, hi + pad

@@ -1,0 +1,224 @@
+"""Second order: a Hessian-vector product against a gradient on the 10,000-op design
+graph, a dense Hessian against JAX ``jit(hessian)`` and CasADi's ``hessian`` function,
+Hessians per row of a batch on 1 and 2 threads, and Rosenbrock in 100 dimensions with
+``trust-ncg`` against L-BFGS. Part of ``bench/run.py``.
+
+The design graph reads 17 of its 100 leaves; the peers get the same function of those
+17 (the others held at their values), so that every engine computes the same 17 x 17
+Hessian (checked before timing).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import arenagrad as ag
+import numpy as np
+import workloads
+
+Row = Dict[str, Any]
+
+
+def bench_second(quick: bool, alternate: Callable[..., Dict[str, float]], block: Callable[..., Any]) -> List[Row]:
+    """The issue's second-order targets (see the module docstring)."""
+    threads_before = ag.get_num_threads()
+    try:
+        return bench_hvp(quick, alternate, block) + bench_hessian(quick, alternate, block) + bench_rosenbrock()
+    finally:
+        ag.set_num_threads(threads_before)
+
+
+def bench_hvp(quick: bool, alternate: Callable[..., Dict[str, float]], block: Callable[..., Any]) -> List[Row]:
+    from run import row, treatment
+
+    n_ops = 10_000
+    W = f"{n_ops:,}-op design graph: Hessian-vector product vs gradient"
+    _, nodes = workloads.scalar_graph_arenagrad(ag, n_ops)
+    cg = ag.compile(nodes[-1])
+    v = np.random.default_rng(0).normal(size=len(cg.leaves))
+
+    def gradient() -> None:
+        cg.forward()
+        cg.backward()
+
+    rounds, warmup, reps = (3, 3, 20) if quick else (7, 3, 40)
+    t = alternate({"hvp": block(lambda: cg.hvp(v)), "grad": block(gradient)}, rounds, warmup, reps)
+    return [
+        row(
+            "second",
+            W,
+            "arenagrad cg.hvp(v) (forward-over-reverse on the tape)",
+            t["hvp"] * 1e3,
+            "ms",
+            vs=f"{t['hvp'] / t['grad']:.2f}x a gradient's time",
+            note="the HVP includes its own forward; " + treatment(rounds, warmup, reps),
+        ),
+        row("second", W, "arenagrad cg.forward() + cg.backward()", t["grad"] * 1e3, "ms"),
+    ]
+
+
+def live_leaves(n_ops: int) -> Tuple[Any, List[int]]:
+    """The design graph compiled, and the positions among its 100 leaves of those it reads."""
+    leaves, nodes = workloads.scalar_graph_arenagrad(ag, n_ops)
+    cg = ag.compile(nodes[-1])
+    where = {id(v): i for i, v in enumerate(leaves)}
+    return cg, [where[id(v)] for v in cg.leaves]
+
+
+def jax_hessian(n_ops: int, live: List[int], rows: bool = False) -> Optional[Callable[[np.ndarray], Any]]:
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_platforms", "cpu")
+    base = jnp.array([0.01 * i for i in range(100)])
+    at = jnp.array(live)
+
+    def f(z: Any) -> Any:
+        return workloads.scalar_graph_jax(jax, jnp, base.at[at].set(z), n_ops)
+
+    h = jax.hessian(f)
+    return jax.jit(jax.vmap(h) if rows else h)
+
+
+def casadi_hessian(n_ops: int, live: List[int]) -> Optional[Callable[[np.ndarray], Any]]:
+    try:
+        import casadi
+    except ImportError:
+        return None
+    z = casadi.SX.sym("z", len(live))
+    x = [z[live.index(i)] if i in live else 0.01 * i for i in range(100)]
+    out = workloads.scalar_graph_casadi(casadi, casadi.vertcat(*x), n_ops)
+    fn = casadi.Function("H", [z], [casadi.hessian(out, z)[0]])
+    return lambda v: fn(v)
+
+
+def bench_hessian(quick: bool, alternate: Callable[..., Dict[str, float]], block: Callable[..., Any]) -> List[Row]:
+    from run import row, treatment
+
+    n_ops = 1000
+    cg, live = live_leaves(n_ops)
+    n = len(live)
+    W = f"{n_ops:,}-op design graph: dense Hessian over the {n} leaves it reads (of 100)"
+    z0 = np.array([0.01 * i for i in live])
+    want = cg.hessian()
+    blocks: Dict[str, Any] = {"ag": block(cg.hessian)}
+    setup_s: Dict[str, float] = {}
+    t0 = time.perf_counter()
+    jh = jax_hessian(n_ops, live)
+    if jh is not None:
+        got = np.asarray(jh(z0))
+        setup_s["jax"] = time.perf_counter() - t0
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
+        blocks["jax"] = block(lambda: jh(z0).block_until_ready())
+    t0 = time.perf_counter()
+    ch = casadi_hessian(n_ops, live)
+    if ch is not None:
+        got = np.array(ch(z0))
+        setup_s["casadi"] = time.perf_counter() - t0
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
+        blocks["casadi"] = block(lambda: ch(z0))
+    rounds, warmup, reps = (3, 3, 10) if quick else (5, 3, 30)
+    t = {k: v * 1e3 for k, v in alternate(blocks, rounds, warmup, reps).items()}
+    vs = [f"{t[p] / t['ag']:.1f}x faster than {name}" for p, name in (("jax", "JAX"), ("casadi", "CasADi")) if p in t]
+    rows = [
+        row(
+            "second",
+            W,
+            "arenagrad cg.hessian()",
+            t["ag"],
+            "ms",
+            vs="; ".join(vs),
+            note=f"{n} columns in lanes of 16; " + treatment(rounds, warmup, reps),
+        )
+    ]
+    if "jax" in t:
+        note = f"compile and first call {setup_s['jax']:.1f} s"
+        rows.append(row("second", W, "JAX jit(hessian), CPU, float64", t["jax"], "ms", note=note))
+    else:
+        rows.append(row("second", W, "JAX", None, "ms", note="jax not installed"))
+    if "casadi" in t:
+        note = f"building the function and first call {setup_s['casadi']:.2f} s"
+        rows.append(row("second", W, "CasADi Function(hessian), SX", t["casadi"], "ms", note=note))
+    else:
+        rows.append(row("second", W, "CasADi", None, "ms", note="casadi not installed"))
+    return rows + bench_hessian_rows(quick, alternate, block)
+
+
+def bench_hessian_rows(quick: bool, alternate: Callable[..., Dict[str, float]], block: Callable[..., Any]) -> List[Row]:
+    """cg.hessian(rows): the design graph's Hessian at each of 1,000 input rows."""
+    from run import row, treatment
+
+    n_ops, n_rows = 1000, 1000
+    leaves, nodes = workloads.scalar_graph_arenagrad(ag, n_ops)
+    cg = ag.compile(nodes[-1], inputs=leaves)
+    X = np.random.default_rng(0).uniform(0.0, 1.0, size=(n_rows, 100))
+    n = len(cg.leaves)
+    W = f"{n_ops:,}-op design graph: {n} x {n} Hessian per row, {n_rows:,} rows"
+
+    def hessians(threads: int) -> Callable[[], Any]:
+        def go() -> Any:
+            ag.set_num_threads(threads)
+            return cg.hessian(X)
+
+        return go
+
+    rounds, warmup, reps = (2, 1, 2) if quick else (3, 1, 5)
+    t = {
+        k: v / n_rows * 1e6
+        for k, v in alternate({"1": block(hessians(1)), "2": block(hessians(2))}, rounds, warmup, reps).items()
+    }
+    return [
+        row(
+            "second", W, "arenagrad cg.hessian(rows), 1 thread", t["1"], "us/row", note=treatment(rounds, warmup, reps)
+        ),
+        row(
+            "second",
+            W,
+            "arenagrad cg.hessian(rows), 2 threads",
+            t["2"],
+            "us/row",
+            vs=f"{t['1'] / t['2']:.2f}x the 1-thread throughput",
+        ),
+    ]
+
+
+def bench_rosenbrock() -> List[Row]:
+    """Rosenbrock in 100 dimensions from (-1.2, 1, ...): function evaluations to
+    |x - 1| < 1e-8 with exact HVPs (trust-ncg) and exact gradients (L-BFGS-B)."""
+    from run import row
+
+    W = "Rosenbrock, 100 dimensions, from (-1.2, 1, ...): scipy with exact derivatives"
+    try:
+        from arenagrad.optimize import minimize
+    except ImportError:
+        return [row("second", W, "arenagrad.optimize", None, "evaluations", note="scipy not installed")]
+
+    def rosenbrock(x: List[Any]) -> Any:
+        return ag.sum([100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2 for i in range(len(x) - 1)])
+
+    x0 = [-1.2, 1.0] * 50
+    out = []
+    for method, kw, what in (
+        ("trust-ncg", {"options": {"gtol": 1e-10}}, "exact Hessian-vector products"),
+        ("L-BFGS-B", {"options": {"gtol": 1e-12, "ftol": 1e-30, "maxiter": 10_000}}, "exact gradients"),
+    ):
+        t0 = time.perf_counter()
+        r = minimize(rosenbrock, x0, method=method, check=False, **kw)
+        seconds = time.perf_counter() - t0
+        err = float(np.max(np.abs(r.x - 1)))
+        out.append(
+            row(
+                "second",
+                W,
+                f"scipy {method}, {what}",
+                float(r.nfev),
+                "evaluations",
+                note=f"max |x - 1| = {err:.1e}, {r.nit} iterations, {seconds:.2f} s",
+            )
+        )
+    out[0]["vs"] = f"{out[1]['value'] / out[0]['value']:.2f}x fewer evaluations than L-BFGS-B"
+    return out
