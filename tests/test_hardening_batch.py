@@ -79,6 +79,34 @@ print("done", len(cg.hvp(v)))
 
 
 @pytest.mark.no_sanitizer
+def test_out_of_memory_in_hessians_per_row_is_memory_error():
+    # 1,000,000 rows of 34 x 34 Hessians is 9 GB: the answer's own array fails,
+    # and under a tighter cap so do the workers' lanes; the graph works afterwards.
+    proc = run_child(
+        MLP
+        + """
+ag.set_num_threads(2)
+small = rng.normal(size=(10, 2))
+want = cg.hessian(small)
+X = rng.normal(size=(1_000_000, 2))
+limit_memory(8 << 20)
+for call in (lambda: cg.hessian(X), lambda: cg.hessian(small), lambda: cg.hvp(np.ones((10, len(cg.leaves))), small)):
+    try:
+        call()
+        print("no error")
+    except MemoryError:
+        print("MemoryError")
+unlimit()
+ag._core._check_invariants()
+print("done", (cg.hessian(small) == want).all())
+""",
+        limits=True,
+    )
+    assert_clean_exit(proc, "done True")
+    assert proc.stdout.startswith("MemoryError\n"), proc.stdout
+
+
+@pytest.mark.no_sanitizer
 def test_no_room_for_pool_threads_runs_on_the_calling_thread():
     # A thread's stack is mapped when it starts: under the cap no helper thread
     # can start, and the batch runs on the calling thread alone, same bits.
@@ -105,7 +133,7 @@ print("done", (cg.forward(X) == want).all())
 
 
 @pytest.mark.no_sanitizer
-@pytest.mark.parametrize("what", ["forward", "backward"])
+@pytest.mark.parametrize("what", ["forward", "backward", "hessian"])
 def test_interpreter_exit_while_a_daemon_thread_is_in_a_batch(what):
     proc = run_child(
         MLP
@@ -118,7 +146,7 @@ started = threading.Event()
 def spin():
     started.set()
     while True:
-        cg.forward(X) if "{what}" == "forward" else cg.backward()
+        {{"forward": lambda: cg.forward(X), "backward": cg.backward, "hessian": lambda: cg.hessian(X[:20_000])}}["{what}"]()
 threading.Thread(target=spin, daemon=True).start()
 started.wait()
 time.sleep(0.3)
