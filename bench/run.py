@@ -661,6 +661,13 @@ def bench_second(quick: bool) -> List[Row]:
     return on_every_core(lambda: second_bench.bench_second(quick, alternate, block))
 
 
+def bench_microgpt(quick: bool) -> List[Row]:
+    """microgpt's training step (bench/microgpt.py)."""
+    import microgpt
+
+    return microgpt.bench_microgpt(quick, alternate, block)
+
+
 SECTIONS = {
     "ops": bench_per_op,
     "moons": bench_moons,
@@ -669,6 +676,7 @@ SECTIONS = {
     "chain": bench_chain,
     "batch": bench_batch,
     "second": bench_second,
+    "microgpt": bench_microgpt,
 }
 
 
