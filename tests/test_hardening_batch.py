@@ -145,8 +145,13 @@ cg.forward(X)
 started = threading.Event()
 def spin():
     started.set()
+    call = {{
+        "forward": lambda: cg.forward(X),
+        "backward": cg.backward,
+        "hessian": lambda: cg.hessian(X[:20_000]),
+    }}["{what}"]
     while True:
-        {{"forward": lambda: cg.forward(X), "backward": cg.backward, "hessian": lambda: cg.hessian(X[:20_000])}}["{what}"]()
+        call()
 threading.Thread(target=spin, daemon=True).start()
 started.wait()
 time.sleep(0.3)
