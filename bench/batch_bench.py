@@ -67,7 +67,7 @@ def bench_design(
     n_ops: int, quick: bool, alternate: Callable[..., Dict[str, float]], block: Callable[..., Any]
 ) -> List[Row]:
     """The design graph of ``n_ops`` ops, value and gradient over 1,000 rows."""
-    from run import row, treatment
+    from run import peer_row, row, treatment
 
     n_rows = 1000
     rounds, warmup, reps, settle = (2, 1, 2, 1) if quick else (3, 1, 5, 2)
@@ -133,16 +133,14 @@ def bench_design(
         ),
         row("batch", W, "arenagrad per-row loop (set_data, forward, backward)", t["loop"], "us/row"),
     ]
-    if "jax" in t:
-        jax_note = f"compile and first call {compile_s['jax']:.1f} s"
-        rows.append(row("batch", W, "JAX jit(vmap(value_and_grad)), CPU, float64", t["jax"], "us/row", note=jax_note))
-    else:
-        rows.append(row("batch", W, "JAX", None, "us/row", note="jax not installed (or skipped in --quick)"))
-    if "casadi" in t:
-        c_note = f"building the function and first call {compile_s['casadi']:.1f} s"
-        rows.append(row("batch", W, "CasADi Function.map (serial), SX", t["casadi"], "us/row", note=c_note))
-    else:
-        rows.append(row("batch", W, "CasADi", None, "us/row", note="casadi not installed"))
+    for key, engine, setup_words, absent in (
+        ("jax", "JAX jit(vmap(value_and_grad)), CPU, float64", "compile and first call",
+         "JAX: jax not installed (or skipped in --quick)"),
+        ("casadi", "CasADi Function.map (serial), SX", "building the function and first call",
+         "CasADi: casadi not installed"),
+    ):  # fmt: skip
+        note = f"{setup_words} {compile_s[key]:.1f} s" if key in compile_s else ""
+        rows.append(peer_row("batch", W, engine, t.get(key), "us/row", note, absent))
     return rows
 
 

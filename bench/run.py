@@ -132,6 +132,16 @@ def row(
     }
 
 
+def peer_row(
+    section: str, workload: str, engine: str, value: Optional[float], unit: str, note: str, absent: str
+) -> Row:
+    """A peer's row: its figure, or (value None) its short name with why it is missing."""
+    if value is None:
+        name, _, why = absent.partition(": ")
+        return row(section, workload, name, None, unit, note=why)
+    return row(section, workload, engine, value, unit, note=note)
+
+
 # ------------------------------------------------------------------ 1. per op
 
 

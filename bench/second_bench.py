@@ -97,7 +97,7 @@ def casadi_hessian(n_ops: int, live: List[int]) -> Optional[Callable[[np.ndarray
 
 
 def bench_hessian(quick: bool, alternate: Callable[..., Dict[str, float]], block: Callable[..., Any]) -> List[Row]:
-    from run import row, treatment
+    from run import peer_row, row, treatment
 
     n_ops = 1000
     cg, live = live_leaves(n_ops)
@@ -107,20 +107,20 @@ def bench_hessian(quick: bool, alternate: Callable[..., Dict[str, float]], block
     want = cg.hessian()
     blocks: Dict[str, Any] = {"ag": block(cg.hessian)}
     setup_s: Dict[str, float] = {}
-    t0 = time.perf_counter()
-    jh = jax_hessian(n_ops, live)
-    if jh is not None:
-        got = np.asarray(jh(z0))
-        setup_s["jax"] = time.perf_counter() - t0
+    peers = (  # key, engine, its Hessian function, what its set-up is, when absent
+        ("jax", "JAX jit(hessian), CPU, float64", jax_hessian, "compile and first call", "JAX: jax not installed"),
+        ("casadi", "CasADi Function(hessian), SX", casadi_hessian, "building the function and first call",
+         "CasADi: casadi not installed"),
+    )  # fmt: skip
+    for key, _, make, _, _ in peers:
+        t0 = time.perf_counter()
+        fn = make(n_ops, live)
+        if fn is None:
+            continue
+        got = np.asarray(fn(z0))  # JAX computes asynchronously: this waits for it
+        setup_s[key] = time.perf_counter() - t0
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
-        blocks["jax"] = block(lambda: jh(z0).block_until_ready())
-    t0 = time.perf_counter()
-    ch = casadi_hessian(n_ops, live)
-    if ch is not None:
-        got = np.array(ch(z0))
-        setup_s["casadi"] = time.perf_counter() - t0
-        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
-        blocks["casadi"] = block(lambda: ch(z0))
+        blocks[key] = block(lambda fn=fn: np.asarray(fn(z0)))
     rounds, warmup, reps = (3, 3, 10) if quick else (5, 3, 30)
     t = {k: v * 1e3 for k, v in alternate(blocks, rounds, warmup, reps).items()}
     vs = [f"{t[p] / t['ag']:.1f}x faster than {name}" for p, name in (("jax", "JAX"), ("casadi", "CasADi")) if p in t]
@@ -135,16 +135,9 @@ def bench_hessian(quick: bool, alternate: Callable[..., Dict[str, float]], block
             note=f"{n} columns in lanes of 16; " + treatment(rounds, warmup, reps),
         )
     ]
-    if "jax" in t:
-        note = f"compile and first call {setup_s['jax']:.1f} s"
-        rows.append(row("second", W, "JAX jit(hessian), CPU, float64", t["jax"], "ms", note=note))
-    else:
-        rows.append(row("second", W, "JAX", None, "ms", note="jax not installed"))
-    if "casadi" in t:
-        note = f"building the function and first call {setup_s['casadi']:.2f} s"
-        rows.append(row("second", W, "CasADi Function(hessian), SX", t["casadi"], "ms", note=note))
-    else:
-        rows.append(row("second", W, "CasADi", None, "ms", note="casadi not installed"))
+    for key, engine, _, setup_words, absent in peers:
+        note = f"{setup_words} {setup_s[key]:.2f} s" if key in setup_s else ""
+        rows.append(peer_row("second", W, engine, t.get(key), "ms", note, absent))
     return rows + bench_hessian_rows(quick, alternate, block)
 
 
