@@ -23,6 +23,18 @@ w = [[ag.Value(float(v)) for v in rng.normal(size=2)] for _ in range(16)]
 hidden = [ag.dot(wi, xs).tanh() for wi in w]
 out = ag.sum(hidden) ** 2
 cg = ag.compile(out, inputs=xs)
+
+
+def each_under_the_cap(cap, *calls):
+    # Prints, per call, whether it raised MemoryError under an address-space cap.
+    limit_memory(cap)
+    for call in calls:
+        try:
+            call()
+            print("no error")
+        except MemoryError:
+            print("MemoryError")
+    unlimit()
 """
 
 
@@ -35,14 +47,7 @@ ag.set_num_threads(2)
 small = rng.normal(size=(100, 2))
 want = cg.forward(small)
 X = rng.normal(size=(1_000_000, 2))
-limit_memory(2 << 20)
-for call in (lambda: cg.forward(X), lambda: cg.backward()):
-    try:
-        call()
-        print("no error")
-    except MemoryError:
-        print("MemoryError")
-unlimit()
+each_under_the_cap(2 << 20, lambda: cg.forward(X), lambda: cg.backward())
 ag._core._check_invariants()
 assert (cg.forward(small) == want).all()
 g = cg.backward()
@@ -89,14 +94,8 @@ ag.set_num_threads(2)
 small = rng.normal(size=(10, 2))
 want = cg.hessian(small)
 X = rng.normal(size=(1_000_000, 2))
-limit_memory(8 << 20)
-for call in (lambda: cg.hessian(X), lambda: cg.hessian(small), lambda: cg.hvp(np.ones((10, len(cg.leaves))), small)):
-    try:
-        call()
-        print("no error")
-    except MemoryError:
-        print("MemoryError")
-unlimit()
+V = np.ones((10, len(cg.leaves)))
+each_under_the_cap(8 << 20, lambda: cg.hessian(X), lambda: cg.hessian(small), lambda: cg.hvp(V, small))
 ag._core._check_invariants()
 print("done", (cg.hessian(small) == want).all())
 """,
