@@ -68,10 +68,26 @@ struct Lanes {
   const Compiled& c;
   const Shape& s;
   std::vector<double> dot, g, gd, part, zero;
+  std::vector<uint8_t> reach;  // the entries `out` depends on: the only ones a sweep from it visits
 
   Lanes(const Compiled& c, const Shape& s, size_t max_lanes)
       : c(c), s(s), dot(c.size() * max_lanes), g(c.size()), gd(c.size() * max_lanes), part(s.max_slots),
-        zero(max_lanes, 0.0) {}
+        zero(max_lanes, 0.0), reach(c.size()) {}
+
+  // As eager backward, a sweep from `out` visits only what `out` depends on:
+  // another output's operand with an infinite derivative (sqrt at 0) must not
+  // make 0 * inf = NaN in this one's row of a Jacobian.
+  void mark(uint32_t out) {
+    std::fill(reach.begin(), reach.end(), 0);
+    reach[out] = 1;
+    for (size_t k = out + 1; k-- > c.nleaves;)
+      if (reach[k]) c.for_each_operand(k, [&](uint32_t o) { reach[o] = 1; });
+  }
+
+  // A second derivative times a tangent; an exactly zero tangent adds nothing,
+  // even where the second derivative is not finite (d2/dx dp of x ** p at x < 0
+  // must not spoil d2/dx2 along a direction that leaves p alone).
+  static double along(double d2, double t) { return t != 0.0 ? d2 * t : 0.0; }
 
   // The leaves' lanes: lane j of leaf leaves[i] is t(i, j).
   template <class T> void seed(size_t L, T t) {
@@ -98,10 +114,11 @@ struct Lanes {
 
   // The gradient of entry `out` into g (first order, every live entry).
   void gradient(const double* v, uint32_t out) {
+    mark(out);
     std::fill(g.begin(), g.end(), 0.0);
     g[out] = 1.0;
     for (size_t k = c.size(); k-- > c.nleaves;)
-      if (s.live[k])
+      if (s.live[k] && reach[k])
         c.step(k, v, g[k], [&](uint32_t i, double d) {
           if (s.live[i]) g[i] += d;
         });
@@ -111,11 +128,12 @@ struct Lanes {
   // derivatives gd along the tangents (forward-over-reverse: gd at a leaf is
   // (H t_j) there).
   void reverse(const double* v, size_t L, uint32_t out) {
+    mark(out);
     std::fill(g.begin(), g.end(), 0.0);
     std::fill(gd.begin(), gd.begin() + c.size() * L, 0.0);
     g[out] = 1.0;
     for (size_t k = c.size(); k-- > c.nleaves;) {
-      if (!s.live[k]) continue;
+      if (!s.live[k] || !reach[k]) continue;
       const double gk = g[k];
       const double* gdk = gd.data() + k * L;
       with_op<void>(c.op[k], [&](auto t) {
@@ -126,7 +144,7 @@ struct Lanes {
           const double* ta = dot.data() + size_t(a) * L;
           double* ga = gd.data() + size_t(a) * L;
           g[a] += gk * d;
-          for (size_t j = 0; j < L; ++j) ga[j] += gdk[j] * d + gk * d2 * ta[j];
+          for (size_t j = 0; j < L; ++j) ga[j] += gdk[j] * d + gk * along(d2, ta[j]);
         } else if constexpr (t.arity == BINARY) {
           double da, db, aa, ab, bb;
           S::d(c.lhs(k, v), c.rhs(k, v), v[k], da, db);
@@ -141,12 +159,12 @@ struct Lanes {
           if (!ca) {
             double* ga = gd.data() + size_t(c.a[k]) * L;
             g[c.a[k]] += gk * da;
-            for (size_t j = 0; j < L; ++j) ga[j] += gdk[j] * da + gk * (aa * ta[j] + (cb ? 0.0 : ab * tb[j]));
+            for (size_t j = 0; j < L; ++j) ga[j] += gdk[j] * da + gk * (along(aa, ta[j]) + along(ab, tb[j]));
           }
           if (!cb) {
             double* gb = gd.data() + size_t(c.b[k]) * L;
             g[c.b[k]] += gk * db;
-            for (size_t j = 0; j < L; ++j) gb[j] += gdk[j] * db + gk * ((ca ? 0.0 : ab * ta[j]) + bb * tb[j]);
+            for (size_t j = 0; j < L; ++j) gb[j] += gdk[j] * db + gk * (along(ab, ta[j]) + along(bb, tb[j]));
           }
         } else {
           NaryShape sh = c.shape(k);
@@ -244,62 +262,50 @@ size_t answer_size(const std::vector<py::ssize_t>& shape) {
   return t;
 }
 
-py::object at_point(Compiled& c, What what, py::handle dir_in) {
-  c.forward(py::none());  // the values at the leaves' current data, or the error eager raises
-  Shape s(c);
-  const size_t n = s.leaves.size();
-  py::array_t<double> dir;
-  if (what == JVP || what == HVP) dir = directions(dir_in, std::string(WHAT_NAME[what]) + ": " + (what == JVP ? "tangents" : "v"), n, false, 0);
-  std::vector<py::ssize_t> shape = answer_shape(c, what, n);
-  Lanes lanes(c, s, what == HESSIAN ? std::min(MAX_LANES, std::max<size_t>(n, 1)) : 1);
-  std::vector<double> out(answer_size(shape));
-  lanes.compute(what, c.val.data(), dir ? dir.data() : nullptr, out.data());
-  if (what == JVP) {
-    if (c.is_single) return py::float_(out[0]);
-    py::list r;
-    for (size_t o = 0; o < c.out_index.size(); ++o) r.append(out[o]);
-    return r;
-  }
-  py::array_t<double> r(shape);
-  std::copy(out.begin(), out.end(), r.mutable_data());
-  return std::move(r);
-}
-
-// Per row of `rows`: the inputs set to the row, the other leaves at their
-// current data. Row i's answer is what the same call without rows gives with
-// the inputs set to rows[i], bit for bit. Rows are shared out to the pool
-// without the GIL; the first failing row raises eager's error, naming it.
-py::object per_row(Compiled& c, What what, py::handle dir_in, py::handle rows_in) {
-  if (!c.batch)
+// At the leaves' current data, or per row of `rows` (the inputs set to the
+// row, the other leaves at their current data): row i's answer is what the
+// call without rows gives with the inputs set to rows[i], bit for bit. Values
+// are computed into the workers' own buffers, so nothing of the graph changes
+// (neither .grad nor .data, nor what a pending backward() will read). Rows are
+// shared out to the pool without the GIL; the first failing row raises
+// eager's error, naming it.
+py::object second_order(Compiled& c, What what, py::handle dir_in, py::handle rows_in) {
+  const bool batched = !rows_in.is_none();
+  if (batched && !c.batch)
     throw py::type_error(std::string(WHAT_NAME[what]) +
                          ": rows need a graph compiled with inputs=[...], the leaves that vary by row");
   BusyGuard busy_guard(c.busy);
-  py::array_t<double> rows = rows_array(c, rows_in, std::string(WHAT_NAME[what]) + ": rows");
-  const size_t N = rows.shape(0), k = rows.shape(1);
+  py::array_t<double> rows;
+  size_t N = 1, k = 0;
+  if (batched) {
+    rows = rows_array(c, rows_in, std::string(WHAT_NAME[what]) + ": rows");
+    N = rows.shape(0);
+    k = rows.shape(1);
+  }
   const Shape s(c);
   const size_t n = s.leaves.size();
   py::array_t<double> dir;
   size_t dir_stride = 0;
   if (what == JVP || what == HVP) {
-    dir = directions(dir_in, std::string(WHAT_NAME[what]) + ": " + (what == JVP ? "tangents" : "v"), n, true, N);
+    dir = directions(dir_in, std::string(WHAT_NAME[what]) + ": " + (what == JVP ? "tangents" : "v"), n, batched, N);
     dir_stride = dir.ndim() == 2 ? n : 0;
   }
   std::vector<py::ssize_t> shape = answer_shape(c, what, n);
   const size_t per = answer_size(shape);
-  shape.insert(shape.begin(), py::ssize_t(N));
+  if (batched) shape.insert(shape.begin(), py::ssize_t(N));
   py::array_t<double> out(shape);
 
   std::vector<double> base(c.nleaves);
   for (size_t i = 0; i < c.nleaves; ++i) base[i] = c.leaf_nodes[i]->data;
   const bool anomaly = anomaly_enabled;
-  const size_t workers = threads::count();
+  const size_t workers = std::max<size_t>(1, std::min(threads::count(), N));
   const size_t L = what == HESSIAN ? std::min(MAX_LANES, std::max<size_t>(n, 1)) : 1;
   std::vector<Lanes> lanes;
   lanes.reserve(workers);
   std::vector<std::vector<double>> vals(workers, std::vector<double>(c.size()));
   for (size_t w = 0; w < workers; ++w) lanes.emplace_back(c, s, L);
 
-  const double* X = rows.data();
+  const double* X = batched ? rows.data() : nullptr;
   const double* D = dir ? dir.data() : nullptr;
   double* Y = out.mutable_data();
   // The values of row r into v; the first failing entry, or NONE.
@@ -338,7 +344,14 @@ py::object per_row(Compiled& c, What what, py::handle dir_in, py::handle rows_in
     uint32_t e = values(bad, v.data(), err);
     if (err) c.set_error_at(e, err, v.data());
     else raise_anomaly(op_name(c.op[e]), "forward", v[e]);
+    if (!batched) throw py::error_already_set();
     raise_in_row(bad);
+  }
+  if (what == JVP && !batched) {  // a float, or a list for several outputs, as forward() returns
+    if (c.is_single) return py::float_(Y[0]);
+    py::list r;
+    for (size_t o = 0; o < per; ++o) r.append(Y[o]);
+    return r;
   }
   return std::move(out);
 }
@@ -346,21 +359,21 @@ py::object per_row(Compiled& c, What what, py::handle dir_in, py::handle rows_in
 }  // namespace
 
 py::object Compiled::jvp(py::object tangents_in, py::object rows) {
-  return rows.is_none() ? at_point(*this, JVP, tangents_in) : per_row(*this, JVP, tangents_in, rows);
+  return second_order(*this, JVP, tangents_in, rows);
 }
 
 py::object Compiled::hvp(py::object v_in, py::object rows) {
   one_output(*this, HVP);
-  return rows.is_none() ? at_point(*this, HVP, v_in) : per_row(*this, HVP, v_in, rows);
+  return second_order(*this, HVP, v_in, rows);
 }
 
 py::object Compiled::hessian(py::object rows) {
   one_output(*this, HESSIAN);
-  return rows.is_none() ? at_point(*this, HESSIAN, py::none()) : per_row(*this, HESSIAN, py::none(), rows);
+  return second_order(*this, HESSIAN, py::none(), rows);
 }
 
 py::object Compiled::jacobian(py::object rows) {
-  return rows.is_none() ? at_point(*this, JACOBIAN, py::none()) : per_row(*this, JACOBIAN, py::none(), rows);
+  return second_order(*this, JACOBIAN, py::none(), rows);
 }
 
 }  // namespace ag

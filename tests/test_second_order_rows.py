@@ -185,3 +185,48 @@ X = np.ones((200_000, 2))
     took, after = ctrl_c_after(setup, "cg.hessian(X)", "cg.hessian(X[:3]).shape")
     assert took < 1.5
     assert after == "(3, 3, 3)"
+
+
+def test_second_order_leaves_the_graph_and_a_pending_backward_alone():
+    # hessian() between forward(rows) and backward() must not change what backward
+    # returns or adds, nor the outputs' .data.
+    x, a = ag.Value(0.0, requires_grad=False), ag.Value(0.7)
+    out = (a * x).tanh()
+    cg = ag.compile(out, inputs=[x])
+    R = np.array([[0.5], [-1.0], [2.0]])
+    cg.forward(R)
+    want = cg.backward()
+    want_grad = a.grad
+    a.grad = 0.0
+    cg.forward(R)
+    before = out.data
+    cg.hessian()
+    cg.jacobian()
+    cg.hvp([1.0, 0.0])
+    cg.jvp([1.0, 0.0])
+    with pytest.raises(ValueError, match="one entry per leaf"):
+        cg.hvp([1.0])
+    assert out.data == before
+    assert same_bits(cg.backward(), want)
+    assert a.grad == want_grad
+
+
+def test_a_jacobian_row_ignores_what_its_output_does_not_depend_on():
+    # sqrt'(0) is inf; d(x*x)/dx at 0 is 0 and must stay 0, as in eager and torch
+    x = ag.Value(0.0)
+    cg = ag.compile([x * x, x.sqrt()])
+    J = cg.jacobian()
+    assert J[0, 0] == 0.0 and J[1, 0] == float("inf")
+
+
+def test_a_nan_mixed_second_derivative_does_not_spoil_the_other_entries(torch):
+    # x ** p at x < 0: d2/dx dp involves log(x), NaN; d2/dx2 = p (p - 1) x^(p - 2) = 2 is fine.
+    x, p = ag.Value(-2.0), ag.Value(2.0, requires_grad=False)
+    cg = ag.compile(x**p)
+    H = cg.hessian()
+    order = [[id(x), id(p)].index(id(v)) for v in cg.leaves]
+    ix, ip = order.index(0), order.index(1)
+    assert H[ix, ix] == 2.0
+    assert np.isnan(H[ix, ip]) and np.isnan(H[ip, ix])
+    want = torch.autograd.functional.hessian(lambda t: t**2.0, torch.tensor(-2.0, dtype=torch.float64))
+    assert H[ix, ix] == float(want)

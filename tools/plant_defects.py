@@ -334,8 +334,8 @@ DEFECTS = [
     Defect(
         "hvp-drops-mixed-term",
         "cpp/second.cpp",
-        "ga[j] += gdk[j] * da + gk * (aa * ta[j] + (cb ? 0.0 : ab * tb[j]));",
-        "ga[j] += gdk[j] * da + gk * (aa * ta[j]);",
+        "ga[j] += gdk[j] * da + gk * (along(aa, ta[j]) + along(ab, tb[j]));",
+        "ga[j] += gdk[j] * da + gk * along(aa, ta[j]);",
         "a binary op's mixed second derivative is lost on its left operand",
     ),
     Defect(

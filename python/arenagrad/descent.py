@@ -5,7 +5,7 @@ and Newton's method (the exact Hessian of the compiled graph)::
     from arenagrad.descent import FUNCTIONS, descend
 
     path = descend("newton", FUNCTIONS["rosenbrock"], steps=50)
-    path.fs[-1], path.status     # 0.0, "converged: |gradient| < 1e-10 after 6 steps"
+    path.fs[-1], path.status     # 0.0, "converged: |gradient| < 1e-10 after 7 steps"
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ __all__ = ["Function", "FUNCTIONS", "METHODS", "Path", "descend"]
 
 #: Momentum's factor, as the lecture's and PyTorch's examples use.
 MOMENTUM = 0.9
-#: Where L-BFGS and Newton stop: the gradient's norm below this.
+#: Newton stops with the gradient's norm below this; it is L-BFGS's gtol.
 GTOL = 1e-10
 
 
@@ -81,9 +81,11 @@ def descend(
     """Minimise ``fn`` from ``start`` (default: the function's) with ``method``.
 
     ``gd`` and ``momentum`` take ``steps`` steps of size ``lr`` (default: the
-    function's); ``lbfgs`` and ``newton`` stop earlier once the gradient's norm is
-    below 1e-10. A method that leaves f's domain (an overflow) stops there; its status
-    says so and its path ends at the last good point.
+    function's); ``lbfgs`` and ``newton`` take at most ``steps``: Newton stops once the
+    gradient's norm is below 1e-10, L-BFGS when scipy's tests say it has converged
+    (``gtol`` 1e-10, or too small a relative reduction of f). A method that leaves f's
+    domain (an overflow, a math domain error) stops there; its status says so and its
+    path ends at the last good point.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
