@@ -150,6 +150,9 @@ def test_hvp_on_random_graphs_matches_finite_differences(steps, x, v):
     got = cg.hvp(v)
     np.testing.assert_allclose(got, cg.hessian() @ v, rtol=1e-9, atol=1e-9)
     want = fd_hessian(cg, cg.leaves, x) @ v
+    # Finite differences are no reference across a kink (relu, abs at 0): there two
+    # step sizes disagree, and the point is not one where a Hessian exists.
+    assume(np.allclose(want, fd_hessian(cg, cg.leaves, x, h=2e-5) @ v, rtol=1e-3, atol=1e-3))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
