@@ -234,8 +234,7 @@ Compiled::~Compiled() {
   for (Node* n : input_nodes) decref(n);
 }
 
-uint32_t Compiled::run_forward(Err& err) {
-  double* v = val.data();
+uint32_t Compiled::run_forward(double* v, Err& err) const {
   for (size_t k = nleaves; k < size(); ++k)
     if ((err = eval(k, v))) return static_cast<uint32_t>(k);
   return NONE;
@@ -261,9 +260,9 @@ void Compiled::set_error_at(size_t k, Err err, const double* v) const {
   raise_op_error(op_name(op[k]), err, x, y, binary);
 }
 
-uint32_t Compiled::first_nonfinite() const {
+uint32_t Compiled::first_nonfinite(const double* v) const {
   for (size_t k = nleaves; k < size(); ++k)
-    if (!std::isfinite(val[k])) return static_cast<uint32_t>(k);
+    if (!std::isfinite(v[k])) return static_cast<uint32_t>(k);
   return NONE;
 }
 
@@ -278,10 +277,10 @@ py::object Compiled::forward(py::object rows) {
   for (size_t i = 0; i < nleaves; ++i) val[i] = leaf_nodes[i]->data;
   Err err = OK;
   uint32_t failed = NONE;
-  replay(size(), [&] { failed = run_forward(err); });
+  replay(size(), [&] { failed = run_forward(val.data(), err); });
   if (failed != NONE) {
     set_error_at(failed, err, val.data());  // formatted before the values are undone
-  } else if (anomaly_enabled && (failed = first_nonfinite()) != NONE) {
+  } else if (anomaly_enabled && (failed = first_nonfinite(val.data())) != NONE) {
     raise_anomaly(op_name(op[failed]), "forward", val[failed]);
   }
   if (failed != NONE) {
@@ -292,7 +291,7 @@ py::object Compiled::forward(py::object rows) {
     std::copy(prev_leaves.begin(), prev_leaves.end(), val.begin());
     Err again = OK;
     uint32_t refailed = NONE;
-    replay(size(), [&] { refailed = run_forward(again); });
+    replay(size(), [&] { refailed = run_forward(val.data(), again); });
     stale = refailed != NONE;
     throw py::error_already_set();
   }

@@ -130,16 +130,15 @@ struct Compiled {
   // by the leaf's requires_grad now, not when it was compiled.
   bool writes_back(size_t i) const { return fed[i] && (leaf_nodes[i]->flags & REQUIRES_GRAD); }
   bool receives(uint32_t i) const { return i < nleaves ? writes_back(i) : bool(flags[i] & REQUIRES_GRAD); }
+  // Computes every entry into the values v (leaves set by the caller); returns
+  // the failing entry, or NONE. No Python calls: may run without the GIL.
+  uint32_t run_forward(double* v, Err& err) const;
+  // The entry with the first non-finite value in v, or NONE (detect_anomaly).
+  uint32_t first_nonfinite(const double* v) const;
   // The backward sweep into the gradients g (seeded by the caller), at the values in val.
   void sweep(double* g) const;
   // Sets the Python error eager raises for entry k's op failing with err on the values v.
   void set_error_at(size_t k, Err err, const double* v) const;
-
- private:
-  // Returns the failing entry, or NONE. No Python calls: may run without the GIL.
-  uint32_t run_forward(Err& err);
-  // The entry with the first non-finite value, or NONE (detect_anomaly).
-  uint32_t first_nonfinite() const;
 };
 
 void bind_compile(pybind11::module_& m);

@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <string>
 #include <vector>
 
@@ -69,6 +68,7 @@ struct Lanes {
   const Shape& s;
   std::vector<double> dot, g, gd, part, zero;
   std::vector<uint8_t> reach;  // the entries `out` depends on: the only ones a sweep from it visits
+  uint32_t marked = NONE;      // the `out` reach is for: it depends on the graph alone
 
   Lanes(const Compiled& c, const Shape& s, size_t max_lanes)
       : c(c), s(s), dot(c.size() * max_lanes), g(c.size()), gd(c.size() * max_lanes), part(s.max_slots),
@@ -78,6 +78,8 @@ struct Lanes {
   // another output's operand with an infinite derivative (sqrt at 0) must not
   // make 0 * inf = NaN in this one's row of a Jacobian.
   void mark(uint32_t out) {
+    if (out == marked) return;
+    marked = out;
     std::fill(reach.begin(), reach.end(), 0);
     reach[out] = 1;
     for (size_t k = out + 1; k-- > c.nleaves;)
@@ -313,11 +315,8 @@ py::object second_order(Compiled& c, What what, py::handle dir_in, py::handle ro
     std::copy(base.begin(), base.end(), v);
     for (size_t i = 0; i < k; ++i)
       if (c.batch->input_entry[i] != NONE) v[c.batch->input_entry[i]] = X[r * k + i];
-    for (size_t e = c.nleaves; e < c.size(); ++e) {
-      err = c.eval(e, v);
-      if (err || (anomaly && !std::isfinite(v[e]))) return static_cast<uint32_t>(e);
-    }
-    return NONE;
+    uint32_t e = c.run_forward(v, err);  // as forward() checks: an op's error first, then anomalies
+    return e == NONE && anomaly ? c.first_nonfinite(v) : e;
   };
   std::atomic<size_t> failed{SIZE_MAX};
   auto body = [&](size_t r, size_t w) {
