@@ -136,30 +136,25 @@ def _lbfgs(path: Path, fn: Function, x0: float, y0: float, lr: float, steps: int
 
 
 def _newton(path: Path, fn: Function, x0: float, y0: float, lr: float, steps: int) -> None:
-    from .replay import compile as compile_graph
+    from .optimize import Recorded
 
-    x, y = Value(x0), Value(y0)
-    graph = compile_graph(fn.f(x, y))
-    order = [[id(x), id(y)].index(id(v)) for v in graph.leaves]
+    # f recorded once and replayed; the gradient and Hessian come in (x, y) order
+    rec = Recorded(lambda v: fn.f(v[0], v[1]), [x0, y0], check=False)
     at = np.array([x0, y0])
     for i in range(steps + 1):
-        graph.set_data([x, y], at)
-        f = graph.forward()
+        f = rec.value(at)
         path.evaluations += 1
         if not np.isfinite(f):
             raise OverflowError(f"f = {f}")
         path.visit(float(at[0]), float(at[1]), f)
-        g = np.zeros(2)
-        g[order] = graph.jacobian()[0]
+        g = rec.gradient(at)
         if np.linalg.norm(g) < GTOL:
             path.status = f"converged: |gradient| < {GTOL:g} after {i} steps"
             return
         if i == steps:
             break
-        H = np.zeros((2, 2))
-        H[np.ix_(order, order)] = graph.hessian()
         try:
-            step = np.linalg.solve(H, g)
+            step = np.linalg.solve(rec.hessian(at), g)
         except np.linalg.LinAlgError:
             path.status = f"stopped after {i} steps: the Hessian is singular there"
             return
