@@ -13,7 +13,7 @@ passing test).
 from __future__ import annotations
 
 import pytest
-from test_hardening_engine import assert_clean_exit, run_child
+from test_hardening_engine import assert_clean_exit, exit_while_a_daemon_thread_runs, run_child
 
 MLP = """
 import numpy as np, arenagrad as ag
@@ -132,32 +132,19 @@ print("done", (cg.forward(X) == want).all())
 
 
 @pytest.mark.no_sanitizer
-@pytest.mark.parametrize("what", ["forward", "backward", "hessian"])
-def test_interpreter_exit_while_a_daemon_thread_is_in_a_batch(what):
-    proc = run_child(
+@pytest.mark.parametrize(
+    "call", ["cg.forward(X)", "cg.backward()", "cg.hessian(X[:20_000])"], ids=["forward", "backward", "hessian"]
+)
+def test_interpreter_exit_while_a_daemon_thread_is_in_a_batch(call):
+    setup = (
         MLP
-        + f"""
-import threading, time
+        + """
 ag.set_num_threads(2)
 X = rng.normal(size=(200_000, 2))
 cg.forward(X)
-started = threading.Event()
-def spin():
-    started.set()
-    call = {{
-        "forward": lambda: cg.forward(X),
-        "backward": cg.backward,
-        "hessian": lambda: cg.hessian(X[:20_000]),
-    }}["{what}"]
-    while True:
-        call()
-threading.Thread(target=spin, daemon=True).start()
-started.wait()
-time.sleep(0.3)
-print("exiting")
 """
     )
-    assert_clean_exit(proc, "exiting")
+    assert_clean_exit(exit_while_a_daemon_thread_runs(setup, call), "exiting")
 
 
 def test_graph_made_without_init_refuses_the_new_methods():

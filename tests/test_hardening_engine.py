@@ -312,31 +312,40 @@ def test_compile_out_of_memory_is_memory_error_and_leaks_no_reference():
 # ------------------------------------------- 4. exit during a replay
 
 
+SPIN = """
+import threading, time
+started = threading.Event()
+def spin():
+    started.set()
+    while True:
+        {call}
+threading.Thread(target=spin, daemon=True).start()
+started.wait()
+time.sleep(0.3)
+print("exiting")
+"""
+
+
+def exit_while_a_daemon_thread_runs(setup: str, call: str) -> subprocess.CompletedProcess:
+    """Runs ``setup``, then ``call`` over and over on a daemon thread; the main
+    thread exits 0.3 s after the thread starts, while it is inside a call."""
+    return run_child(textwrap.dedent(setup) + SPIN.format(call=call))
+
+
 @pytest.mark.no_sanitizer
 @pytest.mark.parametrize("what", ["forward", "backward"])
 def test_interpreter_exit_while_a_daemon_thread_replays(what):
     # The graph is long enough for replays to release the GIL; the main
     # thread exits while the daemon thread is inside one.
-    proc = run_child(
-        f"""
-        import threading, time, arenagrad as ag
+    setup = """
+        import arenagrad as ag
         x = ag.Value(0.5)
         y = x
         for _ in range(200_000):
             y = (y * 1.0000001).tanh() + 0.1
         cg = ag.compile(y)
-        started = threading.Event()
-        def spin():
-            started.set()
-            while True:
-                cg.{what}()
-        threading.Thread(target=spin, daemon=True).start()
-        started.wait()
-        time.sleep(0.3)
-        print("exiting")
         """
-    )
-    assert_clean_exit(proc, "exiting")
+    assert_clean_exit(exit_while_a_daemon_thread_runs(setup, f"cg.{what}()"), "exiting")
 
 
 # --------------------------------------------------- 5. half-made objects
