@@ -150,15 +150,31 @@ struct Src {
   double s;
 };
 
-// The lane loops. Each is the op struct's f or d over rows; kept this plain
-// so that the compiler vectorises those that can be (the arithmetic).
-template <class S> int unary_f(const double* __restrict x, double aux, double* __restrict y, size_t n) {
+// The lane loops. Each is the op struct's f or d over rows, kept this plain
+// so that the compiler vectorises it (the transcendentals too: vmath.hpp).
+// Each is compiled for AVX-512, AVX2 and the x86-64 baseline, and the
+// loader picks the best the CPU has (GCC's target_clones): the same source
+// with no fused multiply-adds (-ffp-contract=off), so every version gives
+// the scalar path's bits, only more rows per instruction.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(AG_NO_CLONES)
+#define AG_LANES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define AG_LANES
+#endif
+
+template <class S> AG_LANES int unary_f(const double* __restrict x, double aux, double* __restrict y, size_t n) {
   int bad = 0;
   for (size_t r = 0; r < n; ++r) bad |= S::f(x[r], aux, y[r]);
   return bad;
 }
 
-template <class S> int binary_f(Src x, Src y, double* __restrict out, size_t n) {
+template <class S>
+AG_LANES void unary_d(const double* __restrict x, const double* __restrict y, double aux, const double* __restrict g,
+                      double* __restrict gx, size_t n) {
+  for (size_t r = 0; r < n; ++r) gx[r] += g[r] * S::d(x[r], y[r], aux);
+}
+
+template <class S> AG_LANES int binary_f(Src x, Src y, double* __restrict out, size_t n) {
   int bad = 0;
   if (x.p && y.p) {
     for (size_t r = 0; r < n; ++r) bad |= S::f(x.p[r], y.p[r], out[r]);
@@ -171,7 +187,7 @@ template <class S> int binary_f(Src x, Src y, double* __restrict out, size_t n) 
 }
 
 template <class S>
-void binary_d(Src x, Src y, const double* __restrict out, double* __restrict dx, double* __restrict dy, size_t n) {
+AG_LANES void binary_d(Src x, Src y, const double* __restrict out, double* __restrict dx, double* __restrict dy, size_t n) {
   if (x.p && y.p) {
     for (size_t r = 0; r < n; ++r) S::d(x.p[r], y.p[r], out[r], dx[r], dy[r]);
   } else if (x.p) {
@@ -184,6 +200,20 @@ void binary_d(Src x, Src y, const double* __restrict out, double* __restrict dx,
 // Whether an n-ary op struct has a form over a block of rows (f_lanes, d_lanes).
 template <class S, class = void> struct HasLanes : std::false_type {};
 template <class S> struct HasLanes<S, std::void_t<decltype(S::lane_form)>> : std::true_type {};
+
+template <class S, class X> AG_LANES void nary_f(size_t n, X x, double aux, double* y, size_t w) {
+  S::f_lanes(n, x, aux, y, w);
+}
+
+template <class S, class X, class Acc>
+AG_LANES void nary_d(size_t n, X x, const double* y, const double* g, double* t, size_t w, Acc acc) {
+  S::d_lanes(n, x, y, g, t, w, acc);
+}
+
+template <class S, class P, class Acc>
+AG_LANES void nary_d_given_softmax(size_t n, P p, const double* g, double* t, size_t w, Acc acc) {
+  S::d_lanes_given_softmax(n, p, g, t, w, acc);
+}
 
 // sum over rows of c[r], in an order fixed by n alone.
 double lane_total(const double* c, size_t n) {
@@ -331,7 +361,7 @@ struct Run {
         } else if constexpr (HasLanes<S>::value) {
           NaryShape sh = c.shape(e);
           slot_lanes(lv, e, sh, ptr);
-          S::f_lanes(sh.count, [ptr](size_t i) { return ptr[i]; }, c.aux[e], y, n);
+          nary_f<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, c.aux[e], y, n);
           return 0;
         } else {
           NaryShape sh = c.shape(e);
@@ -416,10 +446,7 @@ struct Run {
       with_op<void>(c.op[e], [&](auto t) {
         using S = typename decltype(t)::op;
         if constexpr (t.arity == UNARY) {
-          const double* x = lanes(lv, c.a[e]);
-          double* gx = lanes(lg, c.a[e]);
-          const double aux = c.aux[e];
-          for (size_t r = 0; r < n; ++r) gx[r] += gk[r] * S::d(x[r], y[r], aux);
+          unary_d<S>(lanes(lv, c.a[e]), y, c.aux[e], gk, lanes(lg, c.a[e]), n);
         } else if constexpr (t.arity == BINARY) {
           double* dx = tmp;
           double* dy = tmp + W;
@@ -430,7 +457,7 @@ struct Run {
           NaryShape sh = c.shape(e);
           const uint32_t* ix = c.args.data() + c.a[e];
           slot_lanes(lv, e, sh, ptr);
-          S::d_lanes(sh.count, [ptr](size_t i) { return ptr[i]; }, y, gk, tmp, n, [&](size_t i, const double* d) {
+          auto to = [&](size_t i, const double* d) {
             if (i >= sh.nodes) return;
             uint32_t o = ix[i];
             if (p.slot[o] != NONE) {
@@ -439,7 +466,16 @@ struct Run {
             } else if (p.bound[o] != NONE) {
               sums[p.bound[o]] += lane_total(d, n);
             }
-          });
+          };
+          if constexpr (std::is_same<S, LogSumExp>::value) {
+            // L varies, so its softmax outputs do: their lanes (see Compiled::softmax_at).
+            const uint32_t* sm = c.softmax_at.data() + c.a[e];
+            if (sm[0] != NONE) {
+              for (size_t i = 0; i < sh.count; ++i) ptr[i] = lanes(lv, sm[i]);
+              return nary_d_given_softmax<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, gk, tmp, n, to);
+            }
+          }
+          nary_d<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, y, gk, tmp, n, to);
         } else {
           NaryShape sh = c.shape(e);
           const uint32_t* ix = c.args.data() + c.a[e];

@@ -197,6 +197,19 @@ Compiled::Compiled(py::object outputs, py::object watch, py::object inputs) {
       if (n->in[1]) b[i] = n->in[1]->index;
     }
   }
+  softmax_at.assign(args.size(), NONE);
+  for (size_t k = nleaves; k < N; ++k) {
+    uint32_t L = b[k];
+    if (op[k] != SOFTMAX_OUT || (flags[k] & (CONST_A | CONST_B)) || op[L] != LOGSUMEXP) continue;
+    for (uint32_t s = a[L]; s < a[L] + b[L]; ++s)
+      if (args[s] == a[k] && softmax_at[s] == NONE) {
+        softmax_at[s] = static_cast<uint32_t>(k);
+        break;
+      }
+  }
+  for (size_t k = nleaves; k < N; ++k)
+    if (op[k] == LOGSUMEXP && std::count(softmax_at.begin() + a[k], softmax_at.begin() + a[k] + b[k], NONE))
+      std::fill(softmax_at.begin() + a[k], softmax_at.begin() + a[k] + b[k], NONE);
   for (Node* r : roots) out_index.push_back(r->index);
   for (Node* w : watch_nodes) watch_index.push_back(w->index);
   fed.assign(nleaves, 0);

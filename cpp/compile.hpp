@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "node.hpp"
@@ -38,6 +39,10 @@ struct Compiled {
   std::vector<double> aux, val, grad;
   std::vector<uint32_t> args;   // n-ary operand indices (NONE for a number slot)
   std::vector<double> argnum;   // n-ary number slots
+  // Per n-ary slot of a logsumexp entry L: the entry SoftmaxOut(x_i, L) of
+  // ag.softmax, whose value is L's derivative for slot i; NONE unless every
+  // slot of L has one (then L's backward reads them: no exps).
+  std::vector<uint32_t> softmax_at;
   std::vector<Node*> leaf_nodes;  // referenced: replay reads their data, writes their grad
   std::vector<Node*> out_nodes;   // referenced: forward writes their data
   std::vector<uint32_t> out_index;
@@ -119,10 +124,14 @@ struct Compiled {
         NaryShape sh = shape(k);
         const uint32_t* ix = args.data() + a[k];
         const double* num = argnum.data() + a[k];
-        S::d(sh.count, [&](size_t i) { return i < sh.nodes ? v[ix[i]] : num[i]; }, v[k], gk,
-             [&](size_t i, double d) {
-               if (i < sh.nodes) add(ix[i], d);
-             });
+        auto to = [&](size_t i, double d) {
+          if (i < sh.nodes) add(ix[i], d);
+        };
+        if constexpr (std::is_same<S, LogSumExp>::value) {
+          const uint32_t* sm = softmax_at.data() + a[k];
+          if (sm[0] != NONE) return S::d_given_softmax(sh.count, [&](size_t i) { return v[sm[i]]; }, gk, to);
+        }
+        S::d(sh.count, [&](size_t i) { return i < sh.nodes ? v[ix[i]] : num[i]; }, v[k], gk, to);
       }
     });
   }

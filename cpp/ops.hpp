@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vmath.hpp"
 
 namespace ag {
 
@@ -97,7 +98,7 @@ struct Sigmoid : UnaryOp {
   static constexpr const char* doc = "1 / (1 + exp(-x)), computed without overflow.";
   static Err f(double x, double, double& y) {
     // exp of minus |x| never overflows.
-    double e = std::exp(-std::fabs(x));
+    double e = vm::exp(-std::fabs(x));
     y = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
     return OK;
   }
@@ -109,7 +110,7 @@ struct Exp : UnaryOp {
   static constexpr const char* name = "exp";
   static constexpr Kind kind = EXP_LOG;
   static constexpr const char* doc = "e**x; OverflowError when the result does not fit a float.";
-  static Err f(double x, double, double& y) { y = std::exp(x); return overflow_if(y, x); }
+  static Err f(double x, double, double& y) { y = vm::exp(x); return overflow_if(y, x); }
   static double d(double, double y, double) { return y; }
   static double d2(double, double y, double) { return y; }
 };
@@ -119,7 +120,7 @@ struct Log : UnaryOp {
   static constexpr Kind kind = EXP_LOG;
   static constexpr const char* doc = "Natural logarithm; ValueError for x <= 0.";
   static Err f(double x, double, double& y) {
-    y = std::log(x);  // computed before the check, so that batched replay vectorises
+    y = vm::log(x);  // computed before the check, so that batched replay vectorises
     return x <= 0 ? ERR_DOMAIN : OK;  // NaN passes through, as math.log(nan)
   }
   static double d(double x, double, double) { return 1.0 / x; }
@@ -144,7 +145,7 @@ struct Softplus : UnaryOp {  // log(1 + e^x), stable for large |x|
   static constexpr Kind kind = ACTIVATION;
   static constexpr const char* doc = "log(1 + exp(x)), stable for large |x|.";
   static Err f(double x, double, double& y) {
-    y = (x > 0 ? x : 0.0) + std::log1p(std::exp(-std::fabs(x)));
+    y = (x > 0 ? x : 0.0) + vm::log1p(vm::exp(-std::fabs(x)));
     return OK;
   }
   static double d(double x, double, double) {
@@ -256,14 +257,14 @@ struct Pow {
     // d/db a^b = a^b log a; at a == 0 PyTorch takes the limit 0 for b >= 0 (a
     // negative b raises in the forward, except -inf: there, and for NaN, the
     // formula's -inf and NaN stand, as in torch).
-    db = a == 0 && b >= 0 ? 0.0 : y * std::log(a);
+    db = a == 0 && b >= 0 ? 0.0 : y * vm::log(a);
   }
   // Second derivatives of a^b, zero where the first ones are held at zero;
   // at a == 0 otherwise the formulas' values stand.
   static void d2(double a, double b, double y, double& aa, double& ab, double& bb) {
     aa = b == 0 || b == 1 ? 0.0 : b * (b - 1) * std::pow(a, b - 2);
-    ab = b == 0 ? 1.0 / a : std::pow(a, b - 1) * (1.0 + b * std::log(a));
-    bb = a == 0 && b >= 0 ? 0.0 : y * std::log(a) * std::log(a);
+    ab = b == 0 ? 1.0 / a : std::pow(a, b - 1) * (1.0 + b * vm::log(a));
+    bb = a == 0 && b >= 0 ? 0.0 : y * vm::log(a) * vm::log(a);
   }
 };
 
@@ -272,7 +273,7 @@ struct SoftmaxOut {
   static constexpr const char* name = "softmax";
   static constexpr Kind kind = EXP_LOG;
   static constexpr const char* doc = "One output of ag.softmax: exp(x_i - logsumexp(x)).";
-  static Err f(double a, double b, double& y) { y = std::exp(a - b); return OK; }
+  static Err f(double a, double b, double& y) { y = vm::exp(a - b); return OK; }
   static void d(double, double, double y, double& da, double& db) { da = y; db = -y; }
   static void d2(double, double, double y, double& aa, double& ab, double& bb) {
     aa = bb = y;
@@ -315,12 +316,12 @@ struct Sum {  // p = the sum of any numbers folded in
   // i's w lanes, acc(i, c) adds the lanes c to its gradient. The same
   // operations in the same order per row as f and d, so the same bits.
   static constexpr bool lane_form = true;
-  template <class X> static void f_lanes(size_t n, X x, double p, double* y, size_t w) {
+  template <class X> AG_ALWAYS_INLINE static void f_lanes(size_t n, X x, double p, double* y, size_t w) {
     for (size_t r = 0; r < w; ++r) y[r] = p;
     for (size_t i = 0; i < n; ++i)
       for (size_t r = 0; r < w; ++r) y[r] += x(i)[r];
   }
-  template <class X, class Acc> static void d_lanes(size_t n, X, const double*, const double* g, double*, size_t, Acc acc) {
+  template <class X, class Acc> AG_ALWAYS_INLINE static void d_lanes(size_t n, X, const double*, const double* g, double*, size_t, Acc acc) {
     for (size_t i = 0; i < n; ++i) acc(i, g);
   }
 };
@@ -341,14 +342,14 @@ struct Mean {
   }
   template <class X, class T, class Acc> static void d2t(size_t, X, double, const double*, T, double, size_t, Acc) {}
   static constexpr bool lane_form = true;  // as Sum's
-  template <class X> static void f_lanes(size_t n, X x, double, double* y, size_t w) {
+  template <class X> AG_ALWAYS_INLINE static void f_lanes(size_t n, X x, double, double* y, size_t w) {
     for (size_t r = 0; r < w; ++r) y[r] = 0;
     for (size_t i = 0; i < n; ++i)
       for (size_t r = 0; r < w; ++r) y[r] += x(i)[r];
     for (size_t r = 0; r < w; ++r) y[r] = y[r] / double(n);
   }
   template <class X, class Acc>
-  static void d_lanes(size_t n, X, const double*, const double* g, double* t, size_t w, Acc acc) {
+  AG_ALWAYS_INLINE static void d_lanes(size_t n, X, const double*, const double* g, double* t, size_t w, Acc acc) {
     for (size_t r = 0; r < w; ++r) t[r] = g[r] / double(n);
     for (size_t i = 0; i < n; ++i) acc(i, t);
   }
@@ -381,7 +382,7 @@ struct Dot {  // sum_i x(i) * x(n + i)
     }
   }
   static constexpr bool lane_form = true;  // as Sum's
-  template <class X> static void f_lanes(size_t n, X x, double, double* y, size_t w) {
+  template <class X> AG_ALWAYS_INLINE static void f_lanes(size_t n, X x, double, double* y, size_t w) {
     for (size_t r = 0; r < w; ++r) y[r] = 0;
     for (size_t i = 0; i < n; ++i) {
       const double *a = x(i), *b = x(n + i);
@@ -389,7 +390,7 @@ struct Dot {  // sum_i x(i) * x(n + i)
     }
   }
   template <class X, class Acc>
-  static void d_lanes(size_t n, X x, const double*, const double* g, double* t, size_t w, Acc acc) {
+  AG_ALWAYS_INLINE static void d_lanes(size_t n, X x, const double*, const double* g, double* t, size_t w, Acc acc) {
     for (size_t i = 0; i < n; ++i) {
       const double *a = x(i), *b = x(n + i);
       for (size_t r = 0; r < w; ++r) t[r] = g[r] * b[r];
@@ -414,12 +415,55 @@ struct LogSumExp {  // max-shifted so that no exp overflows
       return OK;
     }
     double s = 0;
-    for (size_t i = 0; i < n; ++i) s += std::exp(x(i) - m);
-    y = m + std::log(s);
+    for (size_t i = 0; i < n; ++i) s += vm::exp(x(i) - m);
+    y = m + vm::log(s);
     return OK;
   }
   template <class X, class Acc> static void d(size_t n, X x, double y, double g, Acc acc) {
-    for (size_t i = 0; i < n; ++i) acc(i, g * std::exp(x(i) - y));
+    for (size_t i = 0; i < n; ++i) acc(i, g * vm::exp(x(i) - y));
+  }
+  // As f and d, lane by lane in blocks of up to 64 (the special cases as
+  // selects, so that the loops vectorise): the same operations per row.
+  static constexpr bool lane_form = true;
+  template <class X> AG_ALWAYS_INLINE static void f_lanes(size_t n, X x, double, double* y, size_t w) {
+    for (size_t r0 = 0; r0 < w; r0 += 64) {
+      const size_t k = w - r0 < 64 ? w - r0 : 64;
+      double m[64], s[64], nan[64];  // nan: 0, or NaN once some operand is NaN
+      for (size_t r = 0; r < k; ++r) m[r] = -INFINITY, s[r] = 0, nan[r] = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const double* xi = x(i) + r0;
+        for (size_t r = 0; r < k; ++r) m[r] = xi[r] > m[r] ? xi[r] : m[r], nan[r] = xi[r] != xi[r] ? NAN : nan[r];
+      }
+      for (size_t i = 0; i < n; ++i) {
+        const double* xi = x(i) + r0;
+        for (size_t r = 0; r < k; ++r) s[r] += vm::exp(xi[r] - m[r]);
+      }
+      for (size_t r = 0; r < k; ++r) {
+        double v = m[r] + vm::log(s[r]);
+        y[r0 + r] = std::isinf(m[r]) ? m[r] + nan[r] : v;
+      }
+    }
+  }
+  template <class X, class Acc>
+  AG_ALWAYS_INLINE static void d_lanes(size_t n, X x, const double* y, const double* g, double* t, size_t w, Acc acc) {
+    for (size_t i = 0; i < n; ++i) {
+      const double* xi = x(i);
+      for (size_t r = 0; r < w; ++r) t[r] = g[r] * vm::exp(xi[r] - y[r]);
+      acc(i, t);
+    }
+  }
+  // d and d_lanes when softmax_i = exp(x_i - y) is at hand: replay holds the
+  // outputs of ag.softmax, SoftmaxOut(x_i, y), the same bits: no exp.
+  template <class P, class Acc> static void d_given_softmax(size_t n, P p, double g, Acc acc) {
+    for (size_t i = 0; i < n; ++i) acc(i, g * p(i));
+  }
+  template <class P, class Acc>
+  AG_ALWAYS_INLINE static void d_lanes_given_softmax(size_t n, P p, const double* g, double* t, size_t w, Acc acc) {
+    for (size_t i = 0; i < n; ++i) {
+      const double* pi = p(i);
+      for (size_t r = 0; r < w; ++r) t[r] = g[r] * pi[r];
+      acc(i, t);
+    }
   }
   // The Hessian is diag(p) - p p^T, p = softmax(x) = dx.
   template <class X, class T, class Acc>
