@@ -30,7 +30,10 @@ namespace ag {
 static constexpr size_t MAX_CHUNKS = 64;
 // Work items (about lane-ops) between two looks at Ctrl-C: a few ms.
 static constexpr double ROUND_WORK = 4e6;
-// A block's values and gradients should stay in a core's L2 cache (1 MiB here).
+// A block's values and gradients should stay in a core's L2 cache (1 MiB
+// here), but a block narrower than 16 rows costs more in per-entry overhead
+// than L3 does: the 10,000-op graph (17,600 entries) runs 2x faster at 16
+// rows (4.5 MB) than at the 4 that fit L2.
 static constexpr size_t BLOCK_BYTES = 1 << 20;
 
 bool run_in_rounds(size_t items, double item_work, size_t workers, const std::atomic<size_t>& failed,
@@ -112,7 +115,7 @@ std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>
   }
   const size_t row_bytes = 2 * size_t(nslots) * sizeof(double);
   size_t w = 64;
-  while (w > 4 && w * row_bytes > BLOCK_BYTES) w /= 2;
+  while (w > 16 && w * row_bytes > BLOCK_BYTES) w /= 2;
   p->width = w;
   return p;
 }
