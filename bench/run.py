@@ -406,18 +406,17 @@ def ulps_apart(a: float, b: float) -> float:
 
 
 def tape_agrees(nodes: List[Any], tape: Dict[str, Any]) -> str:
-    """Checks the C tape's values and gradients (eager backward's, which
-    replay reproduces bit for bit) against the engine's; says how they agree."""
+    """Checks the C tape's values and gradients against the engine's; says how
+    they agree. The tape calls glibc's exp and log, the engine its own
+    (cpp/vmath.hpp, within an ulp of glibc's), so they agree to a few ulps."""
     kept = [i for i, v in enumerate(tape["values"]) if not math.isnan(v)]
     worst_v = max(ulps_apart(nodes[i].data, tape["values"][i]) for i in kept)
     worst_g = max(ulps_apart(nodes[i].grad, tape["grads"][i]) for i in kept)
-    assert worst_v == 0, f"C tape values differ from the engine's by up to {worst_v} ulp"
-    assert worst_g <= 1, f"C tape gradients differ from the engine's by up to {worst_g} ulp"
-    if worst_g == 0:
-        return f"values and gradients of the {len(kept):,} listed nodes it keeps bit-identical to the engine's"
+    assert worst_v <= 64, f"C tape values differ from the engine's by up to {worst_v} ulp"
+    assert worst_g <= 64, f"C tape gradients differ from the engine's by up to {worst_g} ulp"
     return (
-        f"values of the {len(kept):,} listed nodes it keeps bit-identical to the engine's, "
-        f"gradients within {worst_g:.0f} ulp"
+        f"values of the {len(kept):,} listed nodes it keeps within {worst_v:.0f} ulp of the engine's, "
+        f"gradients within {worst_g:.0f} ulp (glibc's exp and log there, the engine's own here)"
     )
 
 
