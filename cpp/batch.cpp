@@ -472,8 +472,7 @@ struct Run {
           };
           if constexpr (std::is_same<S, LogSumExp>::value) {
             // L varies, so its softmax outputs do: their lanes (see Compiled::softmax_at).
-            const uint32_t* sm = c.softmax_at.data() + c.a[e];
-            if (sm[0] != NONE) {
+            if (const uint32_t* sm = c.softmax_outputs(e)) {
               for (size_t i = 0; i < sh.count; ++i) ptr[i] = lanes(lv, sm[i]);
               return nary_d_given_softmax<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, gk, tmp, n, to);
             }

@@ -43,6 +43,10 @@ struct Compiled {
   // ag.softmax, whose value is L's derivative for slot i; NONE unless every
   // slot of L has one (then L's backward reads them: no exps).
   std::vector<uint32_t> softmax_at;
+  // Logsumexp entry k's softmax outputs, one per slot, or null.
+  const uint32_t* softmax_outputs(size_t k) const {
+    return softmax_at[a[k]] != NONE ? softmax_at.data() + a[k] : nullptr;
+  }
   std::vector<Node*> leaf_nodes;  // referenced: replay reads their data, writes their grad
   std::vector<Node*> out_nodes;   // referenced: forward writes their data
   std::vector<uint32_t> out_index;
@@ -128,8 +132,8 @@ struct Compiled {
           if (i < sh.nodes) add(ix[i], d);
         };
         if constexpr (std::is_same<S, LogSumExp>::value) {
-          const uint32_t* sm = softmax_at.data() + a[k];
-          if (sm[0] != NONE) return S::d_given_softmax(sh.count, [&](size_t i) { return v[sm[i]]; }, gk, to);
+          if (const uint32_t* sm = softmax_outputs(k))
+            return S::d_given_softmax(sh.count, [&](size_t i) { return v[sm[i]]; }, gk, to);
         }
         S::d(sh.count, [&](size_t i) { return i < sh.nodes ? v[ix[i]] : num[i]; }, v[k], gk, to);
       }

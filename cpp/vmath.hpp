@@ -7,8 +7,9 @@
 // same bits as eager ones, whatever width the compiler gives the loop.
 //
 // Each is straight-line code: the special cases (NaN, infinities, zero,
-// subnormals, overflow) are selects at the end, never branches, and integer
-// work is 64-bit adds, ands, ors and left shifts, which SSE2 and AVX2 have.
+// subnormals, overflow) are selects, or for exp one rare branch that GCC turns
+// into a select in a vector loop, and integer work is 64-bit adds, ands, ors
+// and shifts, which SSE2 and AVX2 have.
 // Accuracy (tests/test_vmath.py checks it against mpmath): exp is within about
 // 0.5 ulp (the same double as glibc's for more than 99.8% of inputs; 0.75 ulp
 // in the subnormal range), log and log1p within 0.86 ulp (fdlibm's method; a
@@ -44,6 +45,7 @@ AG_ALWAYS_INLINE double from_bits(uint64_t u) {
 // Adding then subtracting 1.5 * 2^52 rounds a double of magnitude below 2^51
 // to the nearest integer; the sum's low bits hold that integer plus 2^51.
 constexpr double ROUNDER = 6755399441055744.0;  // 0x1.8p52
+constexpr double TWO52 = 4503599627370496.0;     // 0x1p52
 
 // 2^(j/128) for j in [0, 128) as a sum EXP2_HI[j] + EXP2_LO[j] (mpmath, 200 bits).
 alignas(64) inline constexpr double EXP2_HI[128] = {
@@ -173,7 +175,6 @@ AG_ALWAYS_INLINE double log_reduced(double m, double e, double c) {
 
 // x = m 2^e with m in [sqrt(1/2), sqrt(2)), for normal x > 0.
 AG_ALWAYS_INLINE void split(double x, double& m, double& e) {
-  constexpr double TWO52 = 4503599627370496.0;  // 0x1p52
   constexpr uint64_t MANT = (uint64_t(1) << 52) - 1;
   uint64_t u = bits(x);
   // The biased exponent as a double, through the 2^52 trick (no int64 -> double
@@ -187,7 +188,6 @@ AG_ALWAYS_INLINE void split(double x, double& m, double& e) {
 
 // Natural logarithm; -inf at 0, NaN below, as glibc's.
 AG_ALWAYS_INLINE double log(double x) {
-  constexpr double TWO52 = 4503599627370496.0;
   constexpr double INF = std::numeric_limits<double>::infinity();
   bool sub = x < 2.2250738585072014e-308;  // subnormals are scaled into the normal range
   double m, e;
