@@ -94,7 +94,9 @@ std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>
   // varies, so that input gradients are there for inputs made with
   // requires_grad=False too (what eager would give them if they required it).
   p->sweep.assign(N, 0);
-  for (size_t k = c.nleaves; k < N; ++k) p->sweep[k] = (c.flags[k] & REQUIRES_GRAD) || varies[k];
+  // (A softmax output the graph does not reach has an entry only to hold
+  // its value: it is never swept.)
+  for (size_t k = c.nleaves; k < c.nnodes; ++k) p->sweep[k] = (c.flags[k] & REQUIRES_GRAD) || varies[k];
   // Uniform entries that receive gradients from rows (through a varying
   // consumer, or as an output) sum them per chunk.
   p->bound.assign(N, NONE);
@@ -108,10 +110,11 @@ std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>
   for (uint32_t k : p->vary) {
     if (!is_nary(c.op[k])) continue;
     p->max_slots = std::max<size_t>(p->max_slots, c.b[k]);
-    NaryShape sh = c.shape(k);
     p->bcast_at[k] = static_cast<uint32_t>(p->nbcast);
-    for (uint32_t i = 0; i < c.b[k]; ++i)
-      if (i >= sh.nodes || !varies[c.args[c.a[k] + i]]) ++p->nbcast;
+    for (uint32_t i = 0; i < c.b[k]; ++i) {
+      uint32_t o = c.args[c.a[k] + i];
+      if (o == NONE || !varies[o]) ++p->nbcast;
+    }
   }
   const size_t row_bytes = 2 * size_t(nslots) * sizeof(double);
   size_t w = 64;
@@ -213,9 +216,8 @@ AG_LANES void nary_d(size_t n, X x, const double* y, const double* g, double* t,
   S::d_lanes(n, x, y, g, t, w, acc);
 }
 
-template <class S, class P, class Acc>
-AG_LANES void nary_d_given_softmax(size_t n, P p, const double* g, double* t, size_t w, Acc acc) {
-  S::d_lanes_given_softmax(n, p, g, t, w, acc);
+template <class S, class X, class Out> AG_LANES void nary_f_out(size_t n, X x, Out out, double* y, size_t w) {
+  S::f_lanes(n, x, out, y, w);
 }
 
 // sum over rows of c[r], in an order fixed by n alone.
@@ -288,20 +290,13 @@ struct Run {
   }
   Src lhs(double* lv, uint32_t e) const { return (c.flags[e] & CONST_A) ? Src{nullptr, c.aux[e]} : src(lv, c.a[e]); }
   Src rhs(double* lv, uint32_t e) const { return (c.flags[e] & CONST_B) ? Src{nullptr, c.aux[e]} : src(lv, c.b[e]); }
-  // An n-ary entry's operand i in lane r.
-  double nary_at(double* lv, uint32_t e, NaryShape sh, size_t i, size_t r) const {
-    if (i >= sh.nodes) return c.argnum[c.a[e] + i];
-    uint32_t o = c.args[c.a[e] + i];
-    return p.slot[o] != NONE ? lv[size_t(p.slot[o]) * W + r] : uval[o];
-  }
-
   // Pointers to n-ary entry e's slots' lanes: a varying operand's own; a
   // uniform one or a number broadcast once per run (bcast).
-  void slot_lanes(double* lv, uint32_t e, NaryShape sh, const double** ptr) const {
+  void slot_lanes(double* lv, uint32_t e, const double** ptr) const {
     const uint32_t nin = c.b[e];
     const double* b = bcast.data() + size_t(p.bcast_at[e]) * W;
     for (uint32_t i = 0; i < nin; ++i) {
-      uint32_t o = i < sh.nodes ? c.args[c.a[e] + i] : NONE;
+      uint32_t o = c.args[c.a[e] + i];
       if (o != NONE && p.slot[o] != NONE) {
         ptr[i] = lanes(lv, o);
       } else {
@@ -316,10 +311,9 @@ struct Run {
     bcast.assign(p.nbcast * W, 0.0);
     for (uint32_t e : p.vary) {
       if (!is_nary(c.op[e])) continue;
-      NaryShape sh = c.shape(e);
       double* b = bcast.data() + size_t(p.bcast_at[e]) * W;
       for (uint32_t i = 0; i < c.b[e]; ++i) {
-        uint32_t o = i < sh.nodes ? c.args[c.a[e] + i] : NONE;
+        uint32_t o = c.args[c.a[e] + i];
         if (o != NONE && p.slot[o] != NONE) continue;
         std::fill(b, b + W, o != NONE ? uval[o] : c.argnum[c.a[e] + i]);
         b += W;
@@ -361,17 +355,18 @@ struct Run {
           return unary_f<S>(lanes(lv, c.a[e]), c.aux[e], y, n);
         } else if constexpr (t.arity == BINARY) {
           return binary_f<S>(lhs(lv, e), rhs(lv, e), y, n);
-        } else if constexpr (HasLanes<S>::value) {
-          NaryShape sh = c.shape(e);
-          slot_lanes(lv, e, sh, ptr);
-          nary_f<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, c.aux[e], y, n);
-          return 0;
         } else {
-          NaryShape sh = c.shape(e);
-          int bad = 0;
-          for (size_t r = 0; r < n; ++r)
-            bad |= S::f(sh.count, [&](size_t i) { return nary_at(lv, e, sh, i, r); }, c.aux[e], y[r]);
-          return bad;
+          static_assert(HasLanes<S>::value, "an n-ary op needs its lane form (f_lanes, d_lanes) for batched replay");
+          const size_t cnt = c.shape(e).count;
+          slot_lanes(lv, e, ptr);
+          if constexpr (MultiOutput<S>::value) {
+            // Its outputs' lanes are slots [cnt, 2 cnt): written here.
+            auto out = [ptr, cnt](size_t i) { return const_cast<double*>(ptr[cnt + i]); };
+            nary_f_out<S>(cnt, [ptr](size_t i) { return ptr[i]; }, out, y, n);
+          } else {
+            nary_f<S>(cnt, [ptr](size_t i) { return ptr[i]; }, c.aux[e], y, n);
+          }
+          return 0;
         }
       });
       if (err) return e;
@@ -456,10 +451,10 @@ struct Run {
           binary_d<S>(lhs(lv, e), rhs(lv, e), y, dx, dy, n);
           add((c.flags[e] & CONST_A) ? NONE : c.a[e], gk, dx);
           add((c.flags[e] & CONST_B) ? NONE : c.b[e], gk, dy);
-        } else if constexpr (HasLanes<S>::value) {
+        } else {
           NaryShape sh = c.shape(e);
           const uint32_t* ix = c.args.data() + c.a[e];
-          slot_lanes(lv, e, sh, ptr);
+          slot_lanes(lv, e, ptr);
           auto to = [&](size_t i, const double* d) {
             if (i >= sh.nodes) return;
             uint32_t o = ix[i];
@@ -470,24 +465,7 @@ struct Run {
               sums[p.bound[o]] += lane_total(d, n);
             }
           };
-          if constexpr (std::is_same<S, LogSumExp>::value) {
-            // L varies, so its softmax outputs do: their lanes (see Compiled::softmax_at).
-            if (const uint32_t* sm = c.softmax_outputs(e)) {
-              for (size_t i = 0; i < sh.count; ++i) ptr[i] = lanes(lv, sm[i]);
-              return nary_d_given_softmax<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, gk, tmp, n, to);
-            }
-          }
           nary_d<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, y, gk, tmp, n, to);
-        } else {
-          NaryShape sh = c.shape(e);
-          const uint32_t* ix = c.args.data() + c.a[e];
-          for (size_t r = 0; r < n; ++r)
-            S::d(sh.count, [&](size_t i) { return nary_at(lv, e, sh, i, r); }, y[r], gk[r], [&](size_t i, double d) {
-              if (i >= sh.nodes) return;
-              uint32_t o = ix[i];
-              if (p.slot[o] != NONE) lg[size_t(p.slot[o]) * W + r] += d;
-              else if (p.bound[o] != NONE) sums[p.bound[o]] += d;
-            });
         }
       });
     }

@@ -51,11 +51,16 @@ py::dict check_invariants() {
     }
     if (is_nary(n->op)) {
       if (n->nin == 0 || !n->args) fail("n-ary node without operands");
-      if (is_nary(n->op) && (n->flags & CONST_Y) && (n->op != DOT || n->nin % 2))
+      if ((n->flags & CONST_Y) && (n->op != DOT || n->nin % 2) && n->op != SOFTMAX)
         fail("CONST_Y on a node that is not a dot");
+      if (n->op == SOFTMAX && (!(n->flags & CONST_Y) || n->nin % 2))
+        fail("a softmax node without its outputs' values");
     } else if (is_binary(n->op)) {
       if (!n->in[0] != bool(n->flags & CONST_A) || !n->in[1] != bool(n->flags & CONST_B))
         fail("binary node whose constant flags disagree with its inputs");
+      const Node* h = n->in[1];
+      if (n->op == SOFTMAX_OUT && (!h || !in_arena(h) || h->op == OP_FREE || !softmax_output_matches(n)))
+        fail("a softmax output that does not match its softmax node");
     } else if (is_unary(n->op)) {
       if (!n->in[0] || n->in[1]) fail("unary node without exactly one input");
     } else if (n->in[0] || n->in[1]) {

@@ -43,7 +43,7 @@ template <class F> static void replay(size_t nodes, F f) {
 }
 
 std::string Compiled::repr() const {
-  return "CompiledGraph(outputs=" + std::to_string(out_nodes.size()) + ", nodes=" + std::to_string(size()) +
+  return "CompiledGraph(outputs=" + std::to_string(out_nodes.size()) + ", nodes=" + std::to_string(nnodes) +
          ", leaves=" + std::to_string(nleaves) + (batch ? ", inputs=" + std::to_string(input_nodes.size()) : "") +
          ")";
 }
@@ -193,27 +193,42 @@ Compiled::Compiled(py::object outputs, py::object watch, py::object inputs) {
         }
       }
     } else {
+      if (n->op == SOFTMAX_OUT && !softmax_output_matches(n))
+        throw py::value_error("compile(): a softmax output that does not match its softmax node");
       if (n->in[0]) a[i] = n->in[0]->index;
       if (n->in[1]) b[i] = n->in[1]->index;
     }
   }
-  softmax_at.assign(args.size(), NONE);
+  // A softmax entry's slots [n, 2n) read its outputs' entries (its forward
+  // writes them, its backward reads them); an output the graph does not
+  // reach gets an entry after the nodes', which nothing sweeps.
+  nnodes = N;
   for (size_t k = nleaves; k < N; ++k) {
-    uint32_t L = b[k];
-    if (op[k] != SOFTMAX_OUT || (flags[k] & (CONST_A | CONST_B)) || op[L] != LOGSUMEXP) continue;
-    for (uint32_t s = a[L]; s < a[L] + b[L]; ++s)
-      if (args[s] == a[k] && softmax_at[s] == NONE) {
-        softmax_at[s] = static_cast<uint32_t>(k);
-        break;
-      }
+    if (op[k] != SOFTMAX_OUT) continue;
+    const uint32_t h = b[k], i = static_cast<uint32_t>(aux[k]), n = b[h] / 2;
+    if (args[a[h] + n + i] != NONE) throw py::value_error("compile(): two outputs for one slot of a softmax node");
+    args[a[h] + n + i] = static_cast<uint32_t>(k);
   }
-  for (size_t k = nleaves; k < N; ++k)
-    if (op[k] == LOGSUMEXP && std::count(softmax_at.begin() + a[k], softmax_at.begin() + a[k] + b[k], NONE))
-      std::fill(softmax_at.begin() + a[k], softmax_at.begin() + a[k] + b[k], NONE);
+  for (size_t h = nleaves; h < N; ++h) {
+    if (op[h] != SOFTMAX) continue;
+    const uint32_t n = b[h] / 2;
+    for (uint32_t i = 0; i < n; ++i) {
+      if (args[a[h] + n + i] != NONE) continue;
+      args[a[h] + n + i] = static_cast<uint32_t>(op.size());
+      op.push_back(SOFTMAX_OUT);
+      flags.push_back(0);
+      a.push_back(args[a[h] + i]);
+      b.push_back(static_cast<uint32_t>(h));
+      aux.push_back(i);
+      val.push_back(argnum[a[h] + n + i]);
+      grad.push_back(0.0);
+    }
+  }
+  if (op.size() >= NONE) throw py::value_error("compile(): graph too large (more than 2**32 - 2 nodes)");
   for (Node* r : roots) out_index.push_back(r->index);
   for (Node* w : watch_nodes) watch_index.push_back(w->index);
   fed.assign(nleaves, 0);
-  for (size_t k = nleaves; k < N; ++k)
+  for (size_t k = nleaves; k < size(); ++k)
     if (flags[k] & REQUIRES_GRAD)
       for_each_operand(k, [&](uint32_t i) {
         if (i < nleaves) fed[i] = 1;
@@ -503,7 +518,7 @@ void bind_compile(py::module_& m) {
           "set_data", [](py::handle self, py::object v, py::object a) { self_of(self).set_data(v, a); },
           py::arg("values"), py::arg("array"), "Set the .data of leaf Values from a numpy array of the same shape.")
       .def_property_readonly(
-          "num_nodes", [](py::handle self) { return self_of(self).size(); }, "Number of nodes, leaves included.")
+          "num_nodes", [](py::handle self) { return self_of(self).nnodes; }, "Number of nodes, leaves included.")
       .def_property_readonly(
           "num_leaves", [](py::handle self) { return self_of(self).nleaves; }, "Number of leaves.")
       .def("__repr__",

@@ -37,16 +37,13 @@ struct Compiled {
   std::vector<uint8_t> op, flags;
   std::vector<uint32_t> a, b;  // operand indices; n-ary: a = first arg, b = slot count
   std::vector<double> aux, val, grad;
-  std::vector<uint32_t> args;   // n-ary operand indices (NONE for a number slot)
-  std::vector<double> argnum;   // n-ary number slots
-  // Per n-ary slot of a logsumexp entry L: the entry SoftmaxOut(x_i, L) of
-  // ag.softmax, whose value is L's derivative for slot i; NONE unless every
-  // slot of L has one (then L's backward reads them: no exps).
-  std::vector<uint32_t> softmax_at;
-  // Logsumexp entry k's softmax outputs, one per slot, or null.
-  const uint32_t* softmax_outputs(size_t k) const {
-    return softmax_at[a[k]] != NONE ? softmax_at.data() + a[k] : nullptr;
-  }
+  // n-ary slots: the entry a slot reads, or NONE for a number (in argnum).
+  // A softmax entry's slots [n, 2n) read its outputs' entries, which its
+  // forward writes: outputs the graph does not reach get an entry of their
+  // own after the nodes' (see nnodes), so that every one has a place.
+  std::vector<uint32_t> args;
+  std::vector<double> argnum;
+  size_t nnodes = 0;  // entries [0, nnodes) are the graph's nodes
   std::vector<Node*> leaf_nodes;  // referenced: replay reads their data, writes their grad
   std::vector<Node*> out_nodes;   // referenced: forward writes their data
   std::vector<uint32_t> out_index;
@@ -79,6 +76,11 @@ struct Compiled {
   void set_data(pybind11::object values, pybind11::object array);
   size_t size() const { return op.size(); }
   std::string repr() const;
+  // Reads slot i of n-ary entry k from the values v.
+  double slot(size_t k, size_t i, const double* v) const {
+    uint32_t o = args[a[k] + i];
+    return o != NONE ? v[o] : argnum[a[k] + i];
+  }
 
   // Entry k's operands as its op struct reads them: a binary op's left and
   // right (the constant for a CONST side), an n-ary op's slots, from values v.
@@ -104,11 +106,12 @@ struct Compiled {
         return S::f(v[a[k]], aux[k], v[k]);
       } else if constexpr (t.arity == BINARY) {
         return S::f(lhs(k, v), rhs(k, v), v[k]);
-      } else {
-        NaryShape sh = shape(k);
+      } else if constexpr (MultiOutput<S>::value) {
+        const size_t n = shape(k).count;
         const uint32_t* ix = args.data() + a[k];
-        const double* num = argnum.data() + a[k];
-        return S::f(sh.count, [&](size_t i) { return i < sh.nodes ? v[ix[i]] : num[i]; }, aux[k], v[k]);
+        return S::f(n, [&](size_t i) { return v[ix[i]]; }, [&](size_t i) -> double& { return v[ix[n + i]]; }, v[k]);
+      } else {
+        return S::f(shape(k).count, [&](size_t i) { return slot(k, i, v); }, aux[k], v[k]);
       }
     });
   }
@@ -127,15 +130,9 @@ struct Compiled {
       } else {
         NaryShape sh = shape(k);
         const uint32_t* ix = args.data() + a[k];
-        const double* num = argnum.data() + a[k];
-        auto to = [&](size_t i, double d) {
+        S::d(sh.count, [&](size_t i) { return slot(k, i, v); }, v[k], gk, [&](size_t i, double d) {
           if (i < sh.nodes) add(ix[i], d);
-        };
-        if constexpr (std::is_same<S, LogSumExp>::value) {
-          if (const uint32_t* sm = softmax_outputs(k))
-            return S::d_given_softmax(sh.count, [&](size_t i) { return v[sm[i]]; }, gk, to);
-        }
-        S::d(sh.count, [&](size_t i) { return i < sh.nodes ? v[ix[i]] : num[i]; }, v[k], gk, to);
+        });
       }
     });
   }

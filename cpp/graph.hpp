@@ -2,6 +2,7 @@
 // topological ordering. Everything here is iterative: graphs of ten million
 // nodes are normal and the C stack must not grow with them.
 #pragma once
+#include <cmath>
 #include <vector>
 
 #include "node.hpp"
@@ -15,6 +16,16 @@ inline NaryShape nary_shape(const Node* n) { return nary_shape(n->op, n->nin, n-
 // Operand i of an n-ary node as its op struct reads it: the node in slot i,
 // or the number stored there (dot's CONST_Y half).
 inline double slot_value(const Slot* s, NaryShape sh, size_t i) { return i < sh.nodes ? s[i].node->data : s[i].num; }
+
+// Whether softmax output n reads slot aux of the softmax node in[1], whose
+// operand there is in[0]: every output ag.softmax makes does, and restore
+// (pickle.cpp), compile and the invariant checker hold any other out.
+inline bool softmax_output_matches(const Node* n) {
+  const Node* h = n->in[1];
+  if (!n->in[0] || !h || h->op != SOFTMAX || h->nin % 2) return false;
+  const double i = n->aux;
+  return i >= 0 && i < h->nin / 2 && i == std::floor(i) && h->args[uint32_t(i)].node == n->in[0];
+}
 
 // Calls f(Node*) for every node operand of n (constant operands are skipped;
 // a leaf's inputs are null, so it has none).

@@ -15,12 +15,13 @@
 
 namespace py = pybind11;
 
-// The op table as Python sees it: one dict per op, in op-code order.
+// The op table as Python sees it: one dict per listed op, in op-code order.
 static py::list op_table() {
   py::list ops;
   for (int code = ag::LEAF + 1; code < ag::NUM_OPS; ++code)
     ag::with_op<void>(code, [&](auto t) {
       using S = typename decltype(t)::op;
+      if constexpr (!ag::Listed<S>::value) return;
       py::dict d;
       d["name"] = S::name;
       d["arity"] = t.arity == ag::UNARY ? "unary" : t.arity == ag::BINARY ? "binary" : "nary";

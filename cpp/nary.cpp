@@ -347,21 +347,71 @@ static PyObject* py_dot(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 
 // --------------------------------------------------------------- softmax
 
-// softmax and log_softmax: a hidden logsumexp node L, then one binary node
-// per output reading (x_i, L). Output i's backward is O(1), L's is O(n).
-template <int OP, class S>
-static PyObject* softmax_like(PyObject* arg, const char* fn) {
+// softmax: a hidden node (Softmax) computes logsumexp L as its value and
+// every output y_i at once, and keeps the y_i in its slots for its backward;
+// then one node per output reads (x_i, that node), aux = i. Output i's
+// backward is O(1), the hidden node's O(n), and neither computes an exp.
+static PyObject* softmax_of(PyObject* arg) {
   std::vector<Operand> ops;
   Ref hold;
-  if (!gather_values(arg, fn, ops, hold)) return nullptr;
+  if (!gather_values(arg, "softmax", ops, hold)) return nullptr;
+  size_t n = ops.size();
+  std::vector<double> y(n);
+  double L;
+  Softmax::f(n, [&](size_t i) { return ops[i].value(); }, [&](size_t i) -> double& { return y[i]; }, L);
+  if (anomaly_enabled) {
+    if (!std::isfinite(L)) return raise_anomaly("softmax", "forward", L);
+    for (double v : y)
+      if (!std::isfinite(v)) return raise_anomaly("softmax", "forward", v);
+  }
+  PyObject* out = PyList_New(static_cast<Py_ssize_t>(n));
+  if (!out) return nullptr;
+  Keep keep;
+  PyObject* hw = nullptr;
+  if (grad_enabled) {
+    hw = nodes_for_numbers(ops, keep) ? make_nary(SOFTMAX, L, 0.0, ops, n, y.data(), n, CONST_Y) : nullptr;
+    if (!hw) {
+      Py_DECREF(out);
+      return nullptr;
+    }
+  }
+  Node* h = hw ? node_of(hw) : nullptr;
+  for (size_t i = 0; i < n; ++i) {
+    Node* c = new_node(y[i], h ? SOFTMAX_OUT : LEAF, h ? h->flags & REQUIRES_GRAD : 0);
+    PyObject* w = nullptr;
+    if (c && h) {
+      c->in[0] = ops[i].node;
+      c->in[1] = h;
+      c->aux = double(i);
+      incref(c->in[0]);
+      incref(h);
+    }
+    if (c) w = wrap_new(c);
+    if (!w) {
+      Py_DECREF(out);  // releases the outputs made so far, then the hidden node via hw
+      Py_XDECREF(hw);
+      return nullptr;
+    }
+    PyList_SET_ITEM(out, i, w);
+  }
+  Py_XDECREF(hw);  // the outputs keep the hidden node alive
+  return out;
+}
+
+// log_softmax: a hidden logsumexp node L, then one binary node per output
+// reading (x_i, L): y_i = x_i - L.
+static PyObject* log_softmax_of(PyObject* arg) {
+  std::vector<Operand> ops;
+  Ref hold;
+  if (!gather_values(arg, "log_softmax", ops, hold)) return nullptr;
   size_t n = ops.size();
   double L = forward_of<LogSumExp>(ops, n, 0.0);
   if (anomaly_enabled) {
-    if (!std::isfinite(L)) return raise_anomaly(fn, "forward", L);
+    if (!std::isfinite(L)) return raise_anomaly("log_softmax", "forward", L);
     for (size_t i = 0; i < n; ++i) {
       double y;
-      S::f(ops[i].value(), L, y);
-      if (!std::isfinite(y)) return raise_anomaly(fn, "forward", y);
+      LogSoftmaxOut::f(ops[i].value(), L, y);
+      if (!std::isfinite(y)) return raise_anomaly("log_softmax", "forward", y);
     }
   }
   PyObject* out = PyList_New(static_cast<Py_ssize_t>(n));
@@ -369,7 +419,7 @@ static PyObject* softmax_like(PyObject* arg, const char* fn) {
   if (!grad_enabled) {
     for (size_t i = 0; i < n; ++i) {
       double y;
-      S::f(ops[i].value(), L, y);
+      LogSoftmaxOut::f(ops[i].value(), L, y);
       Node* c = new_node(y, LEAF, 0);
       PyObject* w = c ? wrap_new(c) : nullptr;
       if (!w) {
@@ -393,8 +443,8 @@ static PyObject* softmax_like(PyObject* arg, const char* fn) {
   Node* l = node_of(lw);
   for (size_t i = 0; i < n; ++i) {
     double y;
-    S::f(ops[i].node->data, L, y);
-    Node* c = new_node(y, OP, l->flags & REQUIRES_GRAD);
+    LogSoftmaxOut::f(ops[i].node->data, L, y);
+    Node* c = new_node(y, LOG_SOFTMAX_OUT, l->flags & REQUIRES_GRAD);
     PyObject* w = nullptr;
     if (c) {
       c->in[0] = ops[i].node;
@@ -415,10 +465,10 @@ static PyObject* softmax_like(PyObject* arg, const char* fn) {
 }
 
 static PyObject* py_softmax(PyObject*, PyObject* arg) {
-  return oom_guard([&] { return softmax_like<SOFTMAX_OUT, SoftmaxOut>(arg, "softmax"); });
+  return oom_guard([&] { return softmax_of(arg); });
 }
 static PyObject* py_log_softmax(PyObject*, PyObject* arg) {
-  return oom_guard([&] { return softmax_like<LOG_SOFTMAX_OUT, LogSoftmaxOut>(arg, "log_softmax"); });
+  return oom_guard([&] { return log_softmax_of(arg); });
 }
 
 static PyMethodDef fused_ops[] = {

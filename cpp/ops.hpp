@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "vmath.hpp"
 
@@ -268,12 +269,16 @@ struct Pow {
   }
 };
 
-// softmax(x)_i = exp(x_i - L) with L = logsumexp(x), one such node per output.
+// One output of ag.softmax: a projection of its softmax node (Softmax, below),
+// which computes all of them at once; f leaves the value that node wrote.
+// The operands are (x_i, the softmax node), aux is i. Derivatives as if
+// y = exp(x_i - L), L the softmax node's logsumexp: d/dx_i = y, d/dL = -y; the
+// softmax node then passes -sum_i g_i y_i on as a logsumexp does.
 struct SoftmaxOut {
   static constexpr const char* name = "softmax";
   static constexpr Kind kind = EXP_LOG;
-  static constexpr const char* doc = "One output of ag.softmax: exp(x_i - logsumexp(x)).";
-  static Err f(double a, double b, double& y) { y = vm::exp(a - b); return OK; }
+  static constexpr const char* doc = "One output of ag.softmax: exp(x_i - max) / sum_j exp(x_j - max).";
+  static Err f(double, double, double&) { return OK; }
   static void d(double, double, double y, double& da, double& db) { da = y; db = -y; }
   static void d2(double, double, double y, double& aa, double& ab, double& bb) {
     aa = bb = y;
@@ -452,19 +457,6 @@ struct LogSumExp {  // max-shifted so that no exp overflows
       acc(i, t);
     }
   }
-  // d and d_lanes when softmax_i = exp(x_i - y) is at hand: replay holds the
-  // outputs of ag.softmax, SoftmaxOut(x_i, y), the same bits: no exp.
-  template <class P, class Acc> static void d_given_softmax(size_t n, P p, double g, Acc acc) {
-    for (size_t i = 0; i < n; ++i) acc(i, g * p(i));
-  }
-  template <class P, class Acc>
-  AG_ALWAYS_INLINE static void d_lanes_given_softmax(size_t n, P p, const double* g, double* t, size_t w, Acc acc) {
-    for (size_t i = 0; i < n; ++i) {
-      const double* pi = p(i);
-      for (size_t r = 0; r < w; ++r) t[r] = g[r] * pi[r];
-      acc(i, t);
-    }
-  }
   // The Hessian is diag(p) - p p^T, p = softmax(x) = dx.
   template <class X, class T, class Acc>
   static void d2t(size_t n, X, double, const double* p, T t, double g, size_t L, Acc acc) {
@@ -472,6 +464,88 @@ struct LogSumExp {  // max-shifted so that no exp overflows
       double pt = 0;
       for (size_t i = 0; i < n; ++i) pt += p[i] * t(i)[j];
       for (size_t i = 0; i < n; ++i) acc(i, j, g * (p[i] * t(i)[j] - p[i] * pt));
+    }
+  }
+};
+
+// The node ag.softmax makes: logsumexp(x) as its value and derivative, and
+// the softmax y_i = exp(x_i - max) / sum (one max, n exps, one sum, one log
+// for L) into out(i) as well, which the outputs (SoftmaxOut) read. Its slots
+// are x then the y it computed (CONST_Y numbers in the eager node; replay
+// points them at the outputs' entries), so that x(n + i) is y_i and the
+// backward needs no exp: dL/dx_i = y_i. Listed in _core.ops() once, as
+// logsumexp: to a user it is the logsumexp under the softmax.
+struct Softmax {
+  static constexpr const char* name = "logsumexp";
+  static constexpr Kind kind = EXP_LOG;
+  static constexpr const char* doc = "The logsumexp under ag.softmax, which computes its outputs.";
+  static constexpr bool listed = false;
+  static constexpr bool multi_output = true;
+  // An infinite max (all -inf, or some +inf) has no shift: L is what
+  // LogSumExp gives (the max, or NaN with a NaN operand) and y_i = exp(x_i - L),
+  // 0 or NaN. The special rows take that path through the same operations as
+  // the others (mm, a select), so the lane form is branch-free.
+  template <class X, class Out> static Err f(size_t n, X x, Out out, double& y) {
+    double m = -INFINITY, nan = 0;
+    for (size_t i = 0; i < n; ++i) m = x(i) > m ? x(i) : m, nan = x(i) != x(i) ? NAN : nan;
+    const bool special = std::isinf(m);
+    const double mm = special ? m + nan : m;
+    double s = 0;
+    for (size_t i = 0; i < n; ++i) {
+      double e = vm::exp(x(i) - mm);
+      out(i) = e;
+      s += e;
+    }
+    y = special ? mm : m + vm::log(s);
+    if (!special)
+      for (size_t i = 0; i < n; ++i) out(i) = out(i) / s;
+    return OK;
+  }
+  template <class X, class Acc> static void d(size_t n, X x, double, double g, Acc acc) {
+    for (size_t i = 0; i < n; ++i) acc(i, g * x(n + i));
+  }
+  template <class X, class T, class Acc>
+  static void d2t(size_t n, X x, double y, const double* p, T t, double g, size_t L, Acc acc) {
+    LogSumExp::d2t(n, x, y, p, t, g, L, acc);
+  }
+  // f and d over a block of w rows, as LogSumExp's: out(i) points at output
+  // i's lanes.
+  static constexpr bool lane_form = true;
+  template <class X, class Out> AG_ALWAYS_INLINE static void f_lanes(size_t n, X x, Out out, double* y, size_t w) {
+    for (size_t r0 = 0; r0 < w; r0 += 64) {
+      const size_t k = w - r0 < 64 ? w - r0 : 64;
+      double m[64], s[64], nan[64], mm[64];
+      for (size_t r = 0; r < k; ++r) m[r] = -INFINITY, s[r] = 0, nan[r] = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const double* xi = x(i) + r0;
+        for (size_t r = 0; r < k; ++r) m[r] = xi[r] > m[r] ? xi[r] : m[r], nan[r] = xi[r] != xi[r] ? NAN : nan[r];
+      }
+      for (size_t r = 0; r < k; ++r) mm[r] = std::isinf(m[r]) ? m[r] + nan[r] : m[r];
+      for (size_t i = 0; i < n; ++i) {
+        const double* xi = x(i) + r0;
+        double* oi = out(i) + r0;
+        for (size_t r = 0; r < k; ++r) {
+          double e = vm::exp(xi[r] - mm[r]);
+          oi[r] = e;
+          s[r] += e;
+        }
+      }
+      for (size_t r = 0; r < k; ++r) {
+        double v = m[r] + vm::log(s[r]);
+        y[r0 + r] = std::isinf(m[r]) ? mm[r] : v;
+      }
+      for (size_t i = 0; i < n; ++i) {
+        double* oi = out(i) + r0;
+        for (size_t r = 0; r < k; ++r) oi[r] = std::isinf(m[r]) ? oi[r] : oi[r] / s[r];
+      }
+    }
+  }
+  template <class X, class Acc>
+  AG_ALWAYS_INLINE static void d_lanes(size_t n, X x, const double*, const double* g, double* t, size_t w, Acc acc) {
+    for (size_t i = 0; i < n; ++i) {
+      const double* yi = x(n + i);
+      for (size_t r = 0; r < w; ++r) t[r] = g[r] * yi[r];
+      acc(i, t);
     }
   }
 };
@@ -488,7 +562,7 @@ struct LogSumExp {  // max-shifted so that no exp overflows
   X(ADD, Add) X(SUB, Sub) X(MUL, Mul) X(DIV, Div) X(POW, Pow)             \
   X(SOFTMAX_OUT, SoftmaxOut) X(LOG_SOFTMAX_OUT, LogSoftmaxOut)
 
-#define AG_NARY_OPS(X) X(SUM, Sum) X(MEAN, Mean) X(DOT, Dot) X(LOGSUMEXP, LogSumExp)
+#define AG_NARY_OPS(X) X(SUM, Sum) X(MEAN, Mean) X(DOT, Dot) X(LOGSUMEXP, LogSumExp) X(SOFTMAX, Softmax)
 
 enum Op : unsigned char {
   LEAF = 0,
@@ -549,14 +623,22 @@ inline const char* op_name(int op) {  // "" for leaves
 }
 
 // How an n-ary node's nin operand slots split: slots [0, nodes) are nodes,
-// the rest numbers (dot with constant ys, CONST_Y); `count` is what the op
-// counts (dot: pairs). Eager backward and replay read operands through this.
+// the rest numbers (CONST_Y: dot's constant ys, softmax's outputs); `count`
+// is what the op counts (dot: pairs; softmax: its operands). Eager backward and replay read operands through this.
 struct NaryShape {
   uint32_t nodes;
   size_t count;
 };
 inline NaryShape nary_shape(int op, uint32_t nin, bool const_y) {
-  return {const_y ? nin / 2 : nin, op == DOT ? size_t(nin / 2) : size_t(nin)};
+  return {const_y ? nin / 2 : nin, op == DOT || op == SOFTMAX ? size_t(nin / 2) : size_t(nin)};
 }
+
+// Traits of an op struct beyond the common members: whether _core.ops()
+// lists it (Softmax is listed as the logsumexp it is), and whether it writes
+// outputs besides its own value (f(n, x, out, y), f_lanes(n, x, out, y, w)).
+template <class S, class = void> struct Listed : std::true_type {};
+template <class S> struct Listed<S, std::void_t<decltype(S::listed)>> : std::bool_constant<S::listed> {};
+template <class S, class = void> struct MultiOutput : std::false_type {};
+template <class S> struct MultiOutput<S, std::void_t<decltype(S::multi_output)>> : std::true_type {};
 
 }  // namespace ag

@@ -206,6 +206,13 @@ static Node* restore_node(PyObject* row, const std::vector<Node*>& nodes) {
       in[s] = nodes[ix];
     }
     if (is_binary(op) && !in[0] && !in[1]) return bad("a binary node with no Value operand"), nullptr;
+    if (op == SOFTMAX_OUT) {
+      Node probe{};
+      probe.in[0] = in[0];
+      probe.in[1] = in[1];
+      probe.aux = aux;
+      if (!softmax_output_matches(&probe)) return bad("a softmax output that does not match its softmax node"), nullptr;
+    }
     n = new_node(data, op, uint8_t(flags));
     if (!n) return nullptr;
     n->in[0] = in[0];
@@ -214,7 +221,8 @@ static Node* restore_node(PyObject* row, const std::vector<Node*>& nodes) {
       if (x) incref(x);
   } else {
     bool cy = flags & CONST_Y;
-    if (k == 0 || k > (1 << 30) || (op == DOT && k % 2) || (cy && op != DOT))
+    if (k == 0 || k > (1 << 30) || ((op == DOT || op == SOFTMAX) && k % 2) || (cy && op != DOT && op != SOFTMAX) ||
+        (op == SOFTMAX && !cy))
       return bad("an n-ary node with a wrong number of operands"), nullptr;
     uint32_t nn = cy ? uint32_t(k / 2) : uint32_t(k);
     std::vector<Slot> slots(k);

@@ -171,8 +171,7 @@ struct Lanes {
         } else {
           NaryShape sh = c.shape(k);
           const uint32_t* ix = c.args.data() + c.a[k];
-          const double* num = c.argnum.data() + c.a[k];
-          auto x = [&](size_t i) { return i < sh.nodes ? v[ix[i]] : num[i]; };
+          auto x = [&](size_t i) { return c.slot(k, i, v); };
           auto in = [&](size_t i) { return i < sh.nodes && s.live[ix[i]]; };
           const size_t slots = c.b[k];
           std::fill(part.begin(), part.begin() + slots, 0.0);

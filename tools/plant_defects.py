@@ -46,7 +46,13 @@ class Defect:
 
 DEFECTS = [
     # ------------------------------------------------------------------ the op table
-    Defect("cos-derivative-sign", "cpp/ops.hpp", "return -std::sin(x); }", "return std::sin(x); }", "cos' = +sin"),
+    Defect(
+        "cos-derivative-sign",
+        "cpp/ops.hpp",
+        "static double d(double x, double, double) { return -std::sin(x); }",
+        "static double d(double x, double, double) { return std::sin(x); }",
+        "cos' = +sin",
+    ),
     Defect(
         "sigmoid-derivative-factor",
         "cpp/ops.hpp",
@@ -106,8 +112,8 @@ DEFECTS = [
     Defect(
         "logsumexp-unshifted",
         "cpp/ops.hpp",
-        "for (size_t i = 0; i < n; ++i) s += std::exp(x(i) - m);\n    y = m + std::log(s);",
-        "for (size_t i = 0; i < n; ++i) s += std::exp(x(i));\n    y = std::log(s);",
+        "for (size_t i = 0; i < n; ++i) s += vm::exp(x(i) - m);\n    y = m + vm::log(s);",
+        "for (size_t i = 0; i < n; ++i) s += vm::exp(x(i));\n    y = vm::log(s);",
         "logsumexp overflows",
     ),
     # ------------------------------------------------------------------ traversal and release
@@ -156,9 +162,9 @@ DEFECTS = [
     ),
     Defect(
         "replay-binary-rhs-skipped",
-        "cpp/compile.cpp",
-        "if (b[k] != NONE) g[b[k]] += gk * dy;",
-        "if (b[k] != NONE && a[k] == NONE) g[b[k]] += gk * dy;",
+        "cpp/compile.hpp",
+        "if (b[k] != NONE) add(b[k], gk * dy);",
+        "if (b[k] != NONE && a[k] == NONE) add(b[k], gk * dy);",
         "replay drops the second operand's gradient",
     ),
     # ------------------------------------------------------------------ micrograd's dialect
@@ -344,6 +350,28 @@ DEFECTS = [
         "acc(i, j, g * (p[i] * t(i)[j] - p[i] * pt));",
         "acc(i, j, g * (p[i] * t(i)[j] + p[i] * pt));",
         "logsumexp's Hessian diag(p) + p p^T",
+    ),
+    # ag.softmax as one fused op (Softmax and SoftmaxOut in cpp/ops.hpp).
+    Defect(
+        "softmax-backward-sign",
+        "cpp/ops.hpp",
+        "for (size_t i = 0; i < n; ++i) acc(i, g * x(n + i));",
+        "for (size_t i = 0; i < n; ++i) acc(i, -g * x(n + i));",
+        "softmax's hidden node passes its gradient on negated",
+    ),
+    Defect(
+        "softmax-lanes-reciprocal",
+        "cpp/ops.hpp",
+        "oi[r] = std::isinf(m[r]) ? oi[r] : oi[r] / s[r];",
+        "oi[r] = std::isinf(m[r]) ? oi[r] : oi[r] * (1.0 / s[r]);",
+        "batched softmax multiplies by 1/sum where eager divides (off by an ulp)",
+    ),
+    Defect(
+        "softmax-outputs-share-a-slot",
+        "cpp/nary.cpp",
+        "c->aux = double(i);",
+        "c->aux = 0.0;",
+        "every softmax output claims slot 0 of its softmax node",
     ),
     Defect(
         "hessian-follows-requires-grad",
