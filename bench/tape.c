@@ -8,30 +8,30 @@
  *   - the tape holds only what the output depends on (of the 20,100 nodes
  *     built for 10,000 ops, 17,512 remain), in the engine's own order: the
  *     build step below runs the engine's two-pass traversal (graph.hpp,
- *     count_consumers and consumers_first), so every gradient is summed in
- *     the same order and comes out with the same bits;
- *   - the same formulas (cpp/ops.hpp), so every value has the same bits.
+ *     count_consumers and consumers_first) over the graph the engine builds
+ *     (a softmax is a hidden node and one node per output), so every node
+ *     gets the slot the engine gives it;
+ *   - the same formulas (cpp/ops.hpp), with glibc's exp and log1p where the
+ *     engine has its own (cpp/vmath.hpp): values agree to a few ulps.
  * What makes it the best C we know rather than a transcription of the engine:
- *   - nothing is recomputed. Each softmax output is exp(x_i - L), which the
- *     logsumexp's backward needs as well: the logsumexp record computes the
- *     four once, in the forward, and its backward reads them (the engine
- *     recomputes them in the backward, and computes a softmax output only if
- *     the output is used). Softplus keeps sigmoid(x), made from the
- *     exp(-|x|) its forward computes anyway, for its backward (the engine
- *     recomputes it). The softmax-output records are then backward-only;
+ *   - a softmax is one record: one max, four exps, one sum and four
+ *     divisions forward (no logsumexp: nothing here reads it); backward,
+ *     dx_j = y_j (g_j - sum_i g_i y_i) from its outputs' values and
+ *     gradients, no exp. Its output nodes are slots, not records;
+ *   - nothing is recomputed: softplus keeps sigmoid(x), made from the
+ *     exp(-|x|) its forward computes anyway, for its backward;
  *   - no generality: four fixed-arity record kinds in one array of structs,
  *     one switch per record, flat value and gradient arrays, no checks for
  *     infinities, NaNs or failed ops (this graph has none);
- *   - a sum is a + b + c + d (the engine starts at 0.0: the same bits but
- *     for the sign of a sum of negative zeros).
+ *   - a sum is a + b + c + d.
  *
  * Usage: tape [ops [reps [warmup [dump]]]]. Prints
- *   1. backward records, nodes (leaves included, as CompiledGraph.num_nodes
- *      counts them), the output value;
+ *   1. records, nodes (leaves included, as CompiledGraph.num_nodes counts
+ *      them), the output value;
  *   2. ns per forward + backward for each of the `reps` timed runs, after
  *      `warmup` untimed ones;
  * and with dump = 1, in the order of the benchmark's Python list of nodes
- * (the hidden logsumexps excluded; "nan" for a node the output does not
+ * (the hidden softmax nodes excluded; "nan" for a node the output does not
  * depend on),
  *   3. every node's value;
  *   4. every node's d(output)/d(node). */
@@ -44,7 +44,7 @@
 
 /* ------------------------------------------------- the graph, as built */
 
-enum { LEAF, SOFTPLUS, SUM4, MUL, LSE4, SMOUT };
+enum { LEAF, SOFTPLUS, SUM4, MUL, SM4, SMOUT };
 
 static int *gop, (*gin)[4], *gnin, ng;  /* graph nodes in creation order */
 
@@ -59,21 +59,20 @@ static int node(int o, int n, int a, int b, int c, int d) {
 
 typedef struct {
   int op;
-  int out;     /* its slot in val and grad */
+  int out;     /* its slot in val and grad (a softmax: none) */
   int in[4];   /* operand slots */
-  int keep[4]; /* slots of values kept for backward: the logsumexp's four
-                  exp(x_i - L) (its softmax outputs' own slots when kept);
-                  softplus's sigmoid(x) in keep[0] */
+  int keep[4]; /* a softmax: its four outputs' slots (their values and
+                  gradients); softplus: the slot of its kept sigmoid(x) */
 } Rec;
 
-static Rec *fwd, *bwd; /* forward records (no softmax outputs); backward records */
-static int nfwd, nbwd;
+static Rec *tape; /* forward order; backward runs it in reverse */
+static int ntape;
 static double *val, *grad;
 static int nslots, root;
 
 static void forward(void) {
   double *v = val;
-  for (const Rec *t = fwd, *end = fwd + nfwd; t < end; ++t) {
+  for (const Rec *t = tape, *end = tape + ntape; t < end; ++t) {
     switch (t->op) {
       case SOFTPLUS: {
         double x = v[t->in[0]];
@@ -84,22 +83,18 @@ static void forward(void) {
       }
       case SUM4: v[t->out] = v[t->in[0]] + v[t->in[1]] + v[t->in[2]] + v[t->in[3]]; break;
       case MUL: v[t->out] = v[t->in[0]] * v[t->in[1]]; break;
-      case LSE4: {
+      case SM4: {
         double x0 = v[t->in[0]], x1 = v[t->in[1]], x2 = v[t->in[2]], x3 = v[t->in[3]];
         double m = x0;
         m = x1 > m ? x1 : m;
         m = x2 > m ? x2 : m;
         m = x3 > m ? x3 : m;
-        double s = exp(x0 - m);
-        s += exp(x1 - m);
-        s += exp(x2 - m);
-        s += exp(x3 - m);
-        double L = m + log(s);
-        v[t->out] = L;
-        v[t->keep[0]] = exp(x0 - L);
-        v[t->keep[1]] = exp(x1 - L);
-        v[t->keep[2]] = exp(x2 - L);
-        v[t->keep[3]] = exp(x3 - L);
+        double e0 = exp(x0 - m), e1 = exp(x1 - m), e2 = exp(x2 - m), e3 = exp(x3 - m);
+        double s = e0 + e1 + e2 + e3;
+        v[t->keep[0]] = e0 / s;
+        v[t->keep[1]] = e1 / s;
+        v[t->keep[2]] = e2 / s;
+        v[t->keep[3]] = e3 / s;
         break;
       }
     }
@@ -111,30 +106,31 @@ static void backward(void) {
   const double *v = val;
   memset(g, 0, nslots * sizeof *g);
   g[root] = 1.0;
-  for (const Rec *t = bwd, *end = bwd + nbwd; t < end; ++t) {
-    const double gk = g[t->out];
+  for (const Rec *t = tape + ntape; t-- > tape;) {
     switch (t->op) {
-      case SOFTPLUS: g[t->in[0]] += gk * v[t->keep[0]]; break;
-      case SUM4:
+      case SOFTPLUS: g[t->in[0]] += g[t->out] * v[t->keep[0]]; break;
+      case SUM4: {
+        const double gk = g[t->out];
         g[t->in[0]] += gk;
         g[t->in[1]] += gk;
         g[t->in[2]] += gk;
         g[t->in[3]] += gk;
         break;
-      case MUL:
+      }
+      case MUL: {
+        const double gk = g[t->out];
         g[t->in[0]] += gk * v[t->in[1]];
         g[t->in[1]] += gk * v[t->in[0]];
         break;
-      case LSE4:
-        g[t->in[0]] += gk * v[t->keep[0]];
-        g[t->in[1]] += gk * v[t->keep[1]];
-        g[t->in[2]] += gk * v[t->keep[2]];
-        g[t->in[3]] += gk * v[t->keep[3]];
-        break;
-      case SMOUT: {
-        const double y = v[t->out];
-        g[t->in[0]] += gk * y;
-        g[t->in[1]] += gk * -y;
+      }
+      case SM4: {
+        const double y0 = v[t->keep[0]], y1 = v[t->keep[1]], y2 = v[t->keep[2]], y3 = v[t->keep[3]];
+        const double g0 = g[t->keep[0]], g1 = g[t->keep[1]], g2 = g[t->keep[2]], g3 = g[t->keep[3]];
+        const double c = g0 * y0 + g1 * y1 + g2 * y2 + g3 * y3;
+        g[t->in[0]] += y0 * (g0 - c);
+        g[t->in[1]] += y1 * (g1 - c);
+        g[t->in[2]] += y2 * (g2 - c);
+        g[t->in[3]] += y3 * (g3 - c);
         break;
       }
     }
@@ -200,8 +196,8 @@ int main(int argc, char **argv) {
   int warmup = argc > 3 ? atoi(argv[3]) : 3, dump = argc > 4 ? atoi(argv[4]) : 0;
   if (ops < 4 || reps < 1 || warmup < 0) return 2;
 
-  /* 1. The graph as the benchmark builds it. `list` is its Python list of
-   * nodes: a softmax's hidden logsumexp is in the graph but not the list. */
+  /* 1. The graph as the engine builds it. `list` is the benchmark's Python
+   * list of nodes: a softmax's hidden node is in the graph but not the list. */
   int cap = 100 + 2 * ops + 16;
   gop = malloc(cap * sizeof *gop); gin = malloc(cap * sizeof *gin); gnin = malloc(cap * sizeof *gnin);
   int *list = malloc(cap * sizeof *list), nl = 0;
@@ -213,7 +209,7 @@ int main(int argc, char **argv) {
       case 1: list[nl++] = node(SUM4, 4, t[-30], t[-25], t[-20], t[-15]); break;
       case 2: list[nl++] = node(MUL, 2, t[-20], t[-10], 0, 0); break;
       case 3: {
-        int L = node(LSE4, 4, t[-4], t[-3], t[-2], t[-1]);
+        int L = node(SM4, 4, t[-4], t[-3], t[-2], t[-1]);
         int o[4];
         for (int j = 0; j < 4; ++j) o[j] = node(SMOUT, 2, t[-4 + j], L, 0, 0);
         for (int j = 0; j < 4; ++j) list[nl++] = o[j];
@@ -235,25 +231,22 @@ int main(int argc, char **argv) {
   nslots = N;
   root = slot[list[nl - 1]];
   /* Kept values get slots past the nodes: a softplus's sigmoid, and the
-   * exp(x_i - L) of a softmax output the output does not depend on. */
-  bwd = malloc(ne * sizeof *bwd);
-  fwd = malloc(ne * sizeof *fwd);
-  nbwd = nfwd = 0;
-  for (int i = 0; i < ne; ++i) {
+   * value of a softmax output the output does not depend on. */
+  tape = malloc(ne * sizeof *tape);
+  ntape = 0;
+  for (int i = ne; i-- > 0;) {
     int n = emitted[i];
-    if (gop[n] == LEAF) continue;
+    if (gop[n] == LEAF || gop[n] == SMOUT) continue;
     Rec t = {gop[n], slot[n], {0, 0, 0, 0}, {0, 0, 0, 0}};
     for (int j = 0; j < gnin[n]; ++j) t.in[j] = slot[gin[n][j]];
     if (t.op == SOFTPLUS) t.keep[0] = nslots++;
-    if (t.op == LSE4)
-      for (int j = 0; j < 4; ++j) { /* its softmax outputs are the next four nodes */
+    if (t.op == SM4)
+      for (int j = 0; j < 4; ++j) { /* its outputs are the next four nodes */
         int o = n + 1 + j;
         t.keep[j] = slot[o] >= 0 ? slot[o] : nslots++;
       }
-    bwd[nbwd++] = t;
+    tape[ntape++] = t;
   }
-  for (int i = nbwd; i-- > 0;)
-    if (bwd[i].op != SMOUT) fwd[nfwd++] = bwd[i];
   val = calloc(nslots, sizeof *val);
   grad = calloc(nslots, sizeof *grad);
   for (int i = 0; i < 100; ++i)
@@ -268,7 +261,7 @@ int main(int argc, char **argv) {
     double b = now_ns();
     if (r >= warmup) times[r - warmup] = b - a;
   }
-  printf("%d %d %.17g\n", nbwd, N, val[root]);
+  printf("%d %d %.17g\n", ntape, N, val[root]);
   for (int r = 0; r < reps; ++r) printf("%s%.0f", r ? " " : "", times[r]);
   printf("\n");
   if (dump) {

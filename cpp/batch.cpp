@@ -216,6 +216,11 @@ AG_LANES void nary_d(size_t n, X x, const double* y, const double* g, double* t,
   S::d_lanes(n, x, y, g, t, w, acc);
 }
 
+template <class S, class X, class G, class Acc>
+AG_LANES void nary_reverse(size_t n, X x, const double* g, G gout, double* c, double* t, size_t w, Acc acc) {
+  S::reverse_lanes(n, x, g, gout, c, t, w, acc);
+}
+
 template <class S, class X, class Out> AG_LANES void nary_f_out(size_t n, X x, Out out, double* y, size_t w) {
   S::f_lanes(n, x, out, y, w);
 }
@@ -443,7 +448,9 @@ struct Run {
       const double* y = lanes(lv, e);
       with_op<void>(c.op[e], [&](auto t) {
         using S = typename decltype(t)::op;
-        if constexpr (t.arity == UNARY) {
+        if constexpr (FusedReverse<S>::value) {
+          // its softmax node's step reads its gradient
+        } else if constexpr (t.arity == UNARY) {
           unary_d<S>(lanes(lv, c.a[e]), y, c.aux[e], gk, lanes(lg, c.a[e]), n);
         } else if constexpr (t.arity == BINARY) {
           double* dx = tmp;
@@ -465,7 +472,13 @@ struct Run {
               sums[p.bound[o]] += lane_total(d, n);
             }
           };
-          nary_d<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, y, gk, tmp, n, to);
+          if constexpr (MultiOutput<S>::value) {
+            const size_t cnt = sh.count;
+            auto gout = [&](size_t i) -> const double* { return lanes(lg, ix[2 * cnt + i]); };
+            nary_reverse<S>(cnt, [ptr](size_t i) { return ptr[i]; }, gk, gout, tmp + W, tmp, n, to);
+          } else {
+            nary_d<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, y, gk, tmp, n, to);
+          }
         }
       });
     }
@@ -477,7 +490,7 @@ struct Run {
     for (size_t r = 0; r < n; ++r)
       for (size_t q = p.vary.size(); q-- > 0;) {
         uint32_t e = p.vary[q];
-        if (!p.sweep[e]) continue;
+        if (!p.sweep[e] || !own_reverse(c.op[e])) continue;  // a step that passes nothing on is no culprit
         double bad = 0;
         bool found = false;
         c.for_each_operand(e, [&](uint32_t o) {
@@ -633,7 +646,7 @@ py::object batch_backward(Compiled& c, py::handle grad_outputs) {
   }
   for (size_t q = p.uniform.size(); q-- > 0;) {
     uint32_t e = p.uniform[q];
-    if (c.flags[e] & REQUIRES_GRAD) c.step(e, p.uval.data(), ug[e], [&](uint32_t o, double d) { ug[o] += d; });
+    if (c.flags[e] & REQUIRES_GRAD) c.step(e, p.uval.data(), ug.data(), [&](uint32_t o, double d) { ug[o] += d; });
   }
   if (run.anomaly)
     for (size_t i = 0; i < c.nleaves; ++i)

@@ -51,15 +51,21 @@ py::dict check_invariants() {
     }
     if (is_nary(n->op)) {
       if (n->nin == 0 || !n->args) fail("n-ary node without operands");
-      if ((n->flags & CONST_Y) && (n->op != DOT || n->nin % 2) && n->op != SOFTMAX)
-        fail("CONST_Y on a node that is not a dot");
-      if (n->op == SOFTMAX && (!(n->flags & CONST_Y) || n->nin % 2))
-        fail("a softmax node without its outputs' values");
+      if ((n->flags & CONST_Y) && (n->op != DOT || n->nin % 2)) fail("CONST_Y on a node that is not a dot");
+      if (n->op == SOFTMAX) {
+        if (n->nin % 3) fail("a softmax node whose slots are not x, y and outputs");
+        for (uint32_t i = 0; i < n->nin / 3; ++i) {
+          Node* o = softmax_output_slot(n, i);
+          if (o && (!in_arena(o) || o->op != SOFTMAX_OUT || o->in[1] != n || o->aux != double(i)))
+            fail("a softmax node that points at something other than its output");
+        }
+      }
     } else if (is_binary(n->op)) {
       if (!n->in[0] != bool(n->flags & CONST_A) || !n->in[1] != bool(n->flags & CONST_B))
         fail("binary node whose constant flags disagree with its inputs");
       const Node* h = n->in[1];
-      if (n->op == SOFTMAX_OUT && (!h || !in_arena(h) || h->op == OP_FREE || !softmax_output_matches(n)))
+      if (n->op == SOFTMAX_OUT && (!h || !in_arena(h) || h->op == OP_FREE || !softmax_output_matches(n) ||
+                                   softmax_output_slot(const_cast<Node*>(h), uint32_t(n->aux)) != n))
         fail("a softmax output that does not match its softmax node");
     } else if (is_unary(n->op)) {
       if (!n->in[0] || n->in[1]) fail("unary node without exactly one input");

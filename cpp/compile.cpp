@@ -179,8 +179,7 @@ Compiled::Compiled(py::object outputs, py::object watch, py::object inputs) {
     if (n->op == LEAF) {
       continue;
     } else if (is_nary(n->op)) {
-      bool cy = n->flags & CONST_Y;
-      uint32_t nn = cy ? n->nin / 2 : n->nin;
+      const uint32_t nn = nary_shape(n).nodes;
       a[i] = static_cast<uint32_t>(args.size());
       b[i] = n->nin;
       for (uint32_t s = 0; s < n->nin; ++s) {
@@ -188,8 +187,8 @@ Compiled::Compiled(py::object outputs, py::object watch, py::object inputs) {
           args.push_back(n->args[s].node->index);
           argnum.push_back(0.0);
         } else {
-          args.push_back(NONE);
-          argnum.push_back(n->args[s].num);
+          args.push_back(NONE);  // a softmax's outputs: set below
+          argnum.push_back(n->op == SOFTMAX && s >= 2 * nn ? 0.0 : n->args[s].num);
         }
       }
     } else {
@@ -199,22 +198,24 @@ Compiled::Compiled(py::object outputs, py::object watch, py::object inputs) {
       if (n->in[1]) b[i] = n->in[1]->index;
     }
   }
-  // A softmax entry's slots [n, 2n) read its outputs' entries (its forward
-  // writes them, its backward reads them); an output the graph does not
-  // reach gets an entry after the nodes', which nothing sweeps.
+  // A softmax entry's slots [n, 3n) are its outputs' entries (twice: their
+  // values, then their gradients, as the node's are y and the outputs): its
+  // forward writes them, its backward reads them. An output the graph does
+  // not reach gets an entry after the nodes', which nothing sweeps.
   nnodes = N;
-  for (size_t k = nleaves; k < N; ++k) {
-    if (op[k] != SOFTMAX_OUT) continue;
-    const uint32_t h = b[k], i = static_cast<uint32_t>(aux[k]), n = b[h] / 2;
+  auto give_output = [&](uint32_t h, uint32_t i, uint32_t e) {
+    const uint32_t n = b[h] / 3;
     if (args[a[h] + n + i] != NONE) throw py::value_error("compile(): two outputs for one slot of a softmax node");
-    args[a[h] + n + i] = static_cast<uint32_t>(k);
-  }
+    args[a[h] + n + i] = args[a[h] + 2 * n + i] = e;
+  };
+  for (size_t k = nleaves; k < N; ++k)
+    if (op[k] == SOFTMAX_OUT) give_output(b[k], static_cast<uint32_t>(aux[k]), static_cast<uint32_t>(k));
   for (size_t h = nleaves; h < N; ++h) {
     if (op[h] != SOFTMAX) continue;
-    const uint32_t n = b[h] / 2;
+    const uint32_t n = b[h] / 3;
     for (uint32_t i = 0; i < n; ++i) {
       if (args[a[h] + n + i] != NONE) continue;
-      args[a[h] + n + i] = static_cast<uint32_t>(op.size());
+      give_output(static_cast<uint32_t>(h), i, static_cast<uint32_t>(op.size()));
       op.push_back(SOFTMAX_OUT);
       flags.push_back(0);
       a.push_back(args[a[h] + i]);
@@ -274,7 +275,7 @@ void Compiled::sweep(double* g) const {
   // does not require grad is never swept and, if a leaf, never written back,
   // so what it receives here is scratch.
   for (size_t k = size(); k-- > nleaves;)
-    if (flags[k] & REQUIRES_GRAD) step(k, v, g[k], [g](uint32_t i, double d) { g[i] += d; });
+    if (flags[k] & REQUIRES_GRAD) step(k, v, g, [g](uint32_t i, double d) { g[i] += d; });
 }
 
 void Compiled::set_error_at(size_t k, Err err, const double* v) const {
@@ -379,7 +380,7 @@ py::object Compiled::backward(py::object grad_outputs) {
   if (anomaly_enabled) {
     // The first op in sweep order whose step gave an input a non-finite grad.
     for (size_t k = size(); k-- > nleaves;) {
-      if (!(flags[k] & REQUIRES_GRAD)) continue;
+      if (!(flags[k] & REQUIRES_GRAD) || !own_reverse(op[k])) continue;  // as eager's check
       uint32_t bad = NONE;
       for_each_operand(k, [&](uint32_t i) {
         if (bad == NONE && receives(i) && !std::isfinite(grad[i])) bad = i;

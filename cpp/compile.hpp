@@ -115,9 +115,9 @@ struct Compiled {
       }
     });
   }
-  // Entry k's backward step with incoming gradient gk: add(entry, contribution)
+  // Entry k's local derivatives times gk: add(entry, gk * d(entry k)/d(operand))
   // for each node operand, in the order eager backward adds them.
-  template <class Add> void step(size_t k, const double* v, double gk, Add add) const {
+  template <class Add> void local(size_t k, const double* v, double gk, Add add) const {
     with_op<void>(op[k], [&](auto t) {
       using S = typename decltype(t)::op;
       if constexpr (t.arity == UNARY) {
@@ -135,6 +135,23 @@ struct Compiled {
         });
       }
     });
+  }
+  // Entry k's local partial derivatives (forward mode and second order).
+  template <class Add> void partials(size_t k, const double* v, Add add) const { local(k, v, 1.0, add); }
+  // Entry k's backward step with the gradients g, as eager backward takes it:
+  // a softmax output passes nothing on, its softmax node reads the outputs'
+  // gradients (ops.hpp, Softmax).
+  template <class Add> void step(size_t k, const double* v, const double* g, Add add) const {
+    if (op[k] == SOFTMAX_OUT) return;
+    if (op[k] == SOFTMAX) {
+      const size_t n = shape(k).count;
+      const uint32_t* ix = args.data() + a[k];
+      Softmax::reverse(
+          n, [&](size_t i) { return v[ix[i]]; }, g[k], [&](size_t i) { return g[ix[2 * n + i]]; },
+          [&](size_t i, double d) { add(ix[i], d); });
+      return;
+    }
+    local(k, v, g[k], add);
   }
   // Whether leaf i's gradient is written back: as eager backward decides,
   // by the leaf's requires_grad now, not when it was compiled.

@@ -167,7 +167,7 @@ static PyObject* local_step(PyObject* self, PyObject*) {
   if (n->op == CUSTOM) {
     if (!python_step(n)) return nullptr;
   } else if (n->op != LEAF) {
-    backward_step(n);
+    backward_step(n, false);
   }
   Py_RETURN_NONE;
 }

@@ -17,6 +17,10 @@ void release(Node* n) {
   while (dying) {
     Node* x = dying;
     dying = x->next_dying;
+    if (x->op == SOFTMAX_OUT) {  // its softmax node outlives it: unhook it there
+      Node*& back = softmax_output_slot(x->in[1], static_cast<uint32_t>(x->aux));
+      if (back == x) back = nullptr;
+    }
     for_each_input(x, [&](Node* in) {
       if (--in->refs == 0) {
         in->next_dying = dying;
@@ -70,12 +74,25 @@ static bool traversing = false;
 bool in_traversal() { return traversing; }
 void set_traversing(bool on) { traversing = on; }
 
-bool backward_step(Node* n) {
+bool backward_step(Node* n, bool in_sweep) {
   if (n->op == CUSTOM) return python_step(n);
   const double g = n->grad;
   with_op<void>(n->op, [&](auto t) {
     using S = typename decltype(t)::op;
-    if constexpr (t.arity == UNARY) {
+    if constexpr (FusedReverse<S>::value) {
+      // its softmax node's step reads its gradient
+    } else if constexpr (MultiOutput<S>::value) {
+      const Slot* s = n->args;
+      const uint32_t k = n->nin / 3;
+      const uint32_t e = current_epoch();
+      S::reverse(
+          k, [&](size_t i) { return i < k ? s[i].node->data : s[i].num; }, g,
+          [&](size_t i) {
+            const Node* o = s[2 * k + i].node;
+            return o && (!in_sweep || o->stamp == e) ? o->grad : 0.0;
+          },
+          [&](size_t i, double gi) { give(s[i].node, gi); });
+    } else if constexpr (t.arity == UNARY) {
       give(n->in[0], g * S::d(n->in[0]->data, n->data, n->aux));
     } else if constexpr (t.arity == BINARY) {
       // A null input is a constant operand, stored in aux.
@@ -123,7 +140,7 @@ Anomaly backward(Node* root, double seed, bool check, bool keep_intermediate) {
       bad.python_error = true;
       return;
     }
-    if (bad.node) return;
+    if (bad.node || !own_reverse(n->op)) return;  // a step that passes nothing on cannot be the culprit
     for_each_input(n, [&](Node* in) {
       if (!bad.node && (in->flags & REQUIRES_GRAD) && !std::isfinite(in->grad)) bad = {n, in->grad};
     });

@@ -22,10 +22,13 @@ inline double slot_value(const Slot* s, NaryShape sh, size_t i) { return i < sh.
 // (pickle.cpp), compile and the invariant checker hold any other out.
 inline bool softmax_output_matches(const Node* n) {
   const Node* h = n->in[1];
-  if (!n->in[0] || !h || h->op != SOFTMAX || h->nin % 2) return false;
+  if (!n->in[0] || !h || h->op != SOFTMAX || h->nin % 3) return false;
   const double i = n->aux;
-  return i >= 0 && i < h->nin / 2 && i == std::floor(i) && h->args[uint32_t(i)].node == n->in[0];
+  return i >= 0 && i < h->nin / 3 && i == std::floor(i) && h->args[uint32_t(i)].node == n->in[0];
 }
+
+// The slot of softmax node h that points at its output i (Softmax, ops.hpp).
+inline Node*& softmax_output_slot(Node* h, uint32_t i) { return h->args[2 * (h->nin / 3) + i].node; }
 
 // Calls f(Node*) for every node operand of n (constant operands are skipped;
 // a leaf's inputs are null, so it has none).
@@ -153,7 +156,10 @@ Anomaly backward(Node* root, double seed, bool check = false, bool keep_intermed
 // The local backward step of one node: adds g * d(node)/d(input) into the
 // grad of every input that requires grad. A CUSTOM node's step is its Python
 // _backward, run through python_step; false when that raised.
-bool backward_step(Node* n);
+// in_sweep: called by backward(), where a softmax node takes the gradients
+// of only the outputs this sweep reached (stamped), not stale ones; a
+// Python v._backward() takes whatever its outputs hold.
+bool backward_step(Node* n, bool in_sweep = true);
 
 // Runs a CUSTOM node's Python backward (set by the Value type, which owns the
 // Python side); false with a Python error set.

@@ -348,14 +348,16 @@ static PyObject* py_dot(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 // --------------------------------------------------------------- softmax
 
 // softmax: a hidden node (Softmax) computes logsumexp L as its value and
-// every output y_i at once, and keeps the y_i in its slots for its backward;
-// then one node per output reads (x_i, that node), aux = i. Output i's
-// backward is O(1), the hidden node's O(n), and neither computes an exp.
+// every output y_i at once, and keeps the y_i and pointers to its outputs in
+// its slots; then one node per output reads (x_i, that node), aux = i. The
+// outputs' backward is the hidden node's: dx from all the outputs' gradients
+// at once, O(n), no exp.
 static PyObject* softmax_of(PyObject* arg) {
   std::vector<Operand> ops;
   Ref hold;
   if (!gather_values(arg, "softmax", ops, hold)) return nullptr;
-  size_t n = ops.size();
+  const size_t n = ops.size();
+  if (!fits(3 * n, "softmax")) return nullptr;
   std::vector<double> y(n);
   double L;
   Softmax::f(n, [&](size_t i) { return ops[i].value(); }, [&](size_t i) -> double& { return y[i]; }, L);
@@ -369,7 +371,17 @@ static PyObject* softmax_of(PyObject* arg) {
   Keep keep;
   PyObject* hw = nullptr;
   if (grad_enabled) {
-    hw = nodes_for_numbers(ops, keep) ? make_nary(SOFTMAX, L, 0.0, ops, n, y.data(), n, CONST_Y) : nullptr;
+    Slot* s = nodes_for_numbers(ops, keep) ? pool::alloc_slots(uint32_t(3 * n)) : nullptr;
+    if (s) {
+      for (size_t i = 0; i < n; ++i) {
+        s[i].node = ops[i].node;
+        s[n + i].num = y[i];
+        s[2 * n + i].node = nullptr;
+      }
+      hw = node_over_slots(SOFTMAX, L, 0.0, s, uint32_t(3 * n), uint32_t(n), 0);
+    } else if (!PyErr_Occurred()) {
+      PyErr_NoMemory();
+    }
     if (!hw) {
       Py_DECREF(out);
       return nullptr;
@@ -385,6 +397,7 @@ static PyObject* softmax_of(PyObject* arg) {
       c->aux = double(i);
       incref(c->in[0]);
       incref(h);
+      softmax_output_slot(h, uint32_t(i)) = c;
     }
     if (c) w = wrap_new(c);
     if (!w) {

@@ -271,13 +271,15 @@ struct Pow {
 
 // One output of ag.softmax: a projection of its softmax node (Softmax, below),
 // which computes all of them at once; f leaves the value that node wrote.
-// The operands are (x_i, the softmax node), aux is i. Derivatives as if
-// y = exp(x_i - L), L the softmax node's logsumexp: d/dx_i = y, d/dL = -y; the
-// softmax node then passes -sum_i g_i y_i on as a logsumexp does.
+// The operands are (x_i, the softmax node), aux is i. Its reverse step is its
+// softmax node's (fused_reverse): that node reads every output's gradient.
+// d and d2 are its local derivatives, for forward mode and second order, as
+// if y = exp(x_i - L), L the softmax node's logsumexp: d/dx_i = y, d/dL = -y.
 struct SoftmaxOut {
   static constexpr const char* name = "softmax";
   static constexpr Kind kind = EXP_LOG;
   static constexpr const char* doc = "One output of ag.softmax: exp(x_i - max) / sum_j exp(x_j - max).";
+  static constexpr bool fused_reverse = true;
   static Err f(double, double, double&) { return OK; }
   static void d(double, double, double y, double& da, double& db) { da = y; db = -y; }
   static void d2(double, double, double y, double& aa, double& ab, double& bb) {
@@ -468,13 +470,17 @@ struct LogSumExp {  // max-shifted so that no exp overflows
   }
 };
 
-// The node ag.softmax makes: logsumexp(x) as its value and derivative, and
-// the softmax y_i = exp(x_i - max) / sum (one max, n exps, one sum, one log
-// for L) into out(i) as well, which the outputs (SoftmaxOut) read. Its slots
-// are x then the y it computed (CONST_Y numbers in the eager node; replay
-// points them at the outputs' entries), so that x(n + i) is y_i and the
-// backward needs no exp: dL/dx_i = y_i. Listed in _core.ops() once, as
-// logsumexp: to a user it is the logsumexp under the softmax.
+// The node ag.softmax makes: logsumexp(x) as its value and local derivative,
+// and the softmax y_i = exp(x_i - max) / sum (one max, n exps, one sum, one
+// log for L) into out(i) as well, which the outputs (SoftmaxOut) read. Its
+// 3n slots are x, then the y it computed (numbers in the eager node), then
+// its outputs (pointers that do not own, null once an output is freed);
+// replay points both halves at the outputs' entries. x(n + i) is y_i.
+// Backward from the outputs, no exp: reverse gets every output's gradient
+// gout(i) and gives dx_j = y_j (gout_j - sum_i gout_i y_i + g), g the
+// gradient reaching L itself. d is the local dL/dx_j = y_j, for forward mode
+// and second order. Listed in _core.ops() once, as logsumexp: to a user it
+// is the logsumexp under the softmax.
 struct Softmax {
   static constexpr const char* name = "logsumexp";
   static constexpr Kind kind = EXP_LOG;
@@ -504,12 +510,17 @@ struct Softmax {
   template <class X, class Acc> static void d(size_t n, X x, double, double g, Acc acc) {
     for (size_t i = 0; i < n; ++i) acc(i, g * x(n + i));
   }
+  template <class X, class G, class Acc> static void reverse(size_t n, X x, double g, G gout, Acc acc) {
+    double c = 0;
+    for (size_t i = 0; i < n; ++i) c += gout(i) * x(n + i);
+    c -= g;
+    for (size_t i = 0; i < n; ++i) acc(i, x(n + i) * (gout(i) - c));
+  }
   template <class X, class T, class Acc>
   static void d2t(size_t n, X x, double y, const double* p, T t, double g, size_t L, Acc acc) {
     LogSumExp::d2t(n, x, y, p, t, g, L, acc);
   }
-  // f and d over a block of w rows, as LogSumExp's: out(i) points at output
-  // i's lanes.
+  // f over a block of w rows, as LogSumExp's: out(i) points at output i's lanes.
   static constexpr bool lane_form = true;
   template <class X, class Out> AG_ALWAYS_INLINE static void f_lanes(size_t n, X x, Out out, double* y, size_t w) {
     for (size_t r0 = 0; r0 < w; r0 += 64) {
@@ -540,11 +551,20 @@ struct Softmax {
       }
     }
   }
-  template <class X, class Acc>
-  AG_ALWAYS_INLINE static void d_lanes(size_t n, X x, const double*, const double* g, double* t, size_t w, Acc acc) {
+  // reverse over a block of w rows: gout(i) points at output i's gradient
+  // lanes; c (w lanes) is scratch.
+  template <class X, class G, class Acc>
+  AG_ALWAYS_INLINE static void reverse_lanes(size_t n, X x, const double* g, G gout, double* c, double* t, size_t w,
+                                             Acc acc) {
+    for (size_t r = 0; r < w; ++r) c[r] = 0;
     for (size_t i = 0; i < n; ++i) {
-      const double* yi = x(n + i);
-      for (size_t r = 0; r < w; ++r) t[r] = g[r] * yi[r];
+      const double *yi = x(n + i), *gi = gout(i);
+      for (size_t r = 0; r < w; ++r) c[r] += gi[r] * yi[r];
+    }
+    for (size_t r = 0; r < w; ++r) c[r] -= g[r];
+    for (size_t i = 0; i < n; ++i) {
+      const double *yi = x(n + i), *gi = gout(i);
+      for (size_t r = 0; r < w; ++r) t[r] = yi[r] * (gi[r] - c[r]);
       acc(i, t);
     }
   }
@@ -623,22 +643,31 @@ inline const char* op_name(int op) {  // "" for leaves
 }
 
 // How an n-ary node's nin operand slots split: slots [0, nodes) are nodes,
-// the rest numbers (CONST_Y: dot's constant ys, softmax's outputs); `count`
-// is what the op counts (dot: pairs; softmax: its operands). Eager backward and replay read operands through this.
+// the rest numbers (dot's constant ys, CONST_Y; softmax's are its own, see
+// Softmax); `count` is what the op counts (dot: pairs). Eager backward and replay read operands through this.
 struct NaryShape {
   uint32_t nodes;
   size_t count;
 };
 inline NaryShape nary_shape(int op, uint32_t nin, bool const_y) {
-  return {const_y ? nin / 2 : nin, op == DOT || op == SOFTMAX ? size_t(nin / 2) : size_t(nin)};
+  if (op == SOFTMAX) return {nin / 3, size_t(nin / 3)};
+  return {const_y ? nin / 2 : nin, op == DOT ? size_t(nin / 2) : size_t(nin)};
 }
 
 // Traits of an op struct beyond the common members: whether _core.ops()
-// lists it (Softmax is listed as the logsumexp it is), and whether it writes
-// outputs besides its own value (f(n, x, out, y), f_lanes(n, x, out, y, w)).
+// lists it (Softmax is listed as the logsumexp it is), whether it writes
+// outputs besides its own value (f(n, x, out, y), f_lanes(n, x, out, y, w))
+// and reads their gradients (reverse, reverse_lanes).
 template <class S, class = void> struct Listed : std::true_type {};
 template <class S> struct Listed<S, std::void_t<decltype(S::listed)>> : std::bool_constant<S::listed> {};
 template <class S, class = void> struct MultiOutput : std::false_type {};
 template <class S> struct MultiOutput<S, std::void_t<decltype(S::multi_output)>> : std::true_type {};
+// Whether an op's reverse step is another node's (a softmax output's is its
+// softmax node's): its own step passes nothing on, so it is skipped.
+template <class S, class = void> struct FusedReverse : std::false_type {};
+template <class S> struct FusedReverse<S, std::void_t<decltype(S::fused_reverse)>> : std::true_type {};
+inline bool own_reverse(int op) {
+  return !with_op<bool>(op, [](auto t) { return FusedReverse<typename decltype(t)::op>::value; });
+}
 
 }  // namespace ag

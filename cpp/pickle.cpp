@@ -86,8 +86,10 @@ PyObject* value_reduce(PyObject* self, PyObject*) {
     PyObject* operands;
     if (is_nary(n->op)) {
       NaryShape sh = nary_shape(n);
-      operands = PyTuple_New(n->nin);
-      for (uint32_t k = 0; operands && k < n->nin; ++k) {
+      // A softmax node's last third points at its outputs, which restore re-links.
+      const uint32_t kept = n->op == SOFTMAX ? 2 * sh.nodes : n->nin;
+      operands = PyTuple_New(kept);
+      for (uint32_t k = 0; operands && k < kept; ++k) {
         PyObject* o = k < sh.nodes ? PyLong_FromUnsignedLong(n->args[k].node->index) : PyFloat_FromDouble(n->args[k].num);
         if (!o) Py_CLEAR(operands);
         else PyTuple_SET_ITEM(operands, k, o);
@@ -211,7 +213,8 @@ static Node* restore_node(PyObject* row, const std::vector<Node*>& nodes) {
       probe.in[0] = in[0];
       probe.in[1] = in[1];
       probe.aux = aux;
-      if (!softmax_output_matches(&probe)) return bad("a softmax output that does not match its softmax node"), nullptr;
+      if (!softmax_output_matches(&probe) || softmax_output_slot(in[1], uint32_t(aux)))
+        return bad("a softmax output that does not match its softmax node"), nullptr;
     }
     n = new_node(data, op, uint8_t(flags));
     if (!n) return nullptr;
@@ -219,13 +222,15 @@ static Node* restore_node(PyObject* row, const std::vector<Node*>& nodes) {
     n->in[1] = in[1];
     for (Node* x : in)
       if (x) incref(x);
+    if (op == SOFTMAX_OUT) softmax_output_slot(in[1], uint32_t(aux)) = n;
   } else {
     bool cy = flags & CONST_Y;
-    if (k == 0 || k > (1 << 30) || ((op == DOT || op == SOFTMAX) && k % 2) || (cy && op != DOT && op != SOFTMAX) ||
-        (op == SOFTMAX && !cy))
+    if (k == 0 || k > (1 << 30) || ((op == DOT || op == SOFTMAX) && k % 2) || (cy && op != DOT))
       return bad("an n-ary node with a wrong number of operands"), nullptr;
-    uint32_t nn = cy ? uint32_t(k / 2) : uint32_t(k);
-    std::vector<Slot> slots(k);
+    uint32_t nn = cy || op == SOFTMAX ? uint32_t(k / 2) : uint32_t(k);
+    // A softmax node gets a last third for its outputs, which link themselves as they are restored.
+    const uint32_t nin = op == SOFTMAX ? uint32_t(k / 2 * 3) : uint32_t(k);
+    std::vector<Slot> slots(nin);
     for (Py_ssize_t s = 0; s < k; ++s) {
       PyObject* o = PyTuple_GET_ITEM(operands, s);
       if (uint32_t(s) < nn) {
@@ -237,19 +242,19 @@ static Node* restore_node(PyObject* row, const std::vector<Node*>& nodes) {
         slots[s].num = PyFloat_AS_DOUBLE(o);
       }
     }
-    Slot* sl = pool::alloc_slots(uint32_t(k));
+    Slot* sl = pool::alloc_slots(nin);
     n = sl ? new_node(data, op, uint8_t(flags)) : nullptr;
     if (!n) {
-      if (sl) pool::free_slots(sl, uint32_t(k));
+      if (sl) pool::free_slots(sl, nin);
       else PyErr_NoMemory();
       return nullptr;
     }
-    for (Py_ssize_t s = 0; s < k; ++s) {
+    for (uint32_t s = 0; s < nin; ++s) {
       sl[s] = slots[s];
-      if (uint32_t(s) < nn) incref(sl[s].node);
+      if (s < nn) incref(sl[s].node);
     }
     n->args = sl;
-    n->nin = uint32_t(k);
+    n->nin = nin;
   }
   n->grad = grad;
   n->aux = aux;

@@ -106,7 +106,7 @@ struct Lanes {
       double* dk = dot.data() + k * L;
       std::fill(dk, dk + L, 0.0);
       if (!s.live[k]) continue;
-      c.step(k, v, 1.0, [&](uint32_t i, double d) {
+      c.partials(k, v, [&](uint32_t i, double d) {
         if (!s.live[i]) return;
         const double* di = dot.data() + size_t(i) * L;
         for (size_t j = 0; j < L; ++j) dk[j] += d * di[j];
@@ -121,7 +121,7 @@ struct Lanes {
     g[out] = 1.0;
     for (size_t k = c.size(); k-- > c.nleaves;)
       if (s.live[k] && reach[k])
-        c.step(k, v, g[k], [&](uint32_t i, double d) {
+        c.step(k, v, g.data(), [&](uint32_t i, double d) {
           if (s.live[i]) g[i] += d;
         });
   }

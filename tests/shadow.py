@@ -332,9 +332,22 @@ def sweep(seeds, val, is_node, stale):
             acc[id(r)] = Acc()
         return acc[id(r)]
 
+    # ag.softmax's hidden node takes its outputs' gradients straight from them
+    # (one fused step), so its .grad holds only what its other consumers and
+    # seeds give it; the sweep still carries the outputs' terms through it.
+    def fused(r):
+        return r.spec and r.spec[0] == "softmax_L" and r.spec[1] == "softmax"
+
+    def fused_output(r):
+        return r.spec and r.spec[0] == "softmax_out" and fused(r.spec[1])
+
+    own = {}  # id of such a node: an Acc of its .grad
+
     for r, s in seeds:
         if r.rg:
             into(r).add_exact(s)
+            if fused(r):
+                own.setdefault(id(r), Acc()).add_exact(s)
 
     ready = [r for r, _ in seeds if not r.is_leaf and r.rg and consumers[id(r)] == 0]
     done = set()
@@ -344,7 +357,7 @@ def sweep(seeds, val, is_node, stale):
             continue
         done.add(id(r))
         got = acc[id(r)].total()
-        ops[id(r)] = (r, got)
+        ops[id(r)] = (r, own.get(id(r), Acc()).total() if fused(r) else got)
         g, b = got if got is not None else (None, 0.0)
         terms = derivatives(r, val, is_node)
         if r.op not in DATA_FREE and stale(r):
@@ -353,6 +366,8 @@ def sweep(seeds, val, is_node, stale):
             target = into(c)
             if target is not None:
                 target.add_product(g, b, d, delta)
+                if fused(c) and not fused_output(r):
+                    own.setdefault(id(c), Acc()).add_product(g, b, d, delta)
             if not c.is_leaf and c.rg:
                 consumers[id(c)] -= 1
                 if consumers[id(c)] == 0:

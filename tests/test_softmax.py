@@ -196,3 +196,33 @@ def test_a_pickle_cannot_pair_an_output_with_the_wrong_node(change):
     with pytest.raises(ValueError, match="corrupted or foreign"):
         _core._restore(*tampered(change))
     _core._check_invariants()
+
+
+def test_a_backward_takes_only_the_gradients_of_outputs_it_reaches():
+    """The hidden node reads its outputs' .grad: one that this backward does not reach
+    still holds the last backward's, which must not count (nor in replay)."""
+    a, b = ag.Value(0.3), ag.Value(-1.2)
+    outs = ag.softmax([a, b])
+    (outs[0] * 10.0).backward()
+    assert outs[0].grad == 10.0
+    a.grad = b.grad = 0.0
+    (outs[1] * 3.0).backward()  # outs[0].grad is still 10
+    s0, s1 = outs[0].data, outs[1].data
+    assert a.grad == pytest.approx(-3.0 * s1 * s0, rel=1e-15)
+    assert b.grad == pytest.approx(3.0 * s1 * (1 - s1), rel=1e-15)
+
+
+def test_stepping_by_hand_reads_what_the_outputs_hold():
+    """The lecture's way: v._backward() node by node, outputs first; the hidden node
+    then takes what the outputs' .grad hold, as a sweep would."""
+    a, b = ag.Value(0.3), ag.Value(-1.2)
+    outs = ag.softmax([a, b])
+    hidden = outs[0].inputs[1]
+    outs[0].grad, outs[1].grad = 2.0, -1.0
+    outs[0]._backward()
+    outs[1]._backward()
+    hidden._backward()
+    s0, s1 = outs[0].data, outs[1].data
+    c = 2.0 * s0 - 1.0 * s1
+    assert a.grad == pytest.approx(s0 * (2.0 - c), rel=1e-15)
+    assert b.grad == pytest.approx(s1 * (-1.0 - c), rel=1e-15)

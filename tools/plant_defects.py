@@ -355,9 +355,16 @@ DEFECTS = [
     Defect(
         "softmax-backward-sign",
         "cpp/ops.hpp",
-        "for (size_t i = 0; i < n; ++i) acc(i, g * x(n + i));",
-        "for (size_t i = 0; i < n; ++i) acc(i, -g * x(n + i));",
-        "softmax's hidden node passes its gradient on negated",
+        "for (size_t i = 0; i < n; ++i) acc(i, x(n + i) * (gout(i) - c));",
+        "for (size_t i = 0; i < n; ++i) acc(i, x(n + i) * (gout(i) + c));",
+        "softmax's fused backward adds the outputs' weighted sum instead of subtracting it",
+    ),
+    Defect(
+        "softmax-reads-stale-output-grads",
+        "cpp/graph.cpp",
+        "return o && (!in_sweep || o->stamp == e) ? o->grad : 0.0;",
+        "return o ? o->grad : 0.0;",
+        "softmax's backward counts the gradient an output kept from an earlier backward",
     ),
     Defect(
         "softmax-lanes-reciprocal",
