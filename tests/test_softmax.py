@@ -48,7 +48,9 @@ def test_values_are_within_a_few_ulps_of_mpmath(xs):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(finite, st.sampled_from([math.inf, -math.inf, math.nan, 710.0, -745.0])), min_size=1, max_size=6))
+@given(
+    st.lists(st.one_of(finite, st.sampled_from([math.inf, -math.inf, math.nan, 710.0, -745.0])), min_size=1, max_size=6)
+)
 def test_the_hidden_node_is_logsumexp_to_the_bit(xs):
     """The hidden node's value is ag.logsumexp's (LogSumExp::f, a separate struct), special values included."""
     h = ag.softmax([ag.Value(x) for x in xs])[0].inputs[1]
@@ -114,7 +116,10 @@ def repeated(x):
 def test_replay_gives_eager_bits(build):
     """Single-row and batched replay, with outputs the graph does not reach (the
     replay gives them an entry of their own) and with an operand listed twice."""
-    rows = np.array([[-800.0], [-3.0], [-0.0], [0.25], [7.5], [math.inf], [-math.inf], [700.0]] + [[v] for v in np.linspace(-40, 40, 41)])
+    rows = np.array(
+        [[-800.0], [-3.0], [-0.0], [0.25], [7.5], [math.inf], [-math.inf], [700.0]]
+        + [[v] for v in np.linspace(-40, 40, 41)]
+    )
     x = ag.Value(0.0, requires_grad=False)
     cg = ag.compile(build(x), inputs=[x])
     got, gx = cg.forward(rows), cg.backward()[:, 0]
@@ -188,7 +193,9 @@ def output_row(table, change):
         lambda t: output_row(t, lambda r: r[:4] + (math.nan,) + r[5:]),
         lambda t: output_row(t, lambda r: r[:4] + (0.5,) + r[5:]),
         lambda t: output_row(t, lambda r: r[:5] + ((r[5][1], r[5][1]),)),  # the operand is the node
-        lambda t: [(t[0][0], t[0][1] & ~8) + t[0][2:5] + (t[0][5][:2],)] + t[1:],  # the node without its outputs' values
+        lambda t: (
+            [(t[0][0], t[0][1] & ~8) + t[0][2:5] + (t[0][5][:2],)] + t[1:]
+        ),  # the node without its outputs' values
     ],
     ids=["wrong slot", "slot out of range", "nan slot", "fractional slot", "operand is the node", "no kept values"],
 )
