@@ -221,8 +221,9 @@ AG_LANES void nary_reverse(size_t n, X x, const double* g, G gout, double* c, do
   S::reverse_lanes(n, x, g, gout, c, t, w, acc);
 }
 
-template <class S, class X, class Out> AG_LANES void nary_f_out(size_t n, X x, Out out, double* y, size_t w) {
-  S::f_lanes(n, x, out, y, w);
+template <class S, class X, class Out>
+AG_LANES void nary_f_out(size_t n, X x, Out out, double* y, size_t w, bool value) {
+  S::f_lanes(n, x, out, y, w, value);
 }
 
 // sum over rows of c[r], in an order fixed by n alone.
@@ -367,7 +368,7 @@ struct Run {
           if constexpr (MultiOutput<S>::value) {
             // Its outputs' lanes are slots [cnt, 2 cnt): written here.
             auto out = [ptr, cnt](size_t i) { return const_cast<double*>(ptr[cnt + i]); };
-            nary_f_out<S>(cnt, [ptr](size_t i) { return ptr[i]; }, out, y, n);
+            nary_f_out<S>(cnt, [ptr](size_t i) { return ptr[i]; }, out, y, n, c.wants_value(e));
           } else {
             nary_f<S>(cnt, [ptr](size_t i) { return ptr[i]; }, c.aux[e], y, n);
           }

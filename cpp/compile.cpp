@@ -228,6 +228,17 @@ Compiled::Compiled(py::object outputs, py::object watch, py::object inputs) {
   if (op.size() >= NONE) throw py::value_error("compile(): graph too large (more than 2**32 - 2 nodes)");
   for (Node* r : roots) out_index.push_back(r->index);
   for (Node* w : watch_nodes) watch_index.push_back(w->index);
+  for (size_t k = nleaves; k < size(); ++k)
+    if (op[k] == SOFTMAX) aux[k] = 0.0;
+  auto want = [&](uint32_t o) {
+    if (op[o] == SOFTMAX) aux[o] = 1.0;
+  };
+  for (size_t k = nleaves; k < size(); ++k)
+    if (op[k] != SOFTMAX_OUT) for_each_operand(k, want);
+  for (uint32_t k : out_index) want(k);
+  for (uint32_t k : watch_index) want(k);
+  for (size_t k = nleaves; k < size(); ++k)
+    if (op[k] == SOFTMAX && !wants_value(k)) val[k] = 0.0;  // never computed, never read: kept finite for anomaly checks
   fed.assign(nleaves, 0);
   for (size_t k = nleaves; k < size(); ++k)
     if (flags[k] & REQUIRES_GRAD)
@@ -265,7 +276,7 @@ Compiled::~Compiled() {
 
 uint32_t Compiled::run_forward(double* v, Err& err) const {
   for (size_t k = nleaves; k < size(); ++k)
-    if ((err = eval(k, v))) return static_cast<uint32_t>(k);
+    if (op[k] != SOFTMAX_OUT && (err = eval(k, v))) return static_cast<uint32_t>(k);  // an output's value is its softmax's to write
   return NONE;
 }
 

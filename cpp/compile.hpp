@@ -76,6 +76,10 @@ struct Compiled {
   void set_data(pybind11::object values, pybind11::object array);
   size_t size() const { return op.size(); }
   std::string repr() const;
+  // Whether a softmax entry's own value (its logsumexp) is read by anything:
+  // an op besides its outputs, or as an output or watched Value (aux, which
+  // its op does not use, says so). If not, replay skips computing it.
+  bool wants_value(size_t k) const { return aux[k] != 0.0; }
   // Reads slot i of n-ary entry k from the values v.
   double slot(size_t k, size_t i, const double* v) const {
     uint32_t o = args[a[k] + i];
@@ -109,7 +113,9 @@ struct Compiled {
       } else if constexpr (MultiOutput<S>::value) {
         const size_t n = shape(k).count;
         const uint32_t* ix = args.data() + a[k];
-        return S::f(n, [&](size_t i) { return v[ix[i]]; }, [&](size_t i) -> double& { return v[ix[n + i]]; }, v[k]);
+        return S::f(
+            n, [&](size_t i) { return v[ix[i]]; }, [&](size_t i) -> double& { return v[ix[n + i]]; }, v[k],
+            wants_value(k));
       } else {
         return S::f(shape(k).count, [&](size_t i) { return slot(k, i, v); }, aux[k], v[k]);
       }

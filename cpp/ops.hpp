@@ -491,7 +491,9 @@ struct Softmax {
   // LogSumExp gives (the max, or NaN with a NaN operand) and y_i = exp(x_i - L),
   // 0 or NaN. The special rows take that path through the same operations as
   // the others (mm, a select), so the lane form is branch-free.
-  template <class X, class Out> static Err f(size_t n, X x, Out out, double& y) {
+  // With value = false (replay, where nothing reads L) y is left as it is and
+  // the log is skipped; the outputs are the same.
+  template <class X, class Out> static Err f(size_t n, X x, Out out, double& y, bool value = true) {
     double m = -INFINITY, nan = 0;
     for (size_t i = 0; i < n; ++i) m = x(i) > m ? x(i) : m, nan = x(i) != x(i) ? NAN : nan;
     const bool special = std::isinf(m);
@@ -502,7 +504,7 @@ struct Softmax {
       out(i) = e;
       s += e;
     }
-    y = special ? mm : m + vm::log(s);
+    if (value) y = special ? mm : m + vm::log(s);
     if (!special)
       for (size_t i = 0; i < n; ++i) out(i) = out(i) / s;
     return OK;
@@ -522,7 +524,8 @@ struct Softmax {
   }
   // f over a block of w rows, as LogSumExp's: out(i) points at output i's lanes.
   static constexpr bool lane_form = true;
-  template <class X, class Out> AG_ALWAYS_INLINE static void f_lanes(size_t n, X x, Out out, double* y, size_t w) {
+  template <class X, class Out>
+  AG_ALWAYS_INLINE static void f_lanes(size_t n, X x, Out out, double* y, size_t w, bool value = true) {
     for (size_t r0 = 0; r0 < w; r0 += 64) {
       const size_t k = w - r0 < 64 ? w - r0 : 64;
       double m[64], s[64], nan[64], mm[64];
@@ -541,10 +544,11 @@ struct Softmax {
           s[r] += e;
         }
       }
-      for (size_t r = 0; r < k; ++r) {
-        double v = m[r] + vm::log(s[r]);
-        y[r0 + r] = std::isinf(m[r]) ? mm[r] : v;
-      }
+      if (value)
+        for (size_t r = 0; r < k; ++r) {
+          double v = m[r] + vm::log(s[r]);
+          y[r0 + r] = std::isinf(m[r]) ? mm[r] : v;
+        }
       for (size_t i = 0; i < n; ++i) {
         double* oi = out(i) + r0;
         for (size_t r = 0; r < k; ++r) oi[r] = std::isinf(m[r]) ? oi[r] : oi[r] / s[r];
