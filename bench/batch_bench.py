@@ -80,8 +80,7 @@ def bench_design(
     def run_batched(threads: int) -> Callable[[], None]:
         def go() -> None:
             ag.set_num_threads(threads)
-            batched.forward(X)
-            batched.backward()
+            batched.value_and_grad(X)  # forward(X) then backward(), in one pass over the rows
 
         return go
 
@@ -122,11 +121,11 @@ def bench_design(
     note = f"first result {first_ag * 1e3:.1f} ms after compile() (recording excluded); "
     note += treatment(rounds, warmup, reps, settle)
     rows = [
-        row("batch", W, "arenagrad batched replay, 1 thread", t["1"], "us/row", vs=vs("1"), note=note),
+        row("batch", W, "arenagrad batched replay (value_and_grad), 1 thread", t["1"], "us/row", vs=vs("1"), note=note),
         row(
             "batch",
             W,
-            "arenagrad batched replay, 2 threads",
+            "arenagrad batched replay (value_and_grad), 2 threads",
             t["2"],
             "us/row",
             vs=vs("2") + f"; {t['1'] / t['2']:.2f}x the 1-thread throughput",

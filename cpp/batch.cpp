@@ -525,13 +525,12 @@ struct Run {
         return;
       }
       if (anomaly && forward_anomaly(r0, n, lv)) return;
-      if (!grad) {
+      if (Y)
         for (size_t j = 0; j < m; ++j) {
           uint32_t e = c.out_index[j];
           for (size_t r = 0; r < n; ++r) Y[(r0 + r) * m + j] = p.slot[e] != NONE ? lanes(lv, e)[r] : uval[e];
         }
-        continue;
-      }
+      if (!grad) continue;
       backward_block(r0, n, lv, lg, tmp, ptr, sums);
       if (anomaly && backward_anomaly(r0, n, lg)) return;
       for (size_t i = 0; i < k; ++i) {
@@ -580,14 +579,10 @@ py::array_t<double> rows_array(const Compiled& c, py::handle X, const std::strin
   return arr;
 }
 
-py::object batch_forward(Compiled& c, py::handle X) {
-  Batch& p = *c.batch;
-  py::array_t<double> rows = rows_array(c, X, "forward(): rows");
-  const size_t N = rows.shape(0), k = rows.shape(1), m = batch_width(c);
-  // The uniform part once, as eager computes it, from the shared leaves' data.
+// The uniform part once, as eager computes it, from the shared leaves' data.
+static std::vector<double> uniform_values(const Compiled& c, const Batch& p, bool anomaly) {
   std::vector<double> uval(c.size());
   for (size_t i = 0; i < c.nleaves; ++i) uval[i] = c.leaf_nodes[i]->data;
-  bool anomaly = anomaly_enabled;
   for (uint32_t e : p.uniform) {
     Err err = c.eval(e, uval.data());
     if (err) {
@@ -599,8 +594,58 @@ py::object batch_forward(Compiled& c, py::handle X) {
       throw py::error_already_set();
     }
   }
-  py::array_t<double> out(c.is_single ? std::vector<py::ssize_t>{py::ssize_t(N)}
-                                      : std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(m)});
+  return uval;
+}
+
+// forward(rows)'s result shape: (N,), or (N, m) for a list of outputs.
+static std::vector<py::ssize_t> result_shape(const Compiled& c, size_t N) {
+  return c.is_single ? std::vector<py::ssize_t>{py::ssize_t(N)}
+                     : std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(batch_width(c))};
+}
+
+// grad_outputs as an array of forward(rows)'s shape; an empty one for None (ones).
+static py::array_t<double> seeds_of(const Compiled& c, py::handle grad_outputs, size_t N, const std::string& fn) {
+  if (grad_outputs.is_none()) return py::array_t<double>();
+  py::array_t<double> seeds = numbers_array(grad_outputs, fn + ": grad_outputs");
+  std::vector<py::ssize_t> want = result_shape(c, N);
+  if (std::vector<py::ssize_t>(seeds.shape(), seeds.shape() + seeds.ndim()) != want)
+    throw py::value_error(fn + ": grad_outputs must have the shape of forward()'s result, " + shape_text(want));
+  return seeds;
+}
+
+// After a run with gradients: the rows' sums, chunk by chunk in order, then
+// the uniform part's own backward, as scalar replay sweeps it, into the
+// shared leaves' .grad.
+static void add_shared_gradients(Compiled& c, Batch& p, const Run& run, const double* uval) {
+  std::vector<double> ug(c.size(), 0.0);
+  for (size_t e = 0; e < c.size(); ++e) {
+    uint32_t s = p.bound[e];
+    if (s == NONE) continue;
+    double t = 0;
+    for (size_t ci = 0; ci < run.nchunks; ++ci) t += p.sums[ci * p.nbound + s];
+    ug[e] = t;
+  }
+  for (size_t q = p.uniform.size(); q-- > 0;) {
+    uint32_t e = p.uniform[q];
+    if (c.flags[e] & REQUIRES_GRAD) c.step(e, uval, ug.data(), [&](uint32_t o, double d) { ug[o] += d; });
+  }
+  if (run.anomaly)
+    for (size_t i = 0; i < c.nleaves; ++i)
+      if (p.slot[i] == NONE && c.writes_back(i) && !std::isfinite(ug[i])) {
+        raise_anomaly("sum over rows", "backward", ug[i]);
+        throw py::error_already_set();
+      }
+  for (size_t i = 0; i < c.nleaves; ++i)
+    if (p.slot[i] == NONE && c.writes_back(i)) c.leaf_nodes[i]->grad += ug[i];
+}
+
+py::object batch_forward(Compiled& c, py::handle X) {
+  Batch& p = *c.batch;
+  py::array_t<double> rows = rows_array(c, X, "forward(): rows");
+  const size_t N = rows.shape(0), k = rows.shape(1);
+  bool anomaly = anomaly_enabled;
+  std::vector<double> uval = uniform_values(c, p, anomaly);
+  py::array_t<double> out(result_shape(c, N));
   std::vector<double> copy(rows.data(), rows.data() + N * k);
   Run run(c, p, copy.data(), N, k, uval.data());
   run.Y = out.mutable_data();
@@ -617,16 +662,8 @@ py::object batch_forward(Compiled& c, py::handle X) {
 
 py::object batch_backward(Compiled& c, py::handle grad_outputs) {
   Batch& p = *c.batch;
-  const size_t N = p.nrows, k = p.input_entry.size(), m = batch_width(c);
-  py::array_t<double> seeds;
-  if (!grad_outputs.is_none()) {
-    seeds = numbers_array(grad_outputs, "backward(): grad_outputs");
-    std::vector<py::ssize_t> want = c.is_single ? std::vector<py::ssize_t>{py::ssize_t(N)}
-                                                : std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(m)};
-    if (std::vector<py::ssize_t>(seeds.shape(), seeds.shape() + seeds.ndim()) != want)
-      throw py::value_error("backward(): grad_outputs must have the shape of forward()'s result, " +
-                            shape_text(want));
-  }
+  const size_t N = p.nrows, k = p.input_entry.size();
+  py::array_t<double> seeds = seeds_of(c, grad_outputs, N, "backward()");
   py::array_t<double> gx(std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(k)});
   Run run(c, p, p.rows.data(), N, k, p.uval.data());
   run.grad = true;
@@ -635,29 +672,32 @@ py::object batch_backward(Compiled& c, py::handle grad_outputs) {
   run.GX = gx.mutable_data();
   if (!run.drive()) throw py::error_already_set();
   if (run.fail_row.load() != SIZE_MAX) run.raise_failure();
-  // The rows' sums, chunk by chunk in order, then the uniform part's own
-  // backward, as scalar replay sweeps it.
-  std::vector<double> ug(c.size(), 0.0);
-  for (size_t e = 0; e < c.size(); ++e) {
-    uint32_t s = p.bound[e];
-    if (s == NONE) continue;
-    double t = 0;
-    for (size_t ci = 0; ci < run.nchunks; ++ci) t += p.sums[ci * p.nbound + s];
-    ug[e] = t;
-  }
-  for (size_t q = p.uniform.size(); q-- > 0;) {
-    uint32_t e = p.uniform[q];
-    if (c.flags[e] & REQUIRES_GRAD) c.step(e, p.uval.data(), ug.data(), [&](uint32_t o, double d) { ug[o] += d; });
-  }
-  if (run.anomaly)
-    for (size_t i = 0; i < c.nleaves; ++i)
-      if (p.slot[i] == NONE && c.writes_back(i) && !std::isfinite(ug[i])) {
-        raise_anomaly("sum over rows", "backward", ug[i]);
-        throw py::error_already_set();
-      }
-  for (size_t i = 0; i < c.nleaves; ++i)
-    if (p.slot[i] == NONE && c.writes_back(i)) c.leaf_nodes[i]->grad += ug[i];
+  add_shared_gradients(c, p, run, p.uval.data());
   return std::move(gx);
+}
+
+py::object batch_value_and_grad(Compiled& c, py::handle X, py::handle grad_outputs) {
+  Batch& p = *c.batch;
+  py::array_t<double> rows = rows_array(c, X, "value_and_grad(): rows");
+  const size_t N = rows.shape(0), k = rows.shape(1);
+  py::array_t<double> seeds = seeds_of(c, grad_outputs, N, "value_and_grad()");
+  Run run(c, p, nullptr, N, k, nullptr);
+  run.anomaly = anomaly_enabled;
+  std::vector<double> uval = uniform_values(c, p, run.anomaly);
+  std::vector<double> copy(rows.data(), rows.data() + N * k);  // rows may be a view of memory Python can change
+  run.X = copy.data();
+  run.uval = uval.data();
+  py::array_t<double> out(result_shape(c, N));
+  py::array_t<double> gx(std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(k)});
+  run.Y = out.mutable_data();
+  run.grad = true;
+  run.seeds = grad_outputs.is_none() ? nullptr : seeds.data();
+  run.GX = gx.mutable_data();
+  if (!run.drive()) throw py::error_already_set();
+  if (run.fail_row.load() != SIZE_MAX) run.raise_failure();
+  add_shared_gradients(c, p, run, uval.data());
+  p.ready = false;  // nothing is pending for backward()
+  return py::make_tuple(std::move(out), std::move(gx));
 }
 
 }  // namespace ag

@@ -49,6 +49,10 @@ std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>
 // forward(X) and backward(grad_outputs) of a graph compiled with inputs.
 pybind11::object batch_forward(Compiled& c, pybind11::handle X);
 pybind11::object batch_backward(Compiled& c, pybind11::handle grad_outputs);
+// Both in one pass over the rows (each row's values are computed once, not
+// again for backward): (forward(rows)'s result, backward's input gradients),
+// shared leaves' .grad added to as backward does.
+pybind11::object batch_value_and_grad(Compiled& c, pybind11::handle rows, pybind11::handle grad_outputs);
 
 // An array argument as float64, C order; numbers only (numpy would turn None
 // into NaN and '1.5' into 1.5 without a word). `what` names it in errors.

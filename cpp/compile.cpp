@@ -345,6 +345,13 @@ py::object Compiled::forward(py::object rows) {
   return r;
 }
 
+py::object Compiled::value_and_grad(py::object rows, py::object grad_outputs) {
+  BusyGuard busy_guard(busy);
+  if (!batch)
+    throw py::type_error("value_and_grad(): needs a graph compiled with inputs=[...], the leaves that vary by row");
+  return batch_value_and_grad(*this, rows, grad_outputs);
+}
+
 py::object Compiled::backward(py::object grad_outputs) {
   if (batch && batch->ready) {
     BusyGuard busy_guard(busy);
@@ -493,6 +500,13 @@ void bind_compile(py::module_& m) {
           "Accumulate d(outputs)/d(leaf) into each leaf's .grad (seeded with 1.0 or grad_outputs).\n"
           "After forward(rows): shared leaves' .grad gets the sum over rows, and the (N, len(inputs)) array\n"
           "of input gradients is returned; grad_outputs, if given, has forward(rows)'s shape.")
+      .def(
+          "value_and_grad",
+          [](py::handle self, py::object rows, py::object g) { return self_of(self).value_and_grad(rows, g); },
+          py::arg("rows"), py::arg("grad_outputs") = py::none(),
+          "forward(rows) and backward(grad_outputs) in one pass over the rows (JAX's value_and_grad):\n"
+          "returns (forward's result, the (N, len(inputs)) input gradients) and adds the sum over rows\n"
+          "into shared leaves' .grad; the same bits as the two calls, without computing each row twice.")
       .def(
           "jvp", [](py::handle self, py::object t, py::object rows) { return self_of(self).jvp(t, rows); },
           py::arg("tangents"), py::arg("rows") = py::none(),

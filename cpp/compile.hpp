@@ -64,6 +64,7 @@ struct Compiled {
   Compiled& operator=(const Compiled&) = delete;
 
   pybind11::object forward(pybind11::object rows);
+  pybind11::object value_and_grad(pybind11::object rows, pybind11::object grad_outputs);
   // Second order (second.cpp), at the leaves' current data, or per row of
   // `rows` for a graph compiled with inputs; nothing is written to .grad.
   // Tangents and results are indexed as leaves() lists them.

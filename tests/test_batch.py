@@ -512,3 +512,36 @@ def test_a_forked_child_gets_a_working_pool(tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "True"
+
+
+def test_value_and_grad_is_forward_then_backward_in_one_pass():
+    """The same bits as forward(rows) then backward(grad_outputs): outputs, input
+    gradients and the shared leaves' .grad; for 1 and 2 threads; nothing left pending."""
+    w = [ag.Value(0.3), ag.Value(-0.7)]
+    x = [ag.Value(0.0, requires_grad=False) for _ in range(3)]
+    outs = ag.softmax([x[0] * w[0], x[1].softplus(), x[2] * w[1]])
+    loss = outs[0] * 2.0 + (x[0] * x[2] + w[0]).exp()
+    cg = ag.compile([loss, outs[1]], inputs=x)
+    rows = np.random.default_rng(3).normal(size=(203, 3))
+    seeds = np.random.default_rng(4).normal(size=(203, 2))
+    before = _core.get_num_threads()
+    for threads in (1, 2):
+        ag.set_num_threads(threads)
+        for p in w:
+            p.grad = 0.0
+        y1, g1 = cg.forward(rows), cg.backward(seeds)
+        shared1 = [p.grad for p in w]
+        for p in w:
+            p.grad = 0.0
+        y2, g2 = cg.value_and_grad(rows, seeds)
+        assert y2.tobytes() == y1.tobytes() and g2.tobytes() == g1.tobytes()
+        assert [p.grad for p in w] == shared1
+    ag.set_num_threads(before)
+    single = ag.compile(loss, inputs=x)
+    y, g = single.value_and_grad(rows)
+    assert y.shape == (203,) and g.shape == (203, 3)
+    assert y.tobytes() == single.forward(rows).tobytes()
+    with pytest.raises(ValueError, match="grad_outputs must have the shape"):
+        cg.value_and_grad(rows, seeds[:5])
+    with pytest.raises(TypeError, match="compiled with inputs"):
+        ag.compile(loss).value_and_grad(rows)

@@ -167,14 +167,15 @@ class CompiledStep:
         n = rows.shape[0]
         if n == 0:
             raise ValueError("a batch must have at least one sample")
-        values = rec.graph.forward(rows)
-        self.outputs = values[:, 1] if rec.num_outputs == 1 else values[:, 1:]
-        loss = float(np.mean(values[:, 0]))
         if grad:
             # d(mean loss)/d(sample loss) is 1/n; the outputs are not differentiated.
-            seeds = np.zeros_like(values)
+            seeds = np.zeros((n, 1 + rec.num_outputs))
             seeds[:, 0] = 1.0 / n
-            rec.graph.backward(seeds)
+            values, _ = rec.graph.value_and_grad(rows, seeds)
+        else:
+            values = rec.graph.forward(rows)
+        self.outputs = values[:, 1] if rec.num_outputs == 1 else values[:, 1:]
+        loss = float(np.mean(values[:, 0]))
         if rec.penalty is not None:
             loss += rec.penalty.forward()
             if grad:
