@@ -47,7 +47,7 @@ ag.set_num_threads(2)
 small = rng.normal(size=(100, 2))
 want = cg.forward(small)
 X = rng.normal(size=(1_000_000, 2))
-each_under_the_cap(2 << 20, lambda: cg.forward(X), lambda: cg.backward())
+each_under_the_cap(2 << 20, lambda: cg.forward(X), lambda: cg.backward(), lambda: cg.value_and_grad(X))
 ag._core._check_invariants()
 assert (cg.forward(small) == want).all()
 g = cg.backward()
@@ -58,6 +58,7 @@ print("done", g.shape)
     assert_clean_exit(proc, "done (100, 2)")
     assert proc.stdout.startswith("MemoryError\n"), proc.stdout
     assert "no error" not in proc.stdout.splitlines()[0]
+    assert proc.stdout.splitlines()[2] == "MemoryError", proc.stdout  # value_and_grad
 
 
 @pytest.mark.no_sanitizer
@@ -133,7 +134,9 @@ print("done", (cg.forward(X) == want).all())
 
 @pytest.mark.no_sanitizer
 @pytest.mark.parametrize(
-    "call", ["cg.forward(X)", "cg.backward()", "cg.hessian(X[:20_000])"], ids=["forward", "backward", "hessian"]
+    "call",
+    ["cg.forward(X)", "cg.backward()", "cg.value_and_grad(X)", "cg.hessian(X[:20_000])"],
+    ids=["forward", "backward", "value_and_grad", "hessian"],
 )
 def test_interpreter_exit_while_a_daemon_thread_is_in_a_batch(call):
     setup = (
@@ -155,7 +158,7 @@ CG = ag.CompiledGraph
 c = CG.__new__(CG)
 calls = [
     lambda: c.forward(np.ones((2, 1))), lambda: c.inputs, lambda: c.hvp([1.0]),
-    lambda: c.hessian(), lambda: c.jvp([1.0]), lambda: c.jacobian(),
+    lambda: c.hessian(), lambda: c.jvp([1.0]), lambda: c.jacobian(), lambda: c.value_and_grad(np.ones((2, 1))),
 ]
 for call in calls:
     try:

@@ -286,6 +286,36 @@ def test_new_arena_chunk_out_of_memory_is_memory_error():
 
 
 @pytest.mark.no_sanitizer
+def test_softmax_running_out_of_memory_part_way_leaves_a_consistent_arena():
+    """Softmaxes until memory runs out, wherever that falls (the hidden node, its
+    slots, an output): MemoryError, and the outputs made so far unhooked and freed."""
+    proc = run_child(
+        """
+        import arenagrad as ag
+        xs = [ag.Value(0.01 * i) for i in range(50)]
+        keep = []
+        limit_memory(64 << 20)
+        try:
+            while True:
+                keep.append(ag.softmax(xs))
+        except MemoryError:
+            print("MemoryError")
+        unlimit()
+        ag._core._check_invariants()
+        n = len(keep)
+        del keep[:-3]
+        ag.sum([o for outs in keep for o in outs[:2]]).backward()
+        assert n > 100 and xs[0].grad != 0.0
+        del keep
+        ag._core._check_invariants()
+        print("done")
+        """,
+        limits=True,
+    )
+    assert_clean_exit(proc, "MemoryError\ndone")
+
+
+@pytest.mark.no_sanitizer
 def test_compile_out_of_memory_is_memory_error_and_leaks_no_reference():
     proc = run_child(
         """
