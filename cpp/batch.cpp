@@ -681,12 +681,11 @@ py::object batch_value_and_grad(Compiled& c, py::handle X, py::handle grad_outpu
   py::array_t<double> rows = rows_array(c, X, "value_and_grad(): rows");
   const size_t N = rows.shape(0), k = rows.shape(1);
   py::array_t<double> seeds = seeds_of(c, grad_outputs, N, "value_and_grad()");
-  Run run(c, p, nullptr, N, k, nullptr);
-  run.anomaly = anomaly_enabled;
-  std::vector<double> uval = uniform_values(c, p, run.anomaly);
+  bool anomaly = anomaly_enabled;
+  std::vector<double> uval = uniform_values(c, p, anomaly);
   std::vector<double> copy(rows.data(), rows.data() + N * k);  // rows may be a view of memory Python can change
-  run.X = copy.data();
-  run.uval = uval.data();
+  Run run(c, p, copy.data(), N, k, uval.data());
+  run.anomaly = anomaly;
   py::array_t<double> out(result_shape(c, N));
   py::array_t<double> gx(std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(k)});
   run.Y = out.mutable_data();

@@ -65,7 +65,7 @@ py::dict check_invariants() {
         fail("binary node whose constant flags disagree with its inputs");
       const Node* h = n->in[1];
       if (n->op == SOFTMAX_OUT && (!h || !in_arena(h) || h->op == OP_FREE || !softmax_output_matches(n) ||
-                                   softmax_output_slot(const_cast<Node*>(h), uint32_t(n->aux)) != n))
+                                   softmax_output_slot(h, uint32_t(n->aux)) != n))
         fail("a softmax output that does not match its softmax node");
     } else if (is_unary(n->op)) {
       if (!n->in[0] || n->in[1]) fail("unary node without exactly one input");

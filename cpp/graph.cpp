@@ -83,10 +83,11 @@ bool backward_step(Node* n, bool in_sweep) {
       // its softmax node's step reads its gradient
     } else if constexpr (MultiOutput<S>::value) {
       const Slot* s = n->args;
-      const uint32_t k = n->nin / 3;
+      const NaryShape sh = nary_shape(n);
+      const uint32_t k = sh.nodes;
       const uint32_t e = current_epoch();
       S::reverse(
-          k, [&](size_t i) { return i < k ? s[i].node->data : s[i].num; }, g,
+          k, [&](size_t i) { return slot_value(s, sh, i); }, g,
           [&](size_t i) {
             const Node* o = s[2 * k + i].node;
             return o && (!in_sweep || o->stamp == e) ? o->grad : 0.0;

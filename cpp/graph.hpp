@@ -29,6 +29,7 @@ inline bool softmax_output_matches(const Node* n) {
 
 // The slot of softmax node h that points at its output i (Softmax, ops.hpp).
 inline Node*& softmax_output_slot(Node* h, uint32_t i) { return h->args[2 * (h->nin / 3) + i].node; }
+inline const Node* softmax_output_slot(const Node* h, uint32_t i) { return h->args[2 * (h->nin / 3) + i].node; }
 
 // Calls f(Node*) for every node operand of n (constant operands are skipped;
 // a leaf's inputs are null, so it has none).
