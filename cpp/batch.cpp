@@ -475,7 +475,9 @@ struct Run {
           };
           if constexpr (MultiOutput<S>::value) {
             const size_t cnt = sh.count;
-            auto gout = [&](size_t i) -> const double* { return lanes(lg, ix[2 * cnt + i]); };
+            auto gout = [&](size_t i) -> const double* {
+              return ix[2 * cnt + i] < c.nnodes ? lanes(lg, ix[2 * cnt + i]) : nullptr;
+            };
             nary_reverse<S>(cnt, [ptr](size_t i) { return ptr[i]; }, gk, gout, tmp + W, tmp, n, to);
           } else {
             nary_d<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, y, gk, tmp, n, to);

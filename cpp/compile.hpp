@@ -159,7 +159,8 @@ struct Compiled {
         const size_t n = shape(k).count;
         const uint32_t* ix = args.data() + a[k];
         S::reverse(
-            n, [&](size_t i) { return v[ix[i]]; }, g[k], [&](size_t i) { return g[ix[2 * n + i]]; },
+            n, [&](size_t i) { return v[ix[i]]; }, g[k],
+            [&](size_t i) { return ix[2 * n + i] < nnodes ? g + ix[2 * n + i] : nullptr; },
             [&](size_t i, double d) { add(ix[i], d); });
       } else {
         local(t, k, v, g[k], add);

@@ -88,9 +88,9 @@ bool backward_step(Node* n, bool in_sweep) {
       const uint32_t e = current_epoch();
       S::reverse(
           k, [&](size_t i) { return slot_value(s, sh, i); }, g,
-          [&](size_t i) {
+          [&](size_t i) -> const double* {
             const Node* o = s[2 * k + i].node;
-            return o && (!in_sweep || o->stamp == e) ? o->grad : 0.0;
+            return o && (!in_sweep || o->stamp == e) ? &o->grad : nullptr;
           },
           [&](size_t i, double gi) { give(s[i].node, gi); });
     } else if constexpr (t.arity == UNARY) {

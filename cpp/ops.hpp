@@ -476,9 +476,11 @@ struct LogSumExp {  // max-shifted so that no exp overflows
 // 3n slots are x, then the y it computed (numbers in the eager node), then
 // its outputs (pointers that do not own, null once an output is freed);
 // replay points both halves at the outputs' entries. x(n + i) is y_i.
-// Backward from the outputs, no exp: reverse gets every output's gradient
-// gout(i) and gives dx_j = y_j (gout_j - sum_i gout_i y_i + g), g the
-// gradient reaching L itself. d is the local dL/dx_j = y_j, for forward mode
+// Backward from the outputs, no exp: reverse gets a pointer to every
+// output's gradient gout(i) and gives dx_j = y_j (g_j - sum_i g_i y_i + g),
+// g the gradient reaching L itself. gout(i) is null for an output the sweep
+// does not reach: its gradient is 0, and its term is left out rather than
+// made 0 * y_i, which is NaN where y_i is (an infinite operand). d is the local dL/dx_j = y_j, for forward mode
 // and second order. Listed in _core.ops() once, as logsumexp: to a user it
 // is the logsumexp under the softmax.
 struct Softmax {
@@ -514,9 +516,13 @@ struct Softmax {
   }
   template <class X, class G, class Acc> static void reverse(size_t n, X x, double g, G gout, Acc acc) {
     double c = 0;
-    for (size_t i = 0; i < n; ++i) c += gout(i) * x(n + i);
+    for (size_t i = 0; i < n; ++i)
+      if (const double* gi = gout(i)) c += *gi * x(n + i);
     c -= g;
-    for (size_t i = 0; i < n; ++i) acc(i, x(n + i) * (gout(i) - c));
+    for (size_t i = 0; i < n; ++i) {
+      const double* gi = gout(i);
+      acc(i, x(n + i) * ((gi ? *gi : 0.0) - c));
+    }
   }
   template <class X, class T, class Acc>
   static void d2t(size_t n, X x, double y, const double* p, T t, double g, size_t L, Acc acc) {
@@ -556,19 +562,23 @@ struct Softmax {
     }
   }
   // reverse over a block of w rows: gout(i) points at output i's gradient
-  // lanes; c (w lanes) is scratch.
+  // lanes (null as in reverse); c (w lanes) is scratch.
   template <class X, class G, class Acc>
   AG_ALWAYS_INLINE static void reverse_lanes(size_t n, X x, const double* g, G gout, double* c, double* t, size_t w,
                                              Acc acc) {
     for (size_t r = 0; r < w; ++r) c[r] = 0;
     for (size_t i = 0; i < n; ++i) {
       const double *yi = x(n + i), *gi = gout(i);
-      for (size_t r = 0; r < w; ++r) c[r] += gi[r] * yi[r];
+      if (gi)
+        for (size_t r = 0; r < w; ++r) c[r] += gi[r] * yi[r];
     }
     for (size_t r = 0; r < w; ++r) c[r] -= g[r];
     for (size_t i = 0; i < n; ++i) {
       const double *yi = x(n + i), *gi = gout(i);
-      for (size_t r = 0; r < w; ++r) t[r] = yi[r] * (gi[r] - c[r]);
+      if (gi)
+        for (size_t r = 0; r < w; ++r) t[r] = yi[r] * (gi[r] - c[r]);
+      else
+        for (size_t r = 0; r < w; ++r) t[r] = yi[r] * (0.0 - c[r]);
       acc(i, t);
     }
   }

@@ -257,3 +257,21 @@ def test_a_hidden_value_replay_skips_is_neither_stale_nor_an_anomaly():
         assert cg.forward() == 2.0 / (1.0 + math.exp(-0.5))
         watched.forward()
     assert hidden.data == ag.logsumexp([0.5, 1.0]).data
+
+
+def test_an_output_no_backward_reaches_adds_no_nan():
+    """softmax([x, y, inf]) has a NaN output; a loss that reads only a finite one must not
+    get 0 * NaN into the others' gradients (eager, single-row and batched replay)."""
+    a = ag.Value(0.5)
+    x = ag.Value(0.25, requires_grad=False)
+    y = ag.softmax([a, x, math.inf])[1] * 3.0
+    y.backward()
+    assert a.grad == 0.0  # d softmax_1 / d a is -y1 * y0 = 0 here
+    a.grad = 0.0
+    cg = ag.compile(y)
+    cg.forward()
+    cg.backward()
+    assert a.grad == 0.0
+    batched = ag.compile(y, inputs=[x])
+    _, gx = batched.value_and_grad(np.array([[0.25], [-1.0]]))
+    assert (gx == 0.0).all()

@@ -355,15 +355,15 @@ DEFECTS = [
     Defect(
         "softmax-backward-sign",
         "cpp/ops.hpp",
-        "for (size_t i = 0; i < n; ++i) acc(i, x(n + i) * (gout(i) - c));",
-        "for (size_t i = 0; i < n; ++i) acc(i, x(n + i) * (gout(i) + c));",
+        "acc(i, x(n + i) * ((gi ? *gi : 0.0) - c));",
+        "acc(i, x(n + i) * ((gi ? *gi : 0.0) + c));",
         "softmax's fused backward adds the outputs' weighted sum instead of subtracting it",
     ),
     Defect(
         "softmax-reads-stale-output-grads",
         "cpp/graph.cpp",
-        "return o && (!in_sweep || o->stamp == e) ? o->grad : 0.0;",
-        "return o ? o->grad : 0.0;",
+        "return o && (!in_sweep || o->stamp == e) ? &o->grad : nullptr;",
+        "return o ? &o->grad : nullptr;",
         "softmax's backward counts the gradient an output kept from an earlier backward",
     ),
     Defect(
