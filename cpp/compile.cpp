@@ -239,6 +239,25 @@ Compiled::Compiled(py::object outputs, py::object watch, py::object inputs) {
   for (uint32_t k : watch_index) want(k);
   for (size_t k = nleaves; k < size(); ++k)
     if (op[k] == SOFTMAX && !wants_value(k)) val[k] = 0.0;  // never computed, never read: kept finite for anomaly checks
+  // Kept values as forward would keep them from val, which backward reads
+  // until a forward runs.
+  keep_at.assign(size(), NONE);
+  size_t nkept = 0;
+  for (size_t k = nleaves; k < size(); ++k)
+    if (keeps(op[k])) keep_at[k] = static_cast<uint32_t>(nkept++);
+  kept.resize(nkept);
+  for (size_t k = nleaves; k < size(); ++k)
+    if (keep_at[k] != NONE) {
+      double y = 0;
+      with_op<void>(op[k], [&](auto t) {
+        using S = typename decltype(t)::op;
+        if constexpr (Keeps<S>::value) S::f(val[a[k]], aux[k], y, kept[keep_at[k]]);
+      });
+    }
+  for (size_t k = nleaves; k < size(); ++k)
+    if (op[k] != SOFTMAX_OUT) eval_order.push_back(static_cast<uint32_t>(k));
+  for (size_t k = size(); k-- > nleaves;)
+    if ((flags[k] & REQUIRES_GRAD) && own_reverse(op[k])) sweep_order.push_back(static_cast<uint32_t>(k));
   fed.assign(nleaves, 0);
   for (size_t k = nleaves; k < size(); ++k)
     if (flags[k] & REQUIRES_GRAD)
@@ -274,9 +293,14 @@ Compiled::~Compiled() {
   for (Node* n : input_nodes) decref(n);
 }
 
-uint32_t Compiled::run_forward(double* v, Err& err) const {
-  for (size_t k = nleaves; k < size(); ++k)
-    if (op[k] != SOFTMAX_OUT && (err = eval(k, v))) return static_cast<uint32_t>(k);  // an output's value is its softmax's to write
+uint32_t Compiled::run_forward(double* v, Err& err, double* keep) const {
+  if (keep) {
+    for (uint32_t k : eval_order)
+      if ((err = eval<true>(k, v, keep))) return k;
+  } else {
+    for (uint32_t k : eval_order)
+      if ((err = eval(k, v))) return k;
+  }
   return NONE;
 }
 
@@ -285,8 +309,8 @@ void Compiled::sweep(double* g) const {
   // Unlike eager backward, no requires-grad test per input: an entry that
   // does not require grad is never swept and, if a leaf, never written back,
   // so what it receives here is scratch.
-  for (size_t k = size(); k-- > nleaves;)
-    if (flags[k] & REQUIRES_GRAD) step(k, v, g, [g](uint32_t i, double d) { g[i] += d; });
+  const double* keep = kept.data();
+  for (uint32_t k : sweep_order) step<true>(k, v, g, [g](uint32_t i, double d) { g[i] += d; }, keep);
 }
 
 void Compiled::set_error_at(size_t k, Err err, const double* v) const {
@@ -317,7 +341,7 @@ py::object Compiled::forward(py::object rows) {
   for (size_t i = 0; i < nleaves; ++i) val[i] = leaf_nodes[i]->data;
   Err err = OK;
   uint32_t failed = NONE;
-  replay(size(), [&] { failed = run_forward(val.data(), err); });
+  replay(size(), [&] { failed = run_forward(val.data(), err, kept.data()); });
   if (failed != NONE) {
     set_error_at(failed, err, val.data());  // formatted before the values are undone
   } else if (anomaly_enabled && (failed = first_nonfinite(val.data())) != NONE) {
@@ -331,7 +355,7 @@ py::object Compiled::forward(py::object rows) {
     std::copy(prev_leaves.begin(), prev_leaves.end(), val.begin());
     Err again = OK;
     uint32_t refailed = NONE;
-    replay(size(), [&] { refailed = run_forward(val.data(), again); });
+    replay(size(), [&] { refailed = run_forward(val.data(), again, kept.data()); });
     stale = refailed != NONE;
     throw py::error_already_set();
   }

@@ -10,6 +10,7 @@
 #include "threads.hpp"
 #include "graph.hpp"
 #include "nary.hpp"
+#include "params.hpp"
 #include "pickle.hpp"
 #include "value.hpp"
 
@@ -134,4 +135,5 @@ PYBIND11_MODULE(_core, m) {
         "Walk the whole arena and check reference counts, wrappers, inputs and the free list;\n"
         "raises RuntimeError naming the first violation. O(nodes): for tests and fuzzing.");
   ag::bind_compile(m);
+  ag::bind_params(m);
 }

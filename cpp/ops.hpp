@@ -99,10 +99,11 @@ struct Sigmoid : UnaryOp {
   static constexpr const char* doc = "1 / (1 + exp(-x)), computed without overflow.";
   static Err f(double x, double, double& y) {
     // exp of minus |x| never overflows.
-    double e = vm::exp(-std::fabs(x));
-    y = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    y = of_exp(x, vm::exp(-std::fabs(x)));
     return OK;
   }
+  // sigmoid(x) from e = exp(-|x|); softplus's forward has e in hand.
+  static double of_exp(double x, double e) { return x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); }
   static double d(double, double y, double) { return y * (1.0 - y); }
   static double d2(double, double y, double) { return y * (1.0 - y) * (1.0 - 2.0 * y); }
 };
@@ -145,10 +146,19 @@ struct Softplus : UnaryOp {  // log(1 + e^x), stable for large |x|
   static constexpr const char* name = "softplus";
   static constexpr Kind kind = ACTIVATION;
   static constexpr const char* doc = "log(1 + exp(x)), stable for large |x|.";
-  static Err f(double x, double, double& y) {
-    y = (x > 0 ? x : 0.0) + vm::log1p(vm::exp(-std::fabs(x)));
+  static Err f(double x, double p, double& y) {
+    double kept;
+    return f(x, p, y, kept);
+  }
+  // Its derivative, sigmoid(x), is made from the exp forward computes
+  // anyway: replay has room to keep that exp (d_kept reads it back), eager
+  // recomputes it (d); the same bits either way.
+  static Err f(double x, double, double& y, double& kept) {
+    kept = vm::exp(-std::fabs(x));
+    y = (x > 0 ? x : 0.0) + vm::log1p(kept);
     return OK;
   }
+  static double d_kept(double x, double kept) { return Sigmoid::of_exp(x, kept); }
   static double d(double x, double, double) {
     double y;
     Sigmoid::f(x, 0, y);
@@ -680,6 +690,13 @@ template <class S> struct MultiOutput<S, std::void_t<decltype(S::multi_output)>>
 // softmax node's): its own step passes nothing on, so it is skipped.
 template <class S, class = void> struct FusedReverse : std::false_type {};
 template <class S> struct FusedReverse<S, std::void_t<decltype(S::fused_reverse)>> : std::true_type {};
+// Whether a unary op keeps a value from forward for its backward
+// (f(x, p, y, kept), d_kept(x, kept)) where there is room for one (replay).
+template <class S, class = void> struct Keeps : std::false_type {};
+template <class S> struct Keeps<S, std::void_t<decltype(S::d_kept)>> : std::true_type {};
+inline bool keeps(int op) {
+  return with_op<bool>(op, [](auto t) { return Keeps<typename decltype(t)::op>::value; });
+}
 inline bool own_reverse(int op) {
   return !with_op<bool>(op, [](auto t) { return FusedReverse<typename decltype(t)::op>::value; });
 }

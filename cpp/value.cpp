@@ -324,10 +324,14 @@ static int set_float_field(PyObject* self, PyObject* v, double Node::*field, con
   return 0;
 }
 static int set_data(PyObject* self, PyObject* v, void*) {
-  int r = set_float_field(self, v, &Node::data, "Value.data");
-  Node* n = node_of(self);
-  if (r == 0 && !is_nary(n->op)) n->flags = PyLong_Check(v) && !PyBool_Check(v) ? (n->flags | INT_DATA) : (n->flags & ~INT_DATA);
-  return r;
+  if (!v) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete Value.data");
+    return -1;
+  }
+  double d;
+  if (!number_arg(v, "Value.data", &d)) return -1;
+  store_data(node_of(self), d, PyLong_Check(v) && !PyBool_Check(v));
+  return 0;
 }
 static int set_grad(PyObject* self, PyObject* v, void*) { return set_float_field(self, v, &Node::grad, "Value.grad"); }
 

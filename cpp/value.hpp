@@ -55,6 +55,14 @@ inline Node* new_node(double data, int op, uint8_t flags) {
   return n;
 }
 
+// Writes d as a Value's data, as assigning to .data does: an int (from_int)
+// makes the Value show as an int, a float drops that (n-ary nodes keep their
+// flags: theirs mean something else).
+inline void store_data(Node* n, double d, bool from_int) {
+  n->data = d;
+  if (!is_nary(n->op)) n->flags = from_int ? (n->flags | INT_DATA) : (n->flags & ~INT_DATA);
+}
+
 // A leaf that holds a number and never receives a gradient.
 inline Node* const_node(double v) { return new_node(v, LEAF, NUMBER); }
 

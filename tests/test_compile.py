@@ -164,6 +164,33 @@ def test_replay_errors_match_eager_and_change_nothing(build, data, exc):
     assert x.data == data and x.grad == grad_before and out.data == out_before
 
 
+def test_softplus_backward_reads_what_the_last_good_forward_kept():
+    # Replay keeps softplus's exp from forward for backward (eager recomputes
+    # it): right after compile, after a new forward and after a failed one,
+    # backward must give eager's bits at the values of the last good forward.
+    def eager_grad(d):
+        x = ag.Value(d)
+        (x.softplus() * x).log().backward()
+        return x.grad
+
+    x = ag.Value(0.7)
+    out = (x.softplus() * x).log()  # log fails where x <= 0
+    step = ag.compile(out)
+    step.backward()
+    assert x.grad == eager_grad(0.7)
+    good = 0.7
+    for d in (2.5, -30.0, 40.0):
+        x.data, x.grad = d, 0.0
+        if d < 0:
+            with pytest.raises(ValueError):
+                step.forward()
+        else:
+            step.forward()
+            good = d
+        step.backward()
+        assert x.grad == eager_grad(good), d
+
+
 def test_set_data_checks_shape_and_leaves():
     xs = [[ag.Value(0.0, requires_grad=False) for _ in range(3)] for _ in range(2)]
     out = ag.sum([ag.sum(r) for r in xs])

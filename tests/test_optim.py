@@ -33,8 +33,8 @@ def grad_fn(x):
     return 2 * A * (x - C) + 4 * B * x**3
 
 
-def run_ours(make_opt, steps=STEPS, on_step=None):
-    ps = [P(float(x)) for x in X0]
+def run_ours(make_opt, steps=STEPS, on_step=None, param=P):
+    ps = [param(float(x)) for x in X0]
     opt = make_opt(ps)
     traj = []
     for _ in range(steps):
@@ -452,3 +452,104 @@ def test_sgd_on_arenagrad_values():
     assert b.data == pytest.approx(-3.2, abs=1e-15)
     opt.zero_grad()
     assert (a.grad, b.grad) == (0.0, 0.0)
+
+
+# ------------------------------------------------- engine Values, read in their nodes
+
+
+def _engine():
+    return pytest.importorskip("arenagrad._core")
+
+
+@pytest.mark.parametrize(
+    "make_opt",
+    [lambda ps, kw=kw: optim.SGD(ps, **kw) for kw in SGD_CONFIGS]
+    + [lambda ps, kw=kw: optim.Adam(ps, **kw) for kw in ADAM_CONFIGS],
+)
+def test_engine_values_take_the_same_steps_as_plain_objects(make_opt):
+    # A step reads and writes an arenagrad Value in its node (_core._gather and
+    # _scatter), anything else through its attributes: the same bits either way.
+    core = _engine()
+    np.testing.assert_array_equal(run_ours(make_opt, param=core.Value), run_ours(make_opt))
+
+
+def test_bulk_access_honours_subclasses_and_plain_objects():
+    core = _engine()
+    seen = []
+
+    class Logged(core.Value):
+        @property
+        def data(self):
+            seen.append("get")
+            return 7.0
+
+        @data.setter
+        def data(self, v):
+            seen.append(v)
+
+    a, b, c = core.Value(1.5), Logged(0.0), P(2.5)
+    a.grad, b.grad, c.grad = 0.25, 0.5, 1.0
+    np.testing.assert_array_equal(core._gather([a, b, c], "data"), [1.5, 7.0, 2.5])
+    np.testing.assert_array_equal(core._gather([a, b, c], "grad"), [0.25, 0.5, 1.0])
+    core._scatter([a, b, c], "data", np.array([3.0, 4.0, 5.0]))
+    assert (a.data, c.data, seen) == (3.0, 5.0, ["get", 4.0])
+    core._scatter((x for x in [a, b, c]), "grad", 0.0)
+    assert (a.grad, b.grad, c.grad) == (0.0, 0.0, 0.0)
+
+
+def test_a_step_turns_int_data_into_float_as_assignment_does():
+    core = _engine()
+    v = core.Value(3)
+    assert repr(v.data) == "3"
+    v.grad = 1.0
+    optim.SGD([v], lr=0.5).step()
+    assert repr(v.data) == "2.5" and type(v.data) is float
+    w = core.Value(4)
+    w.grad = 0.0
+    optim.SGD([w], lr=0.5).step()
+    assert type(w.data) is float  # 4 - 0.5 * 0.0 is a float in Python too
+
+
+def test_bulk_access_errors():
+    core = _engine()
+    v = core.Value(1.0)
+    with pytest.raises(ValueError, match="field"):
+        core._gather([v], "value")
+    with pytest.raises(ValueError, match="one float per parameter"):
+        core._scatter([v, v], "data", np.zeros(3))
+    with pytest.raises(TypeError):
+        core._scatter([v], "grad", True)
+    with pytest.raises(TypeError):
+        core._gather(v, "data")  # not a sequence
+
+    class Bad:
+        data, grad = "1.0", None
+
+    with pytest.raises(TypeError):
+        core._gather([v, Bad()], "data")
+    with pytest.raises(AttributeError):
+        core._gather([object()], "grad")
+
+
+def test_bulk_access_survives_attributes_that_change_the_list():
+    # A parameter whose attribute access empties the caller's list: the call
+    # works on what the list held when it was called.
+    core = _engine()
+    params = []
+
+    class Clearing(P):
+        @property
+        def data(self):
+            params.clear()
+            return 1.0
+
+        @data.setter
+        def data(self, v):
+            params.clear()
+
+    params += [core.Value(2.0), Clearing(0.0), core.Value(3.0)]
+    keep = list(params)
+    np.testing.assert_array_equal(core._gather(params, "data"), [2.0, 1.0, 3.0])
+    params += keep
+    core._scatter(params, "data", np.array([5.0, 6.0, 7.0]))
+    assert (keep[0].data, keep[2].data, params) == (5.0, 7.0, [])

@@ -395,6 +395,28 @@ DEFECTS = [
         "v[c.batch->input_entry[i]] = X[i];",
         "every row's Hessian is row 0's",
     ),
+    # Replay keeps softplus's exp for backward (Keeps in cpp/ops.hpp).
+    Defect(
+        "kept-not-made-at-compile",
+        "cpp/compile.cpp",
+        "if constexpr (Keeps<S>::value) S::f(val[a[k]], aux[k], y, kept[keep_at[k]]);",
+        "if constexpr (Keeps<S>::value) (void)y;",
+        "backward straight after compile reads softplus's kept exp as 0",
+    ),
+    Defect(
+        "kept-not-restored-after-a-failed-forward",
+        "cpp/compile.cpp",
+        "replay(size(), [&] { refailed = run_forward(val.data(), again, kept.data()); });",
+        "replay(size(), [&] { refailed = run_forward(val.data(), again); });",
+        "after a failed forward, softplus's backward reads the failed forward's exp",
+    ),
+    Defect(
+        "kept-derivative-wrong-branch",
+        "cpp/ops.hpp",
+        "static double d_kept(double x, double kept) { return Sigmoid::of_exp(x, kept); }",
+        "static double d_kept(double x, double kept) { return Sigmoid::of_exp(-x, kept); }",
+        "replayed softplus's gradient is 1 - sigmoid(x)",
+    ),
 ]
 
 

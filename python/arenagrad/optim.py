@@ -7,9 +7,10 @@ the schedulers below write to.
 
 Per-parameter state lives in float64 numpy arrays indexed like ``opt.params``. A step
 gathers every ``.grad`` and ``.data`` into arrays, does the update with whole-array
-arithmetic, and writes ``.data`` back in one loop: for a scalar engine the Python
-attribute traffic is the cost, so each step makes three passes over the parameters
-(plain SGD, which keeps no state, makes one).
+arithmetic, and writes ``.data`` back: for a scalar engine the per-parameter attribute
+traffic is the cost, so the gathers and the write-back (and ``zero_grad``) are one C
+loop each (``_core._gather``, ``_core._scatter``), which read an arenagrad Value's
+node directly and anything else through its attributes.
 
 The arithmetic follows ``torch.optim``'s single-tensor (``foreach=False``) code path
 operation by operation, so trajectories agree with PyTorch's float64 ones to rounding.
@@ -18,15 +19,13 @@ operation by operation, so trajectories agree with PyTorch's float64 ones to rou
 from __future__ import annotations
 
 import warnings
-from operator import attrgetter
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["Optimizer", "SGD", "Adam", "LRScheduler", "StepLR", "LinearLR"]
+from . import _core
 
-_get_data = attrgetter("data")
-_get_grad = attrgetter("grad")
+__all__ = ["Optimizer", "SGD", "Adam", "LRScheduler", "StepLR", "LinearLR"]
 
 
 class Optimizer:
@@ -76,8 +75,7 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to 0.0 (leaf gradients accumulate)."""
-        for p in self.params:
-            p.grad = 0.0
+        _core._scatter(self.params, "grad", 0.0)
 
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Update the parameters from their ``.grad``; returns ``closure()`` if given."""
@@ -85,15 +83,10 @@ class Optimizer:
 
     def _gather(self) -> Tuple[np.ndarray, np.ndarray]:
         """Current (data, grad) of all parameters as float64 arrays."""
-        params, n = self.params, len(self.params)
-        data = np.fromiter(map(_get_data, params), np.float64, n)
-        grad = np.fromiter(map(_get_grad, params), np.float64, n)
-        return data, grad
+        return _core._gather(self.params, "data"), _core._gather(self.params, "grad")
 
     def _scatter(self, data: np.ndarray) -> None:
-        # tolist() converts to Python floats in C, cheaper than float(v) per element.
-        for p, v in zip(self.params, data.tolist()):
-            p.data = v
+        _core._scatter(self.params, "data", data)
 
     def state_dict(self) -> Dict[str, Any]:
         """Hyperparameters plus ``"state"``: plain Python numbers and numpy array copies."""
@@ -183,13 +176,6 @@ class SGD(Optimizer):
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Perform one SGD update; returns ``closure()`` if a closure is given."""
         loss = closure() if closure is not None else None
-        if self.momentum == 0 and self.weight_decay == 0:
-            # Stateless: one fused pass over the parameters costs about a fifth of
-            # gather + scatter (three passes), and rounds exactly as torch does.
-            lr = -self.lr if self.maximize else self.lr
-            for param in self.params:
-                param.data -= lr * param.grad
-            return loss
         p, g = self._gather()
         if self.maximize:
             g = -g

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Set
 
 import numpy as np
 
+from .. import _core
 from .._core import Value
 
 __all__ = ["Module", "IncompatibleKeys"]
@@ -262,8 +263,7 @@ class Module:
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to 0 (leaf gradients accumulate across backward calls)."""
-        for p in self.parameters():
-            p.grad = 0.0
+        _core._scatter(self.parameters(), "grad", 0.0)
 
     def train(self, mode: bool = True) -> Module:
         """Set ``training`` on this module and every submodule; returns ``self``."""

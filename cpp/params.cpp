@@ -1,0 +1,103 @@
+// _gather(params, field) and _scatter(params, field, values): what
+//   np.fromiter((float(p.<field>) for p in params), np.float64)
+//   for p, v in zip(params, values): p.<field> = v
+// do, in one C loop. A Value (the exact type) is read and written in its
+// node; anything else (a micrograd Value, a Value subclass that may override
+// the attribute) through Python's attribute protocol, as the loops above.
+#include "params.hpp"
+
+#include <pybind11/numpy.h>
+
+#include <string>
+
+#include "value.hpp"
+
+namespace py = pybind11;
+
+namespace ag {
+
+namespace {
+
+enum Field { DATA, GRAD };
+
+Field field_arg(const std::string& name) {
+  if (name == "data") return DATA;
+  if (name == "grad") return GRAD;
+  throw py::value_error("field must be 'data' or 'grad', not '" + name + "'");
+}
+
+// The parameters as a tuple: attribute access on a non-Value may run Python
+// code that changes the caller's list, and the tuple holds every item alive.
+py::tuple params_arg(py::handle params) {
+  PyObject* t = PySequence_Tuple(params.ptr());
+  if (!t) throw py::error_already_set();
+  return py::reinterpret_steal<py::tuple>(t);
+}
+
+py::array_t<double> gather(py::handle params, const std::string& name) {
+  const Field field = field_arg(name);
+  py::tuple items = params_arg(params);
+  const size_t n = items.size();
+  py::array_t<double> out(static_cast<py::ssize_t>(n));
+  double* o = out.mutable_data();
+  py::str attr(name);
+  for (size_t i = 0; i < n; ++i) {
+    PyObject* p = PyTuple_GET_ITEM(items.ptr(), i);
+    if (Py_TYPE(p) == &ValueType) {
+      o[i] = field == DATA ? node_of(p)->data : node_of(p)->grad;
+      continue;
+    }
+    PyObject* v = PyObject_GetAttr(p, attr.ptr());
+    if (!v) throw py::error_already_set();
+    o[i] = PyFloat_AsDouble(v);
+    Py_DECREF(v);
+    if (o[i] == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+  }
+  return out;
+}
+
+// values: an array of one float per parameter, or one number for all.
+void scatter(py::handle params, const std::string& name, py::handle values) {
+  const Field field = field_arg(name);
+  py::tuple items = params_arg(params);
+  const size_t n = items.size();
+  double one = 0;
+  py::array_t<double> arr;
+  const bool all = PyFloat_Check(values.ptr()) || PyLong_Check(values.ptr());
+  if (all) {
+    if (PyBool_Check(values.ptr()) || !PyFloat_CheckExact(values.ptr()))
+      throw py::type_error("_scatter(): one value for all must be a float");
+    one = PyFloat_AS_DOUBLE(values.ptr());
+  } else {
+    arr = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(values);
+    if (!arr || arr.ndim() != 1 || size_t(arr.shape(0)) != n)
+      throw py::value_error("_scatter(): values must be one float per parameter (" + std::to_string(n) + ")");
+  }
+  const double* v = all ? nullptr : arr.data();
+  py::str attr(name);
+  for (size_t i = 0; i < n; ++i) {
+    const double d = all ? one : v[i];
+    PyObject* p = PyTuple_GET_ITEM(items.ptr(), i);
+    if (Py_TYPE(p) == &ValueType) {
+      if (field == DATA) store_data(node_of(p), d, false);
+      else node_of(p)->grad = d;
+      continue;
+    }
+    PyObject* f = PyFloat_FromDouble(d);
+    if (!f) throw py::error_already_set();
+    int r = PyObject_SetAttr(p, attr.ptr(), f);
+    Py_DECREF(f);
+    if (r < 0) throw py::error_already_set();
+  }
+}
+
+}  // namespace
+
+void bind_params(py::module_& m) {
+  m.def("_gather", &gather, py::arg("params"), py::arg("field"),
+        "Each parameter's .data or .grad (field) as a float64 array, as float(p.<field>) reads it.");
+  m.def("_scatter", &scatter, py::arg("params"), py::arg("field"), py::arg("values"),
+        "Sets each parameter's .data or .grad (field) to a float: values[i], or values for all if a float.");
+}
+
+}  // namespace ag
