@@ -216,6 +216,15 @@ AG_LANES void nary_d(size_t n, X x, const double* y, const double* g, double* t,
   S::d_lanes(n, x, y, g, t, w, acc);
 }
 
+// Whether an n-ary op's partials over a block are the lanes of its operands
+// (d_products): Dot's are.
+template <class S, class = void> struct ProductLanes : std::false_type {};
+template <class S> struct ProductLanes<S, std::void_t<decltype(S::product_lanes)>> : std::true_type {};
+
+template <class S, class X, class Prod> AG_LANES void nary_d_products(size_t n, X x, const double* g, Prod prod) {
+  S::d_products(n, x, g, prod);
+}
+
 template <class S, class X, class G, class Acc>
 AG_LANES void nary_reverse(size_t n, X x, const double* g, G gout, double* c, double* t, size_t w, Acc acc) {
   S::reverse_lanes(n, x, g, gout, c, t, w, acc);
@@ -226,32 +235,32 @@ AG_LANES void nary_f_out(size_t n, X x, Out out, double* y, size_t w, bool value
   S::f_lanes(n, x, out, y, w, value);
 }
 
-// sum over rows of c[r], in an order fixed by n alone.
-double lane_total(const double* c, size_t n) {
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+// Sums over a block's rows in an order fixed by n alone, so that shared
+// gradients have the same bits for every thread count: row r goes into
+// running sum r % 8, then the eight are added in a fixed tree (halves
+// first, as a vector register splits). Eight, not four: each running sum is
+// a chain of dependent adds, and four left the adder waiting (lane_sum was
+// 30% of the moons step); eight are one AVX-512 vector, or two AVX2 ones,
+// with the same bits. Scalars rather than an array, which GCC spilled.
+template <class Row> AG_ALWAYS_INLINE double ordered_total(size_t n, Row row) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
   size_t r = 0;
-  for (; r + 4 <= n; r += 4) {
-    s0 += c[r];
-    s1 += c[r + 1];
-    s2 += c[r + 2];
-    s3 += c[r + 3];
+  for (; r + 8 <= n; r += 8) {
+    s0 += row(r), s1 += row(r + 1), s2 += row(r + 2), s3 += row(r + 3);
+    s4 += row(r + 4), s5 += row(r + 5), s6 += row(r + 6), s7 += row(r + 7);
   }
-  for (; r < n; ++r) s0 += c[r];
-  return (s0 + s1) + (s2 + s3);
+  for (; r < n; ++r) s0 += row(r);
+  return ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7));
 }
 
-// sum over rows of g[r] * d[r], in an order fixed by n alone.
-double lane_sum(const double* g, const double* d, size_t n) {
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  size_t r = 0;
-  for (; r + 4 <= n; r += 4) {
-    s0 += g[r] * d[r];
-    s1 += g[r + 1] * d[r + 1];
-    s2 += g[r + 2] * d[r + 2];
-    s3 += g[r + 3] * d[r + 3];
-  }
-  for (; r < n; ++r) s0 += g[r] * d[r];
-  return (s0 + s1) + (s2 + s3);
+// sum over rows of c[r].
+AG_LANES double lane_total(const double* c, size_t n) {
+  return ordered_total(n, [c](size_t r) { return c[r]; });
+}
+
+// sum over rows of g[r] * d[r].
+AG_LANES double lane_sum(const double* g, const double* d, size_t n) {
+  return ordered_total(n, [g, d](size_t r) { return g[r] * d[r]; });
 }
 
 // The first failure in a batch: its row, and what eager would raise for it.
@@ -473,7 +482,20 @@ struct Run {
               sums[p.bound[o]] += lane_total(d, n);
             }
           };
-          if constexpr (MultiOutput<S>::value) {
+          if constexpr (ProductLanes<S>::value) {
+            // to(i, gk * p) with the product made where it is added: the same bits.
+            auto prod = [&](size_t i, const double* pp) {
+              if (i >= sh.nodes) return;
+              uint32_t o = ix[i];
+              if (p.slot[o] != NONE) {
+                double* go = lanes(lg, o);
+                for (size_t r = 0; r < n; ++r) go[r] += gk[r] * pp[r];
+              } else if (p.bound[o] != NONE) {
+                sums[p.bound[o]] += lane_sum(gk, pp, n);
+              }
+            };
+            nary_d_products<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, gk, prod);
+          } else if constexpr (MultiOutput<S>::value) {
             const size_t cnt = sh.count;
             auto gout = [&](size_t i) -> const double* {
               return ix[2 * cnt + i] < c.nnodes ? lanes(lg, ix[2 * cnt + i]) : nullptr;

@@ -408,12 +408,19 @@ struct Dot {  // sum_i x(i) * x(n + i)
   }
   template <class X, class Acc>
   AG_ALWAYS_INLINE static void d_lanes(size_t n, X x, const double*, const double* g, double* t, size_t w, Acc acc) {
+    d_products(n, x, g, [&](size_t j, const double* p) {
+      for (size_t r = 0; r < w; ++r) t[r] = g[r] * p[r];
+      acc(j, t);
+    });
+  }
+  // d_lanes as products: prod(j, p) adds g[r] * p[r] (its rows' partials are
+  // the other factor's lanes) to operand j, in d's order. Batched backward
+  // fuses each product into the add, with no lanes of partials in between.
+  static constexpr bool product_lanes = true;
+  template <class X, class Prod> AG_ALWAYS_INLINE static void d_products(size_t n, X x, const double*, Prod prod) {
     for (size_t i = 0; i < n; ++i) {
-      const double *a = x(i), *b = x(n + i);
-      for (size_t r = 0; r < w; ++r) t[r] = g[r] * b[r];
-      acc(i, t);
-      for (size_t r = 0; r < w; ++r) t[r] = g[r] * a[r];
-      acc(n + i, t);
+      prod(i, x(n + i));
+      prod(n + i, x(i));
     }
   }
 };

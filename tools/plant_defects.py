@@ -395,6 +395,21 @@ DEFECTS = [
         "v[c.batch->input_entry[i]] = X[i];",
         "every row's Hessian is row 0's",
     ),
+    # Batched dot backward as products fused into the adds (Dot::d_products).
+    Defect(
+        "dot-products-wrong-factor",
+        "cpp/ops.hpp",
+        "      prod(n + i, x(i));",
+        "      prod(n + i, x(n + i));",
+        "batched dot gives its second operands their own lanes as partials, not the first's",
+    ),
+    Defect(
+        "ordered-total-drops-a-lane",
+        "cpp/batch.cpp",
+        "  return ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7));",
+        "  return ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + s3);",
+        "shared gradients over a batch leave out every eighth row",
+    ),
     # Replay keeps softplus's exp for backward (Keeps in cpp/ops.hpp).
     Defect(
         "kept-not-made-at-compile",
