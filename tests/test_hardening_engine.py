@@ -101,6 +101,35 @@ def test_items_converted_by_python_code_that_empties_the_list_stay_alive():
     assert float(got["dot"]) == pytest.approx(sum(xs), rel=1e-15)
 
 
+def test_parameters_whose_attributes_free_the_list_stay_alive():
+    # _core._gather / _scatter read a non-Value's attribute with Python code
+    # that empties the caller's list and collects: the engine's own tuple
+    # keeps every Value alive, and decoys made then do not take their nodes.
+    proc = run_child(
+        """
+        import gc, numpy as np, arenagrad as ag
+        class Clearing:
+            grad = 0.0
+            @property
+            def data(self):
+                params.clear(); gc.collect(); return 1.0
+            @data.setter
+            def data(self, v):
+                params.clear(); gc.collect()
+        params = [ag.Value(2.0), Clearing(), ag.Value(3.0)]
+        got = ag._core._gather(params, "data")
+        decoys = [ag.Value(-1.0) for _ in range(50)]
+        params[:] = [ag.Value(2.0), Clearing(), ag.Value(3.0)]
+        a, c = params[0], params[2]
+        ag._core._scatter(params, "data", np.array([5.0, 6.0, 7.0]))
+        decoys += [ag.Value(-2.0) for _ in range(50)]
+        ag._core._check_invariants()
+        print("done", got.tolist(), a.data, c.data)
+        """
+    )
+    assert_clean_exit(proc, "done [2.0, 1.0, 3.0] 5.0 7.0")
+
+
 def test_sequence_whose_getitem_drops_its_items_stays_safe():
     proc = run_child(
         """
@@ -206,6 +235,35 @@ def test_backward_out_of_memory_is_memory_error_and_changes_nothing():
         assert mid.grad == 42.0, "a failed backward changed an intermediate grad"
         out.backward()
         assert xs[3].grad != 0.0
+        ag._core._check_invariants()
+        print("done")
+        """,
+        limits=True,
+    )
+    assert_clean_exit(proc, "MemoryError\ndone")
+
+
+def test_parameter_gather_out_of_memory_is_memory_error_and_changes_nothing():
+    # optim's bulk reads and writes (_core._gather, _core._scatter) allocate
+    # an array as large as the parameter list.
+    proc = run_child(
+        """
+        import numpy as np, arenagrad as ag
+        from arenagrad import optim
+        ps = [ag.Value(float(i)) for i in range(2_000_000)]
+        for p in ps[:3]:
+            p.grad = 1.0
+        opt = optim.SGD(ps, lr=0.5, momentum=0.9)
+        limit_memory(1 << 20)
+        try:
+            opt.step()
+            print("no error")
+        except MemoryError:
+            print("MemoryError")
+        unlimit()
+        assert [p.data for p in ps[:3]] == [0.0, 1.0, 2.0], "a failed step changed the data"
+        opt.step()
+        assert [p.data for p in ps[:3]] == [-0.5, 0.5, 1.5]
         ag._core._check_invariants()
         print("done")
         """,
