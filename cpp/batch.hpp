@@ -20,7 +20,7 @@ namespace ag {
 // of one entry contiguous, so the inner loop over rows vectorises); uniform
 // ones are computed once and broadcast as scalars into the lane loops.
 struct Batch {
-  size_t width = 0;                   // lanes (rows) per block
+  size_t width = 0;                   // most lanes (rows) per block (a run may take fewer: Run::W)
   std::vector<uint32_t> input_entry;  // per input column: its entry, or NONE if the graph does not read it
   std::vector<uint32_t> slot;         // per entry: its lane block, or NONE if uniform
   uint32_t nslots = 0;                // lane blocks: the inputs the graph reads, then `vary`
