@@ -103,7 +103,7 @@ struct Compiled {
   double rhs(size_t k, const double* v) const { return (flags[k] & CONST_B) ? aux[k] : v[b[k]]; }
   // Entry k's n-ary operands: slots [0, nodes) index into the values, the
   // rest are numbers in argnum (both start at a[k]; b[k] counts them).
-  NaryShape shape(size_t k) const { return nary_shape(op[k], b[k], flags[k] & CONST_Y); }
+  AG_ALWAYS_INLINE NaryShape shape(size_t k) const { return nary_shape(op[k], b[k], flags[k] & CONST_Y); }
   template <class F> void for_each_operand(size_t k, F f) const {  // f(entry) for each node operand
     if (is_nary(op[k])) {
       NaryShape sh = shape(k);

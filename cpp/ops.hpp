@@ -680,7 +680,7 @@ struct NaryShape {
   uint32_t nodes;
   size_t count;
 };
-inline NaryShape nary_shape(int op, uint32_t nin, bool const_y) {
+AG_ALWAYS_INLINE NaryShape nary_shape(int op, uint32_t nin, bool const_y) {
   if (op == SOFTMAX) return {nin / 3, size_t(nin / 3)};
   return {const_y ? nin / 2 : nin, op == DOT ? size_t(nin / 2) : size_t(nin)};
 }
