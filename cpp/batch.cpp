@@ -239,9 +239,10 @@ AG_LANES void nary_f_out(size_t n, X x, Out out, double* y, size_t w, bool value
 }
 
 // Sums over a block's rows in an order fixed by n alone, so that shared
-// gradients have the same bits for every thread count: row r goes into
-// running sum r % 8, then the eight are added in a fixed tree (halves
-// first, as a vector register splits). Eight, not four: each running sum is
+// gradients have the same bits for every thread count: row r of each full
+// group of eight goes into running sum r % 8 (the last n % 8 rows into the
+// first), then the eight are added in a fixed tree (halves first, as a
+// vector register splits). Eight, not four: each running sum is
 // a chain of dependent adds, and four left the adder waiting (lane_sum was
 // 30% of the moons step); eight are one AVX-512 vector, or two AVX2 ones,
 // with the same bits. Scalars rather than an array, which GCC spilled.

@@ -398,7 +398,7 @@ struct Dot {  // sum_i x(i) * x(n + i)
       }
     }
   }
-  static constexpr bool lane_form = true;  // as Sum's
+  static constexpr bool lane_form = true;  // f_lanes as Sum's; backward over a block is d_products
   template <class X> AG_ALWAYS_INLINE static void f_lanes(size_t n, X x, double, double* y, size_t w) {
     for (size_t r = 0; r < w; ++r) y[r] = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -406,16 +406,10 @@ struct Dot {  // sum_i x(i) * x(n + i)
       for (size_t r = 0; r < w; ++r) y[r] += a[r] * b[r];
     }
   }
-  template <class X, class Acc>
-  AG_ALWAYS_INLINE static void d_lanes(size_t n, X x, const double*, const double* g, double* t, size_t w, Acc acc) {
-    d_products(n, x, g, [&](size_t j, const double* p) {
-      for (size_t r = 0; r < w; ++r) t[r] = g[r] * p[r];
-      acc(j, t);
-    });
-  }
-  // d_lanes as products: prod(j, p) adds g[r] * p[r] (its rows' partials are
-  // the other factor's lanes) to operand j, in d's order. Batched backward
-  // fuses each product into the add, with no lanes of partials in between.
+  // d over a block of rows as products: prod(j, p) adds g[r] * p[r] (its
+  // rows' partials are the other factor's lanes) to operand j, in d's order.
+  // Batched backward makes each product where it adds it, with no lanes of
+  // partials in between (the same bits: the product rounds before the add).
   static constexpr bool product_lanes = true;
   template <class X, class Prod> AG_ALWAYS_INLINE static void d_products(size_t n, X x, const double*, Prod prod) {
     for (size_t i = 0; i < n; ++i) {

@@ -1,15 +1,17 @@
 // _gather(params, field) and _scatter(params, field, values): what
-//   np.fromiter((float(p.<field>) for p in params), np.float64)
+//   np.array([p.<field> for p in params], dtype=np.float64)
 //   for p, v in zip(params, values): p.<field> = v
-// do, in one C loop. A Value (the exact type) is read and written in its
-// node; anything else (a micrograd Value, a Value subclass that may override
-// the attribute) through Python's attribute protocol, as the loops above.
+// do, in one C loop, for numbers. A Value (the exact type) is read and
+// written in its node; anything else (a micrograd Value, a Value subclass
+// that may override the attribute) through Python's attribute protocol, as
+// the loops above.
 #include "params.hpp"
 
 #include <pybind11/numpy.h>
 
 #include <string>
 
+#include "batch.hpp"
 #include "value.hpp"
 
 namespace py = pybind11;
@@ -56,34 +58,35 @@ py::array_t<double> gather(py::handle params, const std::string& name) {
   return out;
 }
 
-// values: an array of one float per parameter, or one number for all.
+// values: an array of one number per parameter (written as floats), or one
+// number for all (an int stays an int, as `p.data = 0` keeps it one).
 void scatter(py::handle params, const std::string& name, py::handle values) {
   const Field field = field_arg(name);
-  py::tuple items = params_arg(params);
-  const size_t n = items.size();
+  const bool all = PyFloat_Check(values.ptr()) || (PyLong_Check(values.ptr()) && !PyBool_Check(values.ptr()));
   double one = 0;
   py::array_t<double> arr;
-  const bool all = PyFloat_Check(values.ptr()) || PyLong_Check(values.ptr());
   if (all) {
-    if (PyBool_Check(values.ptr()) || !PyFloat_CheckExact(values.ptr()))
-      throw py::type_error("_scatter(): one value for all must be a float");
-    one = PyFloat_AS_DOUBLE(values.ptr());
+    one = PyFloat_AsDouble(values.ptr());
+    if (one == -1.0 && PyErr_Occurred()) throw py::error_already_set();  // an int too large for a float
   } else {
-    arr = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(values);
-    if (!arr || arr.ndim() != 1 || size_t(arr.shape(0)) != n)
-      throw py::value_error("_scatter(): values must be one float per parameter (" + std::to_string(n) + ")");
+    arr = numbers_array(values, "_scatter(): values");
   }
+  py::tuple items = params_arg(params);
+  const size_t n = items.size();
+  if (!all && (arr.ndim() != 1 || size_t(arr.shape(0)) != n))
+    throw py::value_error("_scatter(): values must be one number per parameter (" + std::to_string(n) + ")");
+  const bool from_int = all && PyLong_Check(values.ptr());
   const double* v = all ? nullptr : arr.data();
   py::str attr(name);
   for (size_t i = 0; i < n; ++i) {
     const double d = all ? one : v[i];
     PyObject* p = PyTuple_GET_ITEM(items.ptr(), i);
     if (Py_TYPE(p) == &ValueType) {
-      if (field == DATA) store_data(node_of(p), d, false);
+      if (field == DATA) store_data(node_of(p), d, from_int);
       else node_of(p)->grad = d;
       continue;
     }
-    PyObject* f = PyFloat_FromDouble(d);
+    PyObject* f = from_int ? Py_NewRef(values.ptr()) : PyFloat_FromDouble(d);
     if (!f) throw py::error_already_set();
     int r = PyObject_SetAttr(p, attr.ptr(), f);
     Py_DECREF(f);
@@ -95,9 +98,9 @@ void scatter(py::handle params, const std::string& name, py::handle values) {
 
 void bind_params(py::module_& m) {
   m.def("_gather", &gather, py::arg("params"), py::arg("field"),
-        "Each parameter's .data or .grad (field) as a float64 array, as float(p.<field>) reads it.");
+        "Each parameter's .data or .grad (field) as a float64 array (numbers only).");
   m.def("_scatter", &scatter, py::arg("params"), py::arg("field"), py::arg("values"),
-        "Sets each parameter's .data or .grad (field) to a float: values[i], or values for all if a float.");
+        "Sets each parameter's .data or .grad (field): to values[i] (a float), or to values for all if one number.");
 }
 
 }  // namespace ag

@@ -314,6 +314,10 @@ def test_to_pm1():
         data.to_pm1(np.array([-1, 0, 1]))
     with pytest.raises(ValueError):
         data.to_pm1(np.array([0.5, 1.0]))
+    for bad in (np.array(["0", "1"]), [None, 1], [1, float("nan")]):
+        with pytest.raises(ValueError):
+            data.to_pm1(bad)
+    np.testing.assert_array_equal(data.to_pm1(np.array([True, False])), [1, -1])
 
 
 def test_one_hot():

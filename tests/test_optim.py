@@ -515,12 +515,15 @@ def test_bulk_access_errors():
     v = core.Value(1.0)
     with pytest.raises(ValueError, match="field"):
         core._gather([v], "value")
-    with pytest.raises(ValueError, match="one float per parameter"):
+    with pytest.raises(ValueError, match="one number per parameter"):
         core._scatter([v, v], "data", np.zeros(3))
+    with pytest.raises(TypeError, match="real numbers"):
+        core._scatter([v], "data", np.array(["1.0"]))
     with pytest.raises(TypeError):
-        core._scatter([v], "grad", True)
+        core._scatter([v], "data", [None])  # numpy would make it NaN
     with pytest.raises(TypeError):
         core._gather(v, "data")  # not a sequence
+    assert v.data == 1.0
 
     class Bad:
         data, grad = "1.0", None
@@ -529,6 +532,53 @@ def test_bulk_access_errors():
         core._gather([v, Bad()], "data")
     with pytest.raises(AttributeError):
         core._gather([object()], "grad")
+
+
+def test_one_number_for_all_is_written_as_assignment_writes_it():
+    core = _engine()
+    a, b = core.Value(1.5), P(2.5)
+    core._scatter([a, b], "data", 0)
+    assert (repr(a.data), b.data, type(b.data)) == ("0", 0, int)  # as p.data = 0
+    core._scatter([a, b], "grad", np.float64(0.25))
+    assert (a.grad, b.grad) == (0.25, 0.25)
+
+
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+        lambda ps: optim.Adam(ps, lr=0.1, amsgrad=True),
+    ],
+)
+def test_a_step_whose_write_fails_changes_no_state(make_opt, monkeypatch):
+    ps = [P(1.0), P(-2.0)]
+    opt = make_opt(ps)
+    for p in ps:
+        p.grad = 0.5
+    opt.step()
+    before = opt.state_dict()
+    data = [p.data for p in ps]
+
+    def fail(*args):
+        raise MemoryError
+
+    monkeypatch.setattr(optim._core, "_scatter", fail)
+    with pytest.raises(MemoryError):
+        opt.step()
+    monkeypatch.undo()
+    after = opt.state_dict()
+    assert [p.data for p in ps] == data
+    assert after.keys() == before.keys()
+    for k, v in before["state"].items():
+        np.testing.assert_array_equal(after["state"][k], v)
+    # and the next step is the one the failed step would have been
+    opt.step()
+    fresh = make_opt([P(1.0), P(-2.0)])
+    for p in fresh.params:
+        p.grad = 0.5
+    fresh.step()
+    fresh.step()
+    assert [p.data for p in ps] == [p.data for p in fresh.params]
 
 
 def test_bulk_access_survives_attributes_that_change_the_list():

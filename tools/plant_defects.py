@@ -242,8 +242,8 @@ DEFECTS = [
     Defect(
         "zero-grad-keeps-grads",
         "python/arenagrad/nn/module.py",
-        "        for p in self.parameters():\n            p.grad = 0.0",
-        "        for p in self.parameters():\n            pass",
+        '        _core._scatter(self.parameters(), "grad", 0.0)',
+        '        _core._scatter([], "grad", 0.0)',
         "Module.zero_grad does nothing",
     ),
     # ------------------------------------------------------------------ losses
@@ -271,8 +271,8 @@ DEFECTS = [
     Defect(
         "to-pm1-zero",
         "python/arenagrad/data.py",
-        "np.where(y == 1, 1, -1)",
-        "np.where(y == 1, 1, 0)",
+        "np.where(pos, 1, -1)",
+        "np.where(pos, 1, 0)",
         "0/1 labels map to 0/1, not -1/+1",
     ),
     # ------------------------------------------------------------------ data loading
@@ -394,6 +394,28 @@ DEFECTS = [
         "v[c.batch->input_entry[i]] = X[r * k + i];",
         "v[c.batch->input_entry[i]] = X[i];",
         "every row's Hessian is row 0's",
+    ),
+    # Optimizers read and write parameters in one C loop (cpp/params.cpp).
+    Defect(
+        "gather-reads-grad-for-data",
+        "cpp/params.cpp",
+        "o[i] = field == DATA ? node_of(p)->data : node_of(p)->grad;",
+        "o[i] = node_of(p)->grad;",
+        "an optimizer step reads every Value's gradient as its data",
+    ),
+    Defect(
+        "scatter-keeps-int-display",
+        "cpp/params.cpp",
+        "if (field == DATA) store_data(node_of(p), d, from_int);",
+        "if (field == DATA) store_data(node_of(p), d, true);",
+        "a Value shows as an int after an optimizer step wrote a float",
+    ),
+    Defect(
+        "batch-width-follows-threads",
+        "cpp/batch.cpp",
+        "W = std::min(p.width, std::max<size_t>(16, ((N + 1) / 2 + 15) / 16 * 16));",
+        "W = std::min(p.width, std::max<size_t>(16, ((N + threads::count() - 1) / threads::count() + 15) / 16 * 16));",
+        "the block width follows the thread count, so shared gradients change bits with it",
     ),
     # Batched dot backward as products fused into the adds (Dot::d_products).
     Defect(

@@ -327,7 +327,7 @@ def to_pm1(y: Any) -> np.ndarray:
         ValueError: a label outside {-1, 0, 1}, or both 0 and -1 among the labels.
     """
     y = np.asarray(y)
-    if y.dtype.kind not in "biufO":  # strings never equal a number
+    if y.dtype.kind not in "biufcO":  # strings never equal a number
         raise ValueError("to_pm1 expects labels in {0, 1} or in {-1, +1}")
     pos, zero, neg = y == 1, y == 0, y == -1  # comparisons: np.isin costs ten times more
     if not (pos | zero | neg).all() or (zero.any() and neg.any()):

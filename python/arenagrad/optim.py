@@ -88,10 +88,16 @@ class Optimizer:
     def _scatter(self, data: np.ndarray) -> None:
         _core._scatter(self.params, "data", data)
 
+    def _state_copy(self) -> Dict[str, Any]:
+        """The state with its arrays copied. A step updates a copy and keeps it only
+        once the new data is written, so a step that fails before it writes (out of
+        memory, say) leaves the state as it was too."""
+        return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in self.state.items()}
+
     def state_dict(self) -> Dict[str, Any]:
         """Hyperparameters plus ``"state"``: plain Python numbers and numpy array copies."""
         sd: Dict[str, Any] = {name: getattr(self, name) for name in self.defaults}
-        sd["state"] = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in self.state.items()}
+        sd["state"] = self._state_copy()
         return sd
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
@@ -177,21 +183,23 @@ class SGD(Optimizer):
         """Perform one SGD update; returns ``closure()`` if a closure is given."""
         loss = closure() if closure is not None else None
         p, g = self._gather()
+        state = self._state_copy()
         if self.maximize:
             g = -g
         if self.weight_decay != 0:
             g = g + self.weight_decay * p
         if self.momentum != 0:
-            buf = self.state.get("momentum_buffer")
+            buf = state.get("momentum_buffer")
             if buf is None:
                 # torch starts the buffer at the first gradient, undampened.
-                buf = self.state["momentum_buffer"] = g.copy()
+                buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= self.momentum
                 buf += (1 - self.dampening) * g
             g = g + self.momentum * buf if self.nesterov else buf
         p -= self.lr * g
         self._scatter(p)
+        self.state = state
         return loss
 
 
@@ -257,7 +265,7 @@ class Adam(Optimizer):
         loss = closure() if closure is not None else None
         p, g = self._gather()
         beta1, beta2 = self.betas
-        state = self.state
+        state = self._state_copy()
         if not state:
             n = len(p)
             state["step"] = 0
@@ -297,6 +305,7 @@ class Adam(Optimizer):
             denom = np.sqrt(v) / bias_correction2_sqrt + self.eps
         p -= step_size * (m / denom)
         self._scatter(p)
+        self.state = state
         return loss
 
 
