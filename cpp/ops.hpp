@@ -97,7 +97,9 @@ struct Sigmoid : UnaryOp {
   static constexpr const char* name = "sigmoid";
   static constexpr Kind kind = ACTIVATION;
   static constexpr const char* doc = "1 / (1 + exp(-x)), computed without overflow.";
-  static Err f(double x, double, double& y) {
+  // Always inlined, so that where d and d2 both want it (second order) the
+  // compiler computes it once.
+  AG_ALWAYS_INLINE static Err f(double x, double, double& y) {
     // exp of minus |x| never overflows.
     y = of_exp(x, vm::exp(-std::fabs(x)));
     return OK;
