@@ -31,6 +31,10 @@ struct BusyGuard {
 };
 
 struct Batch;  // batch.hpp
+struct SecondCache;  // second.cpp
+struct SecondCacheFree {
+  void operator()(SecondCache* p) const;
+};
 
 struct Compiled {
   // Entries [0, nleaves) are leaves, the rest follow in topological order.
@@ -67,6 +71,7 @@ struct Compiled {
   bool is_single = false;  // compiled from one Value (forward returns a float), not a list
   std::atomic<bool> busy{false};
   std::unique_ptr<Batch> batch;  // the batched-replay plan, when compiled with inputs
+  std::unique_ptr<SecondCache, SecondCacheFree> second_cache;  // second order's buffers, kept between calls
 
   Compiled(pybind11::object outputs, pybind11::object watch, pybind11::object inputs);
   ~Compiled();

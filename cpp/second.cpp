@@ -30,7 +30,7 @@ namespace py = pybind11;
 
 namespace ag {
 
-namespace {
+namespace second {
 
 // Hessian columns per pass over the tape: bounds the lanes' memory (two
 // doubles per entry per lane) while sharing each entry's derivatives.
@@ -227,6 +227,23 @@ struct Lanes {
   }
 };
 
+}  // namespace second
+
+// What second order keeps between calls on one graph: the shape, and each
+// worker's values and lanes (allocating and zeroing them, and finding what the
+// output depends on, cost a tenth of an hvp on the 10,000-op graph).
+struct SecondCache {
+  second::Shape s;
+  size_t L = 0;  // the lanes the workers' Lanes were made for
+  std::vector<second::Lanes> lanes;
+  std::vector<std::vector<double>> vals;
+  explicit SecondCache(const Compiled& c) : s(c) {}
+};
+
+void SecondCacheFree::operator()(SecondCache* p) const { delete p; }
+
+namespace second {
+
 void one_output(const Compiled& c, What what) {
   if (c.out_index.size() != 1)
     throw py::value_error(std::string(WHAT_NAME[what]) + " needs a graph compiled from one output; this one has " +
@@ -283,7 +300,9 @@ py::object second_order(Compiled& c, What what, py::handle dir_in, py::handle ro
     N = rows.shape(0);
     k = rows.shape(1);
   }
-  const Shape s(c);
+  if (!c.second_cache) c.second_cache.reset(new SecondCache(c));
+  SecondCache& sc = *c.second_cache;
+  const Shape& s = sc.s;
   const size_t n = s.leaves.size();
   py::array_t<double> dir;
   size_t dir_stride = 0;
@@ -301,10 +320,14 @@ py::object second_order(Compiled& c, What what, py::handle dir_in, py::handle ro
   const bool anomaly = anomaly_enabled;
   const size_t workers = std::max<size_t>(1, std::min(threads::count(), N));
   const size_t L = what == HESSIAN ? std::min(MAX_LANES, std::max<size_t>(n, 1)) : 1;
-  std::vector<Lanes> lanes;
-  lanes.reserve(workers);
-  std::vector<std::vector<double>> vals(workers, std::vector<double>(c.size()));
-  for (size_t w = 0; w < workers; ++w) lanes.emplace_back(c, s, L);
+  if (sc.L != L) {
+    sc.lanes.clear();
+    sc.L = L;
+  }
+  while (sc.lanes.size() < workers) sc.lanes.emplace_back(c, s, L);  // an allocation that fails leaves fewer: made again next time
+  while (sc.vals.size() < workers) sc.vals.emplace_back(c.size());
+  std::vector<Lanes>& lanes = sc.lanes;
+  std::vector<std::vector<double>>& vals = sc.vals;
 
   const double* X = batched ? rows.data() : nullptr;
   const double* D = dir ? dir.data() : nullptr;
@@ -354,24 +377,26 @@ py::object second_order(Compiled& c, What what, py::handle dir_in, py::handle ro
   return std::move(out);
 }
 
-}  // namespace
+}  // namespace second
+
+using second::second_order;
 
 py::object Compiled::jvp(py::object tangents_in, py::object rows) {
-  return second_order(*this, JVP, tangents_in, rows);
+  return second_order(*this, second::JVP, tangents_in, rows);
 }
 
 py::object Compiled::hvp(py::object v_in, py::object rows) {
-  one_output(*this, HVP);
-  return second_order(*this, HVP, v_in, rows);
+  second::one_output(*this, second::HVP);
+  return second_order(*this, second::HVP, v_in, rows);
 }
 
 py::object Compiled::hessian(py::object rows) {
-  one_output(*this, HESSIAN);
-  return second_order(*this, HESSIAN, py::none(), rows);
+  second::one_output(*this, second::HESSIAN);
+  return second_order(*this, second::HESSIAN, py::none(), rows);
 }
 
 py::object Compiled::jacobian(py::object rows) {
-  return second_order(*this, JACOBIAN, py::none(), rows);
+  return second_order(*this, second::JACOBIAN, py::none(), rows);
 }
 
 }  // namespace ag

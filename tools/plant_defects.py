@@ -417,6 +417,14 @@ DEFECTS = [
         "W = std::min(p.width, std::max<size_t>(16, ((N + threads::count() - 1) / threads::count() + 15) / 16 * 16));",
         "the block width follows the thread count, so shared gradients change bits with it",
     ),
+    # Second order keeps its buffers between calls (SecondCache in cpp/second.cpp).
+    Defect(
+        "second-cache-keeps-lanes-of-another-width",
+        "cpp/second.cpp",
+        "  if (sc.L != L) {\n    sc.lanes.clear();\n    sc.L = L;\n  }",
+        "  sc.L = L;",
+        "an hvp's one-lane buffers serve a later 16-lane Hessian",
+    ),
     # Batched dot backward as products fused into the adds (Dot::d_products).
     Defect(
         "dot-products-wrong-factor",
