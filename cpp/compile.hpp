@@ -56,7 +56,8 @@ struct Compiled {
   // The entries forward computes, in order (not a softmax output: its value
   // is its softmax's to write), and those backward steps through, in sweep
   // order (those that require grad and pass gradients on). Lists rather than
-  // tests per entry: measured 10-20% faster single-row replay.
+  // tests per entry: on the 10,000-op graph's single-row replay, backward
+  // 53 -> 44 us; forward about 1%.
   std::vector<uint32_t> eval_order, sweep_order;
   std::vector<Node*> leaf_nodes;  // referenced: replay reads their data, writes their grad
   std::vector<Node*> out_nodes;   // referenced: forward writes their data

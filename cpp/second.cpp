@@ -231,7 +231,7 @@ struct Lanes {
 
 // What second order keeps between calls on one graph: the shape, and each
 // worker's values and lanes (allocating and zeroing them, and finding what the
-// output depends on, cost a tenth of an hvp on the 10,000-op graph).
+// output depends on, were a quarter of an hvp on the 10,000-op graph).
 struct SecondCache {
   second::Shape s;
   size_t L = 0;  // the lanes the workers' Lanes were made for
