@@ -113,6 +113,7 @@ std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>
   for (uint32_t k : p->vary) {
     if (!is_nary(c.op[k])) continue;
     p->max_slots = std::max<size_t>(p->max_slots, c.b[k]);
+    if (with_op<bool>(c.op[k], [](auto t) { return SrcOperands<typename decltype(t)::op>::value; })) continue;
     p->bcast_at[k] = static_cast<uint32_t>(p->nbcast);
     for (uint32_t i = 0; i < c.b[k]; ++i) {
       uint32_t o = c.args[c.a[k] + i];
@@ -151,13 +152,6 @@ std::string shape_text(const std::vector<py::ssize_t>& s) {
 }
 
 namespace {
-
-// An operand's lanes in a block: its row values, or one value for every row
-// (a uniform entry or a constant, broadcast rather than copied).
-struct Src {
-  const double* p;
-  double s;
-};
 
 // The lane loops. Each is the op struct's f or d over rows, kept this plain
 // so that the compiler vectorises it (the transcendentals too: vmath.hpp).
@@ -267,6 +261,12 @@ AG_LANES double lane_sum(const double* g, const double* d, size_t n) {
   return ordered_total(n, [g, d](size_t r) { return g[r] * d[r]; });
 }
 
+// sum over rows of g[r] * f[r], f an operand's Src.
+AG_LANES double lane_sum(const double* g, Src f, size_t n) {
+  if (f.p) return ordered_total(n, [g, f](size_t r) { return g[r] * f.p[r]; });
+  return ordered_total(n, [g, f](size_t r) { return g[r] * f.s; });
+}
+
 // The first failure in a batch: its row, and what eager would raise for it.
 struct Failure {
   size_t row = SIZE_MAX;
@@ -328,11 +328,21 @@ struct Run {
     }
   }
 
+  // Src operands of n-ary entry e: a varying operand's lanes; a uniform
+  // one's value or a number, as a scalar.
+  void slot_srcs(double* lv, uint32_t e, Src* out) const {
+    const uint32_t nin = c.b[e];
+    for (uint32_t i = 0; i < nin; ++i) {
+      uint32_t o = c.args[c.a[e] + i];
+      out[i] = o == NONE ? Src{nullptr, c.argnum[c.a[e] + i]} : src(lv, o);
+    }
+  }
+
   // The broadcast lanes of every varying n-ary entry's uniform operands and numbers.
   void fill_bcast() {
     bcast.assign(p.nbcast * W, 0.0);
     for (uint32_t e : p.vary) {
-      if (!is_nary(c.op[e])) continue;
+      if (p.bcast_at[e] == NONE) continue;  // not n-ary, or takes Src operands
       double* b = bcast.data() + size_t(p.bcast_at[e]) * W;
       for (uint32_t i = 0; i < c.b[e]; ++i) {
         uint32_t o = c.args[c.a[e] + i];
@@ -380,12 +390,17 @@ struct Run {
         } else {
           static_assert(HasLanes<S>::value, "an n-ary op needs its lane form (f_lanes, d_lanes) for batched replay");
           const size_t cnt = c.shape(e).count;
-          slot_lanes(lv, e, ptr);
-          if constexpr (MultiOutput<S>::value) {
+          if constexpr (SrcOperands<S>::value) {
+            Src* src = reinterpret_cast<Src*>(ptr);
+            slot_srcs(lv, e, src);
+            nary_f<S>(cnt, [src](size_t i) { return src[i]; }, c.aux[e], y, n);
+          } else if constexpr (MultiOutput<S>::value) {
+            slot_lanes(lv, e, ptr);
             // Its outputs' lanes are slots [cnt, 2 cnt): written here.
             auto out = [ptr, cnt](size_t i) { return const_cast<double*>(ptr[cnt + i]); };
             nary_f_out<S>(cnt, [ptr](size_t i) { return ptr[i]; }, out, y, n, c.wants_value(e));
           } else {
+            slot_lanes(lv, e, ptr);
             nary_f<S>(cnt, [ptr](size_t i) { return ptr[i]; }, c.aux[e], y, n);
           }
           return 0;
@@ -478,7 +493,6 @@ struct Run {
         } else {
           NaryShape sh = c.shape(e);
           const uint32_t* ix = c.args.data() + c.a[e];
-          slot_lanes(lv, e, ptr);
           auto to = [&](size_t i, const double* d) {
             if (i >= sh.nodes) return;
             uint32_t o = ix[i];
@@ -490,25 +504,34 @@ struct Run {
             }
           };
           if constexpr (ProductLanes<S>::value) {
-            // to(i, gk * p) with the product made where it is added: the same bits.
-            auto prod = [&](size_t i, const double* pp) {
+            static_assert(SrcOperands<S>::value, "d_products passes the other factor's Src");
+            Src* src = reinterpret_cast<Src*>(ptr);
+            slot_srcs(lv, e, src);
+            // to(i, gk * f) with the product made where it is added: the same bits.
+            auto prod = [&](size_t i, Src f) {
               if (i >= sh.nodes) return;
               uint32_t o = ix[i];
               if (p.slot[o] != NONE) {
                 double* go = lanes(lg, o);
-                for (size_t r = 0; r < n; ++r) go[r] += gk[r] * pp[r];
+                if (f.p) {
+                  for (size_t r = 0; r < n; ++r) go[r] += gk[r] * f.p[r];
+                } else {
+                  for (size_t r = 0; r < n; ++r) go[r] += gk[r] * f.s;
+                }
               } else if (p.bound[o] != NONE) {
-                sums[p.bound[o]] += lane_sum(gk, pp, n);
+                sums[p.bound[o]] += lane_sum(gk, f, n);
               }
             };
-            nary_d_products<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, gk, prod);
+            nary_d_products<S>(sh.count, [src](size_t i) { return src[i]; }, gk, prod);
           } else if constexpr (MultiOutput<S>::value) {
+            slot_lanes(lv, e, ptr);
             const size_t cnt = sh.count;
             auto gout = [&](size_t i) -> const double* {
               return ix[2 * cnt + i] < c.nnodes ? lanes(lg, ix[2 * cnt + i]) : nullptr;
             };
             nary_reverse<S>(cnt, [ptr](size_t i) { return ptr[i]; }, gk, gout, tmp + W, tmp, n, to);
           } else {
+            slot_lanes(lv, e, ptr);
             nary_d<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, y, gk, tmp, n, to);
           }
         }
@@ -544,7 +567,8 @@ struct Run {
     double* lg = lv + nslots * W;
     double* tmp = lg + nslots * W;      // 2 W: a binary op's two derivatives
     static_assert(sizeof(const double*) == sizeof(double), "pointers are kept in the scratch of doubles");
-    auto** ptr = reinterpret_cast<const double**>(tmp + 2 * W);  // max_slots: an n-ary entry's operands
+    static_assert(sizeof(Src) == 2 * sizeof(double), "so are Src operands, in the same place");
+    auto** ptr = reinterpret_cast<const double**>(tmp + 2 * W);  // 2 max_slots: an n-ary entry's operands
     double* sums = grad ? p.sums.data() + ci * p.nbound : nullptr;
     const size_t m = c.out_index.size();
     for (size_t b = ci * chunk_blocks; b < std::min(nblocks, (ci + 1) * chunk_blocks); ++b) {
@@ -577,7 +601,7 @@ struct Run {
   // Python error set if a signal handler raised.
   bool drive() {
     size_t workers = threads::count();
-    size_t scratch = (2 * nslots + 2) * W + p.max_slots;  // see chunk()
+    size_t scratch = (2 * nslots + 2) * W + 2 * p.max_slots;  // see chunk()
     fill_bcast();
     if (p.work.size() < workers) p.work.resize(workers);
     for (size_t w = 0; w < workers; ++w)

@@ -311,6 +311,17 @@ struct LogSoftmaxOut {
 };
 
 // ---------------------------------------------------------------- n-ary ops
+// An operand over a block of rows, for an op whose lane form takes them
+// (src_operands): its lanes p, or (p null) the value s of every row.
+struct Src {
+  const double* p;
+  double s;
+};
+// Whether an n-ary op's lane form takes its operands as Src (Dot's does), so
+// that its uniform operands need no broadcast lanes.
+template <class S, class = void> struct SrcOperands : std::false_type {};
+template <class S> struct SrcOperands<S, std::void_t<decltype(S::src_operands)>> : std::true_type {};
+
 // x(i) reads operand i; n counts operands (for Dot: pairs). d calls
 // acc(i, g * dy/dx_i) for each operand; Dot's second operand list is i >= n.
 
@@ -400,18 +411,32 @@ struct Dot {  // sum_i x(i) * x(n + i)
       }
     }
   }
-  static constexpr bool lane_form = true;  // f_lanes as Sum's; backward over a block is d_products
+  // Over a block of w rows x(i) is operand i's Src: its lanes, or one value
+  // for every row (a shared weight, a number), read as that scalar rather
+  // than broadcast into lanes (a layer's weights are most of its operands).
+  // Per row, the same products added in the same order as f: the same bits.
+  static constexpr bool lane_form = true;
+  static constexpr bool src_operands = true;
   template <class X> AG_ALWAYS_INLINE static void f_lanes(size_t n, X x, double, double* y, size_t w) {
     for (size_t r = 0; r < w; ++r) y[r] = 0;
     for (size_t i = 0; i < n; ++i) {
-      const double *a = x(i), *b = x(n + i);
-      for (size_t r = 0; r < w; ++r) y[r] += a[r] * b[r];
+      const Src a = x(i), b = x(n + i);
+      if (a.p && b.p) {
+        for (size_t r = 0; r < w; ++r) y[r] += a.p[r] * b.p[r];
+      } else if (a.p || b.p) {
+        const double* v = a.p ? a.p : b.p;
+        const double s = a.p ? b.s : a.s;
+        for (size_t r = 0; r < w; ++r) y[r] += v[r] * s;
+      } else {
+        const double t = a.s * b.s;
+        for (size_t r = 0; r < w; ++r) y[r] += t;
+      }
     }
   }
-  // d over a block of rows as products: prod(j, p) adds g[r] * p[r] (its
-  // rows' partials are the other factor's lanes) to operand j, in d's order.
-  // Batched backward makes each product where it adds it, with no lanes of
-  // partials in between (the same bits: the product rounds before the add).
+  // d over a block of rows as products: prod(j, f) adds g[r] * f[r] (f the
+  // other factor's Src) to operand j, in d's order. Batched backward makes
+  // each product where it adds it, with no lanes of partials in between (the
+  // same bits: the product rounds before the add).
   static constexpr bool product_lanes = true;
   template <class X, class Prod> AG_ALWAYS_INLINE static void d_products(size_t n, X x, const double*, Prod prod) {
     for (size_t i = 0; i < n; ++i) {

@@ -252,6 +252,34 @@ def test_shared_gradients_are_the_sum_over_rows_and_inputs_get_theirs():
     np.testing.assert_allclose(got, sums, rtol=1e-12, atol=1e-15)
 
 
+def dot_mix(x, w):
+    """A dot whose pairs are every kind of operand pair: varying x varying,
+    varying x shared, shared x varying, shared x shared, number x each."""
+    return ag.dot([x[0], x[1], w[0], w[1], 2.0, x[0], 3.0, -1.5], [x[1], w[2], x[0], w[3], x[1], 0.5, w[0], 4.0]).tanh()
+
+
+def test_dot_over_rows_reads_shared_operands_and_numbers_as_eager_does():
+    """Batched dot takes a shared or number operand as one value for every row
+    (no broadcast lanes): the values and input gradients must still be
+    eager's bits, the shared ones the sum of eager's."""
+    wv = [0.7, -1.3, 0.4, 2.1]
+    xs, w = leaves([0.0, 0.0], requires_grad=False), leaves(wv)
+    cg = ag.compile(dot_mix(xs, w), inputs=xs)
+    X = np.random.default_rng(5).normal(size=(77, 2))
+    Y, G = cg.value_and_grad(X)
+    sums = [[] for _ in wv]
+    for i, x in enumerate(X):
+        xi, wi = leaves(x), leaves(wv)
+        out = dot_mix(xi, wi)
+        out.backward()
+        assert out.data == Y[i]
+        assert [v.grad for v in xi] == list(G[i])
+        for j, v in enumerate(wi):
+            sums[j].append(v.grad)
+    for v, terms in zip(w, sums):
+        assert abs(v.grad - math.fsum(terms)) <= 1e-12 * math.fsum(map(abs, terms))
+
+
 def test_input_gradients_match_finite_differences():
     params = make_params(3)
     xs = leaves([0.0, 0.0], requires_grad=False)
