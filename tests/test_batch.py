@@ -280,6 +280,26 @@ def test_dot_over_rows_reads_shared_operands_and_numbers_as_eager_does():
         assert abs(v.grad - math.fsum(terms)) <= 1e-12 * math.fsum(map(abs, terms))
 
 
+def test_rows_and_seeds_in_any_layout_or_dtype_give_the_same_numbers():
+    """A float64 array in C order is read in place; every other layout, byte
+    order or dtype is converted first, to the same numbers."""
+    params = make_params(4)
+    xs = leaves([0.0, 0.0], requires_grad=False)
+    cg = ag.compile(mlp_loss(xs, params), inputs=xs)
+    X = np.random.default_rng(6).integers(-3, 4, size=(40, 2)).astype(np.float64)
+    S = np.random.default_rng(7).integers(1, 5, size=40).astype(np.float64)
+    want_y, want_g = cg.value_and_grad(X, S)
+    readonly, wide = X.copy(), np.zeros((40, 4))
+    readonly.flags.writeable = False
+    wide[:, ::2] = X
+    layouts = [np.asfortranarray(X), wide[:, ::2], X.astype(">f8"), X.astype(np.float32), X.astype(np.int64), readonly]
+    for rows in layouts:
+        for seeds in (S, S.astype(np.float32), np.repeat(S, 2)[::2]):
+            y, g = cg.value_and_grad(rows, seeds)
+            np.testing.assert_array_equal(y, want_y)
+            np.testing.assert_array_equal(g, want_g)
+
+
 def test_input_gradients_match_finite_differences():
     params = make_params(3)
     xs = leaves([0.0, 0.0], requires_grad=False)

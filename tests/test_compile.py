@@ -235,7 +235,7 @@ def test_compiled_step_matches_eager_step(loss):
     y = rng.integers(0, k, 13) if k > 1 else (rng.integers(0, 2, 13) if loss == "hinge" else rng.normal(size=13))
     eager, compiled = nn.MLP(2, [5, k], seed=4), nn.MLP(2, [5, k], seed=4)
     step = nn.CompiledStep(compiled, loss, batch_size=5, in_features=2, num_classes=k if k > 1 else None)
-    for lo, hi in [(0, 5), (5, 10), (10, 13)]:  # the last batch is short: recorded on first use
+    for lo, hi in [(0, 5), (5, 10), (10, 13), (3, 8)]:  # a short batch, then the first size again
         xb, yb = X[lo:hi], y[lo:hi]
         eager.zero_grad()
         compiled.zero_grad()

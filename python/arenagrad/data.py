@@ -329,8 +329,10 @@ def to_pm1(y: Any) -> np.ndarray:
     y = np.asarray(y)
     if y.dtype.kind not in "biufcO":  # strings never equal a number
         raise ValueError("to_pm1 expects labels in {0, 1} or in {-1, +1}")
-    pos, zero, neg = y == 1, y == 0, y == -1  # comparisons: np.isin costs ten times more
-    if not (pos | zero | neg).all() or (zero.any() and neg.any()):
+    # Counts of comparisons: np.isin costs ten times more, and or-ing the masks twice.
+    pos = y == 1
+    zeros, negs = np.count_nonzero(y == 0), np.count_nonzero(y == -1)
+    if np.count_nonzero(pos) + zeros + negs != y.size or (zeros and negs):
         raise ValueError("to_pm1 expects labels in {0, 1} or in {-1, +1}")
     return np.where(pos, 1, -1).astype(np.int64)
 

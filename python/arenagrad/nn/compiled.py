@@ -25,7 +25,7 @@ least recently used one dropped to make room.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import numpy as np
 
@@ -39,6 +39,9 @@ __all__ = ["CompiledStep", "CompiledForward", "placeholders"]
 # A loss builder gets the model's outputs for the placeholder batch and the
 # placeholder targets, and returns the loss Value.
 LossBuilder = Callable[[List[Any], List[Any]], Any]
+
+# How many batch sizes' output gradients a per-sample CompiledStep keeps.
+_SEEDS_KEPT = 8
 
 
 def placeholders(n: int, width: Optional[int] = None) -> List[Any]:
@@ -134,6 +137,8 @@ class CompiledStep:
         self.penalty = penalty
         # Batch size -> recording, least recently used first (custom builders).
         self._recordings: OrderedDict[int, _Recording] = OrderedDict()
+        # Batch size -> the output gradients of a per-sample replay (read-only).
+        self._seeds: Dict[int, np.ndarray] = {}
         #: The model's outputs for the last batch: Values (each a Value or a list) for a
         #: custom builder; for a loss from nn.LOSSES, an array, ``(n,)`` for one output
         #: per sample or ``(n, outputs)``.
@@ -157,8 +162,12 @@ class CompiledStep:
     def _rows(self, xb: Any, yb: Any) -> np.ndarray:
         """The batch as rows of features then targets, the per-sample graph's inputs."""
         x = self._features(xb)
-        t = self._targets(yb, x.shape[0]).reshape(x.shape[0], -1)
-        return np.hstack([x, t])
+        n, k = x.shape
+        t = self._targets(yb, n).reshape(n, -1)
+        rows = np.empty((n, k + t.shape[1]))
+        rows[:, :k] = x
+        rows[:, k:] = t
+        return rows
 
     def _run_rows(self, xb: Any, yb: Any, grad: bool) -> float:
         rec = self._per_sample
@@ -168,14 +177,20 @@ class CompiledStep:
         if n == 0:
             raise ValueError("a batch must have at least one sample")
         if grad:
-            # d(mean loss)/d(sample loss) is 1/n; the outputs are not differentiated.
-            seeds = np.zeros((n, 1 + rec.num_outputs))
-            seeds[:, 0] = 1.0 / n
+            seeds = self._seeds.get(n)
+            if seeds is None:
+                # d(mean loss)/d(sample loss) is 1/n; the outputs are not differentiated.
+                seeds = np.zeros((n, 1 + rec.num_outputs))
+                seeds[:, 0] = 1.0 / n
+                seeds.flags.writeable = False
+                if len(self._seeds) >= _SEEDS_KEPT:  # batch sizes that keep changing
+                    self._seeds.clear()
+                self._seeds[n] = seeds
             values, _ = rec.graph.value_and_grad(rows, seeds)
         else:
             values = rec.graph.forward(rows)
         self.outputs = values[:, 1] if rec.num_outputs == 1 else values[:, 1:]
-        loss = float(np.mean(values[:, 0]))
+        loss = float(values[:, 0].sum()) / n  # np.mean's bits, without its overhead
         if rec.penalty is not None:
             loss += rec.penalty.forward()
             if grad:
