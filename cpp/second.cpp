@@ -101,7 +101,9 @@ struct Lanes {
   // Forward mode: an entry's tangent is the sum over its operands of its
   // partial derivative times theirs (its backward step with a gradient of 1,
   // summed instead of scattered).
-  void tangents(const double* v, size_t L) {
+  // FL: the lane count when known at compile time (hvp's one), else 0.
+  template <size_t FL = 0> void tangents(const double* v, size_t lanes) {
+    const size_t L = FL ? FL : lanes;
     for (size_t k = c.nleaves; k < c.size(); ++k) {
       double* dk = dot.data() + k * L;
       std::fill(dk, dk + L, 0.0);
@@ -129,7 +131,8 @@ struct Lanes {
   // The reverse sweep from `out` carrying gradients g and, per lane, their
   // derivatives gd along the tangents (forward-over-reverse: gd at a leaf is
   // (H t_j) there).
-  void reverse(const double* v, size_t L, uint32_t out) {
+  template <size_t FL = 0> void reverse(const double* v, size_t lanes, uint32_t out) {
+    const size_t L = FL ? FL : lanes;
     mark(out);
     std::fill(g.begin(), g.end(), 0.0);
     std::fill(gd.begin(), gd.begin() + c.size() * L, 0.0);
@@ -203,8 +206,8 @@ struct Lanes {
         break;
       case HVP:
         seed(1, [&](size_t i, size_t) { return dir[i]; });
-        tangents(v, 1);
-        reverse(v, 1, c.out_index[0]);
+        tangents<1>(v, 1);  // one lane, known here: no loops over lanes
+        reverse<1>(v, 1, c.out_index[0]);
         for (size_t i = 0; i < n; ++i) out[i] = gd[s.leaves[i]];
         break;
       case HESSIAN:

@@ -440,6 +440,56 @@ DEFECTS = [
         "  return ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + s3);",
         "shared gradients over a batch leave out every eighth row",
     ),
+    # Batched dot reads shared operands and numbers as scalars (Src operands).
+    Defect(
+        "dot-scalar-operand-read-as-one",
+        "cpp/ops.hpp",
+        "        for (size_t r = 0; r < w; ++r) y[r] += v[r] * s;",
+        "        for (size_t r = 0; r < w; ++r) y[r] += v[r];",
+        "batched dot multiplies a row's operand by 1, not by its shared weight",
+    ),
+    Defect(
+        "dot-two-scalars-one-dropped",
+        "cpp/ops.hpp",
+        "        const double t = a.s * b.s;",
+        "        const double t = a.s;",
+        "batched dot adds a shared pair's first factor, not the product",
+    ),
+    Defect(
+        "dot-backward-scalar-factor-dropped",
+        "cpp/batch.cpp",
+        "                  for (size_t r = 0; r < n; ++r) go[r] += gk[r] * f.s;",
+        "                  for (size_t r = 0; r < n; ++r) go[r] += gk[r];",
+        "a row's operand of a batched dot gets the dot's gradient, not times its shared weight",
+    ),
+    Defect(
+        "lane-sum-scalar-factor-dropped",
+        "cpp/batch.cpp",
+        "  return ordered_total(n, [g, f](size_t r) { return g[r] * f.s; });",
+        "  return ordered_total(n, [g, f](size_t r) { return g[r]; });",
+        "a shared operand paired with a number sums the rows' gradients, not times the number",
+    ),
+    Defect(
+        "numbers-array-takes-any-array",
+        "cpp/batch.cpp",
+        "  if (py::array_t<double, py::array::c_style>::check_(array))",
+        "  if (py::isinstance<py::array>(array))",
+        "rows in Fortran order, strided or of another dtype are read as if C-ordered float64",
+    ),
+    Defect(
+        "compiled-step-seeds-of-another-size",
+        "python/arenagrad/nn/compiled.py",
+        "            seeds = self._seeds.get(n)",
+        "            seeds = next(iter(self._seeds.values()), None)",
+        "a CompiledStep reuses the first batch size's output gradients for every size",
+    ),
+    Defect(
+        "to-pm1-allows-mixed-labels",
+        "python/arenagrad/data.py",
+        "    if np.count_nonzero(pos) + zeros + negs != y.size or (zeros and negs):",
+        "    if np.count_nonzero(pos) + zeros + negs != y.size:",
+        "to_pm1 takes 0, 1 and -1 together",
+    ),
     # Replay keeps softplus's exp for backward (Keeps in cpp/ops.hpp).
     Defect(
         "kept-not-made-at-compile",
