@@ -398,6 +398,72 @@ def test_compile_out_of_memory_is_memory_error_and_leaks_no_reference():
     assert_clean_exit(proc, "MemoryError\ndone")
 
 
+@pytest.mark.no_sanitizer
+def test_unpickling_out_of_memory_is_memory_error_and_leaves_a_consistent_arena():
+    # A pickled graph (a Value, or a compiled graph) is rebuilt node by node:
+    # running out part way must leave no half-made node behind.
+    proc = run_child(
+        """
+        import pickle, arenagrad as ag
+        xs = [ag.Value(0.001 * i) for i in range(1000)]
+        out = ag.sum([(xs[i % 1000] * xs[(7 * i) % 1000]).tanh() for i in range(100_000)])
+        blobs = [pickle.dumps(out), pickle.dumps(ag.compile(out))]
+        for extra in (1 << 16, 1 << 20, 8 << 20):
+            for blob in blobs:
+                limit_memory(extra)
+                try:
+                    pickle.loads(blob)
+                    print("no error")
+                except MemoryError:
+                    print("MemoryError")
+                unlimit()
+                ag._core._check_invariants()
+        again = pickle.loads(blobs[0])
+        assert again.data == out.data
+        assert ag.compile(again).forward() == out.data
+        print("done")
+        """,
+        limits=True,
+    )
+    assert_clean_exit(proc, "MemoryError\n" * 6 + "done")
+
+
+@pytest.mark.no_sanitizer
+def test_micrograd_style_custom_nodes_out_of_memory_is_memory_error():
+    # Values made micrograd's way (Value(data, children, op) plus a Python
+    # _backward) hold a Python closure per node: building and sweeping them
+    # under a cap must raise MemoryError, not crash.
+    proc = run_child(
+        """
+        import arenagrad as ag
+        def cube(a):
+            out = ag.Value(a.data ** 3, (a,), "cube")
+            def _backward():
+                a.grad += 3 * a.data ** 2 * out.grad
+            out._backward = _backward
+            return out
+        xs = [ag.Value(0.001 * i) for i in range(100)]
+        for extra in (1 << 12, 1 << 20, 8 << 20):
+            limit_memory(extra)
+            try:
+                s = ag.sum([cube(xs[i % 100]) for i in range(100_000)])
+                s.backward()
+                print("no error")
+            except MemoryError:
+                print("MemoryError")
+            unlimit()
+            s = None
+            ag._core._check_invariants()
+        assert all(x.grad == 0.0 for x in xs), "a failed build or backward changed leaf grads"
+        ag.sum([cube(x) for x in xs]).backward()
+        assert xs[5].grad == 3 * xs[5].data ** 2
+        print("done")
+        """,
+        limits=True,
+    )
+    assert_clean_exit(proc, "MemoryError\n" * 3 + "done")
+
+
 # ------------------------------------------- 4. exit during a replay
 
 
