@@ -128,9 +128,11 @@ std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>
 }
 
 py::array_t<double> numbers_array(py::handle array, const std::string& what) {
-  // The common case, a float64 array in C order, is what numpy would return
-  // as it is: taken without the calls into numpy (1.5 us a call).
-  if (py::array_t<double, py::array::c_style>::check_(array)) return py::reinterpret_borrow<py::array_t<double>>(array);
+  // The common case, a float64 array in C order of at least one dimension, is
+  // what numpy would return as it is: taken without the calls into numpy
+  // (1.5 us a call). (ascontiguousarray makes a 0-d array 1-d.)
+  if (py::array_t<double, py::array::c_style>::check_(array) && py::reinterpret_borrow<py::array>(array).ndim() > 0)
+    return py::reinterpret_borrow<py::array_t<double>>(array);
   py::module_ np = py::module_::import("numpy");
   py::array arr = np.attr("asarray")(array);
   char kind = arr.dtype().kind();

@@ -30,7 +30,7 @@ struct Batch {
   std::vector<uint32_t> bound;        // per entry: its index among uniform entries fed by varying ones, or NONE
   size_t nbound = 0;
   size_t max_slots = 0;               // the most operand slots of a varying n-ary entry
-  std::vector<uint32_t> bcast_at;     // per varying n-ary entry: its first broadcast lane block
+  std::vector<uint32_t> bcast_at;     // per varying n-ary entry: its first broadcast lane block (NONE: Src operands)
   size_t nbcast = 0;                  // broadcast lane blocks in all (uniform operands, numbers)
 
   // The last batched forward: its rows and the uniform values it used.

@@ -201,7 +201,7 @@ struct Lanes {
     switch (what) {
       case JVP:
         seed(1, [&](size_t i, size_t) { return dir[i]; });
-        tangents(v, 1);
+        tangents<1>(v, 1);
         for (size_t o = 0; o < m; ++o) out[o] = dot[c.out_index[o]];
         break;
       case HVP:

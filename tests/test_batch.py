@@ -298,6 +298,11 @@ def test_rows_and_seeds_in_any_layout_or_dtype_give_the_same_numbers():
             y, g = cg.value_and_grad(rows, seeds)
             np.testing.assert_array_equal(y, want_y)
             np.testing.assert_array_equal(g, want_g)
+    # A 0-d array is a number, as numpy's conversion makes it one element.
+    one_y, one_g = cg.value_and_grad(X[:1], [2.0])
+    y, g = cg.value_and_grad(X[:1], np.array(2.0))
+    np.testing.assert_array_equal(y, one_y)
+    np.testing.assert_array_equal(g, one_g)
 
 
 def test_input_gradients_match_finite_differences():
