@@ -318,6 +318,9 @@ def test_to_pm1():
         with pytest.raises(ValueError):
             data.to_pm1(bad)
     np.testing.assert_array_equal(data.to_pm1(np.array([True, False])), [1, -1])
+    as_float = data.to_pm1(np.array([0.0, 1.0, 1.0]), np.float64)  # a loss's targets, made in one go
+    assert as_float.dtype == np.float64
+    np.testing.assert_array_equal(as_float, [-1.0, 1.0, 1.0])
 
 
 def test_one_hot():

@@ -271,8 +271,8 @@ DEFECTS = [
     Defect(
         "to-pm1-zero",
         "python/arenagrad/data.py",
-        "np.where(pos, 1, -1)",
-        "np.where(pos, 1, 0)",
+        "np.where(pos, kind(1), kind(-1))",
+        "np.where(pos, kind(1), kind(0))",
         "0/1 labels map to 0/1, not -1/+1",
     ),
     # ------------------------------------------------------------------ data loading
@@ -486,8 +486,8 @@ DEFECTS = [
     Defect(
         "to-pm1-allows-mixed-labels",
         "python/arenagrad/data.py",
-        "    if np.count_nonzero(pos) + zeros + negs != y.size or (zeros and negs):",
-        "    if np.count_nonzero(pos) + zeros + negs != y.size:",
+        "and ones + np.count_nonzero(y == -1) != y.size:",
+        "and ones + np.count_nonzero(y == 0) + np.count_nonzero(y == -1) != y.size:",
         "to_pm1 takes 0, 1 and -1 together",
     ),
     # Replay keeps softplus's exp for backward (Keeps in cpp/ops.hpp).

@@ -318,8 +318,9 @@ def make_sine(n: int = 100, noise: float = 0.1, seed: SeedLike = None) -> Tuple[
     return x.reshape(n, 1), y
 
 
-def to_pm1(y: Any) -> np.ndarray:
-    """Two-class labels as -1/+1 (int64), the targets of a hinge loss as in micrograd's demo.
+def to_pm1(y: Any, dtype: Any = np.int64) -> np.ndarray:
+    """Two-class labels as -1/+1 (int64, or ``dtype``), the targets of a hinge loss as in
+    micrograd's demo.
 
     0/1 labels map 0 -> -1 and 1 -> +1; labels that already are -1/+1 are kept.
 
@@ -329,12 +330,14 @@ def to_pm1(y: Any) -> np.ndarray:
     y = np.asarray(y)
     if y.dtype.kind not in "biufcO":  # strings never equal a number
         raise ValueError("to_pm1 expects labels in {0, 1} or in {-1, +1}")
-    # Counts of comparisons: np.isin costs ten times more, and or-ing the masks twice.
+    # Counts of comparisons (np.isin costs ten times more), -1 looked for only
+    # when the labels are not all 0 or 1: a training loop encodes every batch.
     pos = y == 1
-    zeros, negs = np.count_nonzero(y == 0), np.count_nonzero(y == -1)
-    if np.count_nonzero(pos) + zeros + negs != y.size or (zeros and negs):
+    ones = np.count_nonzero(pos)
+    if ones + np.count_nonzero(y == 0) != y.size and ones + np.count_nonzero(y == -1) != y.size:
         raise ValueError("to_pm1 expects labels in {0, 1} or in {-1, +1}")
-    return np.where(pos, 1, -1).astype(np.int64)
+    kind = np.dtype(dtype).type
+    return np.where(pos, kind(1), kind(-1))
 
 
 def one_hot(y: Any, num_classes: int) -> np.ndarray:

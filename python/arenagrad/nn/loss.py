@@ -100,7 +100,7 @@ class Loss:
         """
         width = self.target_width(num_classes)
         if self.labels == _TWO_CLASSES:
-            return to_pm1(labels).astype(np.float64)
+            return to_pm1(labels, np.float64)
         if width is None:
             return np.asarray(labels, dtype=np.float64)
         return one_hot(labels, width)
