@@ -62,6 +62,16 @@ def limit_memory(extra):
     resource.setrlimit(resource.RLIMIT_AS, (vm + extra, resource.RLIM_INFINITY))
 def unlimit():
     resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+def under_the_cap(extra, call):
+    # Runs call() with `extra` bytes left; prints whether it raised MemoryError.
+    limit_memory(extra)
+    try:
+        call()
+        print("no error")
+    except MemoryError:
+        print("MemoryError")
+    finally:
+        unlimit()
 """
 
 # ------------------------------------------- 1. Python code inside a read
@@ -410,13 +420,7 @@ def test_unpickling_out_of_memory_is_memory_error_and_leaves_a_consistent_arena(
         blobs = [pickle.dumps(out), pickle.dumps(ag.compile(out))]
         for extra in (1 << 16, 1 << 20, 8 << 20):
             for blob in blobs:
-                limit_memory(extra)
-                try:
-                    pickle.loads(blob)
-                    print("no error")
-                except MemoryError:
-                    print("MemoryError")
-                unlimit()
+                under_the_cap(extra, lambda: pickle.loads(blob))
                 ag._core._check_invariants()
         again = pickle.loads(blobs[0])
         assert again.data == out.data
@@ -444,15 +448,7 @@ def test_micrograd_style_custom_nodes_out_of_memory_is_memory_error():
             return out
         xs = [ag.Value(0.001 * i) for i in range(100)]
         for extra in (1 << 12, 1 << 20, 8 << 20):
-            limit_memory(extra)
-            try:
-                s = ag.sum([cube(xs[i % 100]) for i in range(100_000)])
-                s.backward()
-                print("no error")
-            except MemoryError:
-                print("MemoryError")
-            unlimit()
-            s = None
+            under_the_cap(extra, lambda: ag.sum([cube(xs[i % 100]) for i in range(100_000)]).backward())
             ag._core._check_invariants()
         assert all(x.grad == 0.0 for x in xs), "a failed build or backward changed leaf grads"
         ag.sum([cube(x) for x in xs]).backward()
