@@ -266,10 +266,9 @@ AG_LANES double lane_sum(const double* g, const double* d, size_t n) {
   return ordered_total(n, [g, d](size_t r) { return g[r] * d[r]; });
 }
 
-// sum over rows of g[r] * f[r], f an operand's Src.
-AG_LANES double lane_sum(const double* g, Src f, size_t n) {
-  if (f.p) return ordered_total(n, [g, f](size_t r) { return g[r] * f.p[r]; });
-  return ordered_total(n, [g, f](size_t r) { return g[r] * f.s; });
+// sum over rows of g[r] * s.
+AG_LANES double lane_sum(const double* g, double s, size_t n) {
+  return ordered_total(n, [g, s](size_t r) { return g[r] * s; });
 }
 
 // The first failure in a batch: its row, and what eager would raise for it.
@@ -512,19 +511,18 @@ struct Run {
             static_assert(SrcOperands<S>::value, "d_products passes the other factor's Src");
             Src* src = reinterpret_cast<Src*>(ptr);
             slot_srcs(lv, e, src);
-            // to(i, gk * f) with the product made where it is added: the same bits.
+            // to(i, gk * f) with the product made where it is added: the same
+            // bits. A factor with lanes is a binary op's partial (add); a
+            // scalar one is multiplied in as it is.
             auto prod = [&](size_t i, Src f) {
               if (i >= sh.nodes) return;
+              if (f.p) return add(ix[i], gk, f.p);
               uint32_t o = ix[i];
               if (p.slot[o] != NONE) {
                 double* go = lanes(lg, o);
-                if (f.p) {
-                  for (size_t r = 0; r < n; ++r) go[r] += gk[r] * f.p[r];
-                } else {
-                  for (size_t r = 0; r < n; ++r) go[r] += gk[r] * f.s;
-                }
+                for (size_t r = 0; r < n; ++r) go[r] += gk[r] * f.s;
               } else if (p.bound[o] != NONE) {
-                sums[p.bound[o]] += lane_sum(gk, f, n);
+                sums[p.bound[o]] += lane_sum(gk, f.s, n);
               }
             };
             nary_d_products<S>(sh.count, [src](size_t i) { return src[i]; }, gk, prod);
