@@ -28,23 +28,35 @@ Field field_arg(const std::string& name) {
   throw py::value_error("field must be 'data' or 'grad', not '" + name + "'");
 }
 
-// The parameters as a tuple: attribute access on a non-Value may run Python
-// code that changes the caller's list, and the tuple holds every item alive.
-py::tuple params_arg(py::handle params) {
+// The parameters as a sequence to index: attribute access on a non-Value may
+// run Python code that changes the caller's list, so a list holding anything
+// else is copied into a tuple, which holds every item alive. A list of Values
+// only (an optimizer's) is read as it is: nothing runs while it is read.
+py::object params_arg(py::handle params) {
+  if (PyList_CheckExact(params.ptr())) {
+    const Py_ssize_t n = PyList_GET_SIZE(params.ptr());
+    Py_ssize_t i = 0;
+    while (i < n && Py_TYPE(PyList_GET_ITEM(params.ptr(), i)) == &ValueType) ++i;
+    if (i == n) return py::reinterpret_borrow<py::object>(params);
+  }
   PyObject* t = PySequence_Tuple(params.ptr());
   if (!t) throw py::error_already_set();
-  return py::reinterpret_steal<py::tuple>(t);
+  return py::reinterpret_steal<py::object>(t);
+}
+
+PyObject* item(const py::object& seq, size_t i) {
+  return PyList_CheckExact(seq.ptr()) ? PyList_GET_ITEM(seq.ptr(), i) : PyTuple_GET_ITEM(seq.ptr(), i);
 }
 
 py::array_t<double> gather(py::handle params, const std::string& name) {
   const Field field = field_arg(name);
-  py::tuple items = params_arg(params);
-  const size_t n = items.size();
+  py::object items = params_arg(params);
+  const size_t n = size_t(Py_SIZE(items.ptr()));
   py::array_t<double> out(static_cast<py::ssize_t>(n));
   double* o = out.mutable_data();
   py::str attr(name);
   for (size_t i = 0; i < n; ++i) {
-    PyObject* p = PyTuple_GET_ITEM(items.ptr(), i);
+    PyObject* p = item(items, i);
     if (Py_TYPE(p) == &ValueType) {
       o[i] = field == DATA ? node_of(p)->data : node_of(p)->grad;
       continue;
@@ -71,8 +83,8 @@ void scatter(py::handle params, const std::string& name, py::handle values) {
   } else {
     arr = numbers_array(values, "_scatter(): values");
   }
-  py::tuple items = params_arg(params);
-  const size_t n = items.size();
+  py::object items = params_arg(params);
+  const size_t n = size_t(Py_SIZE(items.ptr()));
   if (!all && (arr.ndim() != 1 || size_t(arr.shape(0)) != n))
     throw py::value_error("_scatter(): values must be one number per parameter (" + std::to_string(n) + ")");
   const bool from_int = all && PyLong_Check(values.ptr());
@@ -80,7 +92,7 @@ void scatter(py::handle params, const std::string& name, py::handle values) {
   py::str attr(name);
   for (size_t i = 0; i < n; ++i) {
     const double d = all ? one : v[i];
-    PyObject* p = PyTuple_GET_ITEM(items.ptr(), i);
+    PyObject* p = item(items, i);
     if (Py_TYPE(p) == &ValueType) {
       if (field == DATA) store_data(node_of(p), d, from_int);
       else node_of(p)->grad = d;

@@ -321,6 +321,14 @@ def test_to_pm1():
     as_float = data.to_pm1(np.array([0.0, 1.0, 1.0]), np.float64)  # a loss's targets, made in one go
     assert as_float.dtype == np.float64
     np.testing.assert_array_equal(as_float, [-1.0, 1.0, 1.0])
+    # micrograd's demo passes float -1/+1 labels; they come back as they are.
+    np.testing.assert_array_equal(data.to_pm1(np.array([-1.0, 1.0]), np.float64), [-1.0, 1.0])
+    np.testing.assert_array_equal(data.to_pm1(np.array([[0, 1], [1, 0]], np.uint8)), [[-1, 1], [1, -1]])
+    # Near misses: labels that only round, wrap or overflow to a valid one.
+    near = [[2**63 - 1, 1], [2**53 + 1, 1], [1e-300, 1], [0.75, 0], [0.25, 1], [1e300, 1], [np.inf, 1], [1 + 1j, 1]]
+    for bad in [np.array(b) for b in near] + [np.array([127, 1], np.int8), np.array([255, 0], np.uint8)]:
+        with pytest.raises(ValueError):
+            data.to_pm1(bad)
 
 
 def test_one_hot():

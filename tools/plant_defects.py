@@ -271,8 +271,8 @@ DEFECTS = [
     Defect(
         "to-pm1-zero",
         "python/arenagrad/data.py",
-        "np.where(pos, kind(1), kind(-1))",
-        "np.where(pos, kind(1), kind(0))",
+        "return (2 * t - 1).astype(dtype, copy=False)",
+        "return t.astype(dtype, copy=False)",
         "0/1 labels map to 0/1, not -1/+1",
     ),
     # ------------------------------------------------------------------ data loading
@@ -404,6 +404,13 @@ DEFECTS = [
         "an optimizer step reads every Value's gradient as its data",
     ),
     Defect(
+        "params-list-read-as-it-is",
+        "cpp/params.cpp",
+        "if (i == n) return py::reinterpret_borrow<py::object>(params);",
+        "if (i > 0) return py::reinterpret_borrow<py::object>(params);",
+        "a list that starts with a Value is read in place though a later item runs Python code",
+    ),
+    Defect(
         "scatter-keeps-int-display",
         "cpp/params.cpp",
         "if (field == DATA) store_data(node_of(p), d, from_int);",
@@ -486,8 +493,8 @@ DEFECTS = [
     Defect(
         "to-pm1-allows-mixed-labels",
         "python/arenagrad/data.py",
-        "and ones + np.count_nonzero(y == -1) != y.size:",
-        "and ones + np.count_nonzero(y == 0) + np.count_nonzero(y == -1) != y.size:",
+        "if not np.count_nonzero(t != (t > 0.5)):",
+        "if not np.count_nonzero((t != (t > 0.5)) & (t != -1)):",
         "to_pm1 takes 0, 1 and -1 together",
     ),
     # Replay keeps softplus's exp for backward (Keeps in cpp/ops.hpp).
