@@ -244,16 +244,24 @@ AG_LANES void nary_f_out(size_t n, X x, Out out, double* y, size_t w, bool value
 // vector register splits). Eight, not four: each running sum is
 // a chain of dependent adds, and four left the adder waiting (lane_sum was
 // 30% of the moons step); eight are one AVX-512 vector, or two AVX2 ones,
-// with the same bits. Scalars rather than an array, which GCC spilled.
+// with the same bits. The tree is spelled in vector halves: written on
+// scalars, GCC added it one element at a time (half of lane_sum's time).
+typedef double V8 __attribute__((vector_size(64)));
+typedef double V4 __attribute__((vector_size(32)));
+typedef double V2 __attribute__((vector_size(16)));
 template <class Row> AG_ALWAYS_INLINE double ordered_total(size_t n, Row row) {
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+  V8 s = {0, 0, 0, 0, 0, 0, 0, 0};
   size_t r = 0;
   for (; r + 8 <= n; r += 8) {
-    s0 += row(r), s1 += row(r + 1), s2 += row(r + 2), s3 += row(r + 3);
-    s4 += row(r + 4), s5 += row(r + 5), s6 += row(r + 6), s7 += row(r + 7);
+    V8 v = {row(r), row(r + 1), row(r + 2), row(r + 3), row(r + 4), row(r + 5), row(r + 6), row(r + 7)};
+    s += v;
   }
+  double s0 = s[0];
   for (; r < n; ++r) s0 += row(r);
-  return ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7));
+  s[0] = s0;
+  V4 h = __builtin_shufflevector(s, s, 0, 1, 2, 3) + __builtin_shufflevector(s, s, 4, 5, 6, 7);
+  V2 q = __builtin_shufflevector(h, h, 0, 1) + __builtin_shufflevector(h, h, 2, 3);
+  return q[0] + q[1];
 }
 
 // sum over rows of c[r].

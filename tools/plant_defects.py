@@ -477,6 +477,20 @@ DEFECTS = [
         "a shared operand paired with a number sums the rows' gradients, not times the number",
     ),
     Defect(
+        "ordered-total-drops-the-tail",
+        "cpp/batch.cpp",
+        "  s[0] = s0;",
+        "  (void)s0;",
+        "the rows after a block's last full group of eight are left out of shared gradients",
+    ),
+    Defect(
+        "ordered-total-tree-loses-a-half",
+        "cpp/batch.cpp",
+        "  return q[0] + q[1];",
+        "  return q[0] + q[0];",
+        "the per-row sum tree adds one half twice and drops the other",
+    ),
+    Defect(
         "numbers-array-takes-any-array",
         "cpp/batch.cpp",
         "  if (py::array_t<double, py::array::c_style>::check_(array))",
