@@ -274,11 +274,6 @@ AG_LANES double lane_sum(const double* g, const double* d, size_t n) {
   return ordered_total(n, [g, d](size_t r) { return g[r] * d[r]; });
 }
 
-// sum over rows of g[r] * s.
-AG_LANES double lane_sum(const double* g, double s, size_t n) {
-  return ordered_total(n, [g, s](size_t r) { return g[r] * s; });
-}
-
 // The first failure in a batch: its row, and what eager would raise for it.
 struct Failure {
   size_t row = SIZE_MAX;
@@ -520,17 +515,24 @@ struct Run {
             Src* src = reinterpret_cast<Src*>(ptr);
             slot_srcs(lv, e, src);
             // to(i, gk * f) with the product made where it is added: the same
-            // bits. A factor with lanes is a binary op's partial (add); a
-            // scalar one is multiplied in as it is.
-            auto prod = [&](size_t i, Src f) {
+            // bits. Spelled out here (not add's or lane_sum's calls) so that
+            // it is inlined into nary_d_products' clone: a layer's weights
+            // make one call per weight per block, and the calls were 5% of
+            // the moons step.
+            auto prod = [&](size_t i, Src f) AG_ALWAYS_INLINE_LAMBDA {
               if (i >= sh.nodes) return;
-              if (f.p) return add(ix[i], gk, f.p);
               uint32_t o = ix[i];
               if (p.slot[o] != NONE) {
                 double* go = lanes(lg, o);
-                for (size_t r = 0; r < n; ++r) go[r] += gk[r] * f.s;
+                if (f.p)
+                  for (size_t r = 0; r < n; ++r) go[r] += gk[r] * f.p[r];
+                else
+                  for (size_t r = 0; r < n; ++r) go[r] += gk[r] * f.s;
               } else if (p.bound[o] != NONE) {
-                sums[p.bound[o]] += lane_sum(gk, f.s, n);
+                const double* d = f.p;
+                const double s = f.s;
+                sums[p.bound[o]] += d ? ordered_total(n, [gk, d](size_t r) { return gk[r] * d[r]; })
+                                      : ordered_total(n, [gk, s](size_t r) { return gk[r] * s; });
               }
             };
             nary_d_products<S>(sh.count, [src](size_t i) { return src[i]; }, gk, prod);

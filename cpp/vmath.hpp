@@ -27,8 +27,10 @@ namespace vm {
 // replay's target_clones), where GCC would otherwise call the baseline copy.
 #if defined(__GNUC__)
 #define AG_ALWAYS_INLINE __attribute__((always_inline)) inline
+#define AG_ALWAYS_INLINE_LAMBDA __attribute__((always_inline))
 #else
 #define AG_ALWAYS_INLINE inline
+#define AG_ALWAYS_INLINE_LAMBDA
 #endif
 
 AG_ALWAYS_INLINE uint64_t bits(double x) {

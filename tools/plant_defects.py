@@ -465,15 +465,15 @@ DEFECTS = [
     Defect(
         "dot-backward-scalar-factor-dropped",
         "cpp/batch.cpp",
-        "                for (size_t r = 0; r < n; ++r) go[r] += gk[r] * f.s;",
-        "                for (size_t r = 0; r < n; ++r) go[r] += gk[r];",
+        "                  for (size_t r = 0; r < n; ++r) go[r] += gk[r] * f.s;",
+        "                  for (size_t r = 0; r < n; ++r) go[r] += gk[r];",
         "a row's operand of a batched dot gets the dot's gradient, not times its shared weight",
     ),
     Defect(
         "lane-sum-scalar-factor-dropped",
         "cpp/batch.cpp",
-        "  return ordered_total(n, [g, s](size_t r) { return g[r] * s; });",
-        "  return ordered_total(n, [g, s](size_t r) { return g[r]; });",
+        ": ordered_total(n, [gk, s](size_t r) { return gk[r] * s; });",
+        ": ordered_total(n, [gk, s](size_t r) { return gk[r]; });",
         "a shared operand paired with a number sums the rows' gradients, not times the number",
     ),
     Defect(
