@@ -66,12 +66,14 @@ class _Recording(NamedTuple):
 
 
 class _PerSample(NamedTuple):
-    """A per-sample recording: the graph of [loss, *outputs] of one sample, its
-    inputs (features, then targets) varying by row; the penalty's own graph."""
+    """A per-sample recording: the graph of [loss, *outputs, penalty] of one
+    sample, its inputs (features, then targets) varying by row. The penalty
+    (if any) reads shared leaves only: the replay computes it once per batch,
+    as eager would, and it is the same in every row."""
 
     graph: Any  # CompiledGraph
     num_outputs: int
-    penalty: Any  # CompiledGraph or None
+    penalty: bool
 
 
 class CompiledStep:
@@ -117,7 +119,7 @@ class CompiledStep:
             self.loss_name = loss.name
             builder: LossBuilder = loss.function
             target_width = loss.target_width(num_classes)
-            self._encode: Callable[[Any], np.ndarray] = lambda y: loss.targets(y, num_classes)
+            self._encode: Callable[[Any], np.ndarray] = loss.encoder(num_classes)
         elif callable(loss):
             self.loss_name = getattr(loss, "__name__", "custom")
             builder = loss
@@ -155,19 +157,15 @@ class CompiledStep:
         out = self.model(x)
         loss = self.builder([out], [t])  # a mean over one sample: that sample's loss
         outputs = _flat([out])
-        graph = compile_graph([loss, *outputs], inputs=x + (t if isinstance(t, list) else [t]))
-        penalty = compile_graph(self.penalty()) if self.penalty is not None else None
-        return _PerSample(graph, len(outputs), penalty)
+        penalty = [self.penalty()] if self.penalty is not None else []
+        graph = compile_graph([loss, *outputs, *penalty], inputs=x + (t if isinstance(t, list) else [t]))
+        return _PerSample(graph, len(outputs), bool(penalty))
 
     def _rows(self, xb: Any, yb: Any) -> np.ndarray:
         """The batch as rows of features then targets, the per-sample graph's inputs."""
         x = self._features(xb)
-        n, k = x.shape
-        t = self._targets(yb, n).reshape(n, -1)
-        rows = np.empty((n, k + t.shape[1]))
-        rows[:, :k] = x
-        rows[:, k:] = t
-        return rows
+        n = x.shape[0]
+        return np.concatenate((x, self._targets(yb, n).reshape(n, -1)), axis=1)
 
     def _run_rows(self, xb: Any, yb: Any, grad: bool) -> float:
         rec = self._per_sample
@@ -179,9 +177,13 @@ class CompiledStep:
         if grad:
             seeds = self._seeds.get(n)
             if seeds is None:
-                # d(mean loss)/d(sample loss) is 1/n; the outputs are not differentiated.
-                seeds = np.zeros((n, 1 + rec.num_outputs))
+                # d(mean loss)/d(sample loss) is 1/n; the outputs are not
+                # differentiated; the penalty's gradient, the sum of its
+                # column over rows, is 1 (exactly: 1 + 0 + ...).
+                seeds = np.zeros((n, 1 + rec.num_outputs + rec.penalty))
                 seeds[:, 0] = 1.0 / n
+                if rec.penalty:
+                    seeds[0, -1] = 1.0
                 seeds.flags.writeable = False
                 if len(self._seeds) >= _SEEDS_KEPT:  # batch sizes that keep changing
                     self._seeds.clear()
@@ -189,12 +191,10 @@ class CompiledStep:
             values, _ = rec.graph.value_and_grad(rows, seeds)
         else:
             values = rec.graph.forward(rows)
-        self.outputs = values[:, 1] if rec.num_outputs == 1 else values[:, 1:]
+        self.outputs = values[:, 1] if rec.num_outputs == 1 else values[:, 1 : 1 + rec.num_outputs]
         loss = float(values[:, 0].sum()) / n  # np.mean's bits, without its overhead
-        if rec.penalty is not None:
-            loss += rec.penalty.forward()
-            if grad:
-                rec.penalty.backward()
+        if rec.penalty:
+            loss += float(values[0, -1])
         return loss
 
     def _record(self, n: int) -> _Recording:

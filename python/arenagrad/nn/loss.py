@@ -26,6 +26,7 @@ name               function                targets (from labels)          model 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
@@ -98,12 +99,20 @@ class Loss:
             ValueError: the labels do not fit (class indices out of range, a third class
                 for a two-class loss...) or the loss does not take ``num_classes``.
         """
+        return self.encoder(num_classes)(labels)
+
+    def encoder(self, num_classes: Optional[int] = None) -> Callable[[Any], np.ndarray]:
+        """:meth:`targets` for ``num_classes``, checked once: a training loop's, for every batch.
+
+        Raises:
+            ValueError: the loss does not take ``num_classes``.
+        """
         width = self.target_width(num_classes)
         if self.labels == _TWO_CLASSES:
-            return to_pm1(labels, np.float64)
+            return partial(to_pm1, dtype=np.float64)
         if width is None:
-            return np.asarray(labels, dtype=np.float64)
-        return one_hot(labels, width)
+            return partial(np.asarray, dtype=np.float64)
+        return partial(one_hot, num_classes=width)
 
 
 #: Every loss the trainer (``arenagrad train --loss``) and ``nn.CompiledStep`` know, by name.
