@@ -227,14 +227,20 @@ def test_compile_rejects_bad_outputs():
         ag.compile([ag.Value(1.0), "x"])
 
 
+@pytest.mark.parametrize("alpha", [None, 0.25])
 @pytest.mark.parametrize("loss", ["cross-entropy", "softmax-mse", "hinge", "mse"])
-def test_compiled_step_matches_eager_step(loss):
+def test_compiled_step_matches_eager_step(loss, alpha):
     rng = np.random.default_rng(2)
     X = rng.normal(size=(13, 2))
     k = 3 if loss in ("cross-entropy", "softmax-mse") else 1
     y = rng.integers(0, k, 13) if k > 1 else (rng.integers(0, 2, 13) if loss == "hinge" else rng.normal(size=13))
     eager, compiled = nn.MLP(2, [5, k], seed=4), nn.MLP(2, [5, k], seed=4)
-    step = nn.CompiledStep(compiled, loss, batch_size=5, in_features=2, num_classes=k if k > 1 else None)
+    # An L2 penalty (alpha large enough to weigh in the gradients) is the same
+    # number whatever the batch: the replay computes it once per batch.
+    penalty = None if alpha is None else (lambda: F.l2_penalty(compiled.parameters(), alpha=alpha))
+    step = nn.CompiledStep(
+        compiled, loss, batch_size=5, in_features=2, num_classes=k if k > 1 else None, penalty=penalty
+    )
     for lo, hi in [(0, 5), (5, 10), (10, 13), (3, 8)]:  # a short batch, then the first size again
         xb, yb = X[lo:hi], y[lo:hi]
         eager.zero_grad()
@@ -248,7 +254,10 @@ def test_compiled_step_matches_eager_step(loss):
             e = F.hinge_loss(outs, [1 if t else -1 for t in yb])
         else:
             e = F.mse_loss(outs, yb.tolist())
+        if alpha is not None:
+            e = e + F.l2_penalty(eager.parameters(), alpha=alpha)
         e.backward()
+        assert step.loss(xb, yb) == pytest.approx(e.data, rel=1e-12)  # no gradients: changes none
         got = step(xb, yb)
         assert got == pytest.approx(e.data, rel=1e-12)
         for p, q in zip(eager.parameters(), compiled.parameters()):

@@ -505,6 +505,20 @@ DEFECTS = [
         "a CompiledStep reuses the first batch size's output gradients for every size",
     ),
     Defect(
+        "compiled-step-penalty-seed-halved",
+        "python/arenagrad/nn/compiled.py",
+        "                    seeds[0, -1] = 1.0",
+        "                    seeds[0, -1] = 0.5",
+        "a CompiledStep's penalty gets half its gradient",
+    ),
+    Defect(
+        "compiled-step-penalty-left-out-of-the-loss",
+        "python/arenagrad/nn/compiled.py",
+        "            loss += float(values[0, -1])",
+        "            pass",
+        "a CompiledStep's loss leaves its penalty out",
+    ),
+    Defect(
         "to-pm1-allows-mixed-labels",
         "python/arenagrad/data.py",
         "if not np.count_nonzero(t != (t > 0.5)):",
