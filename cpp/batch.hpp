@@ -32,6 +32,7 @@ struct Batch {
   size_t max_slots = 0;               // the most operand slots of a varying n-ary entry
   std::vector<uint32_t> bcast_at;     // per varying n-ary entry: its first broadcast lane block (NONE: Src operands)
   size_t nbcast = 0;                  // broadcast lane blocks in all (uniform operands, numbers)
+  double row_work = 0;                // a row's operand reads over `vary`: the work of a row, for threads
 
   // The last batched forward: its rows and the uniform values it used.
   std::vector<double> rows;
