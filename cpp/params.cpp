@@ -9,6 +9,7 @@
 
 #include <pybind11/numpy.h>
 
+#include <stdexcept>
 #include <string>
 
 #include "batch.hpp"
@@ -31,7 +32,9 @@ Field field_arg(const std::string& name) {
 // The parameters as a sequence to index: attribute access on a non-Value may
 // run Python code that changes the caller's list, so a list holding anything
 // else is copied into a tuple, which holds every item alive. A list of Values
-// only (an optimizer's) is read as it is: nothing runs while it is read.
+// only (an optimizer's) is read as it is, through item(), which checks its
+// size at every read: Python code can still run in between (a finalizer
+// during an allocation, numpy's first import by pybind11).
 py::object params_arg(py::handle params) {
   if (PyList_CheckExact(params.ptr())) {
     const Py_ssize_t n = PyList_GET_SIZE(params.ptr());
@@ -44,8 +47,13 @@ py::object params_arg(py::handle params) {
   return py::reinterpret_steal<py::object>(t);
 }
 
+// Item i of params_arg's sequence (borrowed: a caller that may run Python
+// code with it holds a reference first).
 PyObject* item(const py::object& seq, size_t i) {
-  return PyList_CheckExact(seq.ptr()) ? PyList_GET_ITEM(seq.ptr(), i) : PyTuple_GET_ITEM(seq.ptr(), i);
+  if (!PyList_CheckExact(seq.ptr())) return PyTuple_GET_ITEM(seq.ptr(), i);
+  if (i >= size_t(PyList_GET_SIZE(seq.ptr())))
+    throw std::runtime_error("the list of parameters changed size while it was read");
+  return PyList_GET_ITEM(seq.ptr(), i);
 }
 
 py::array_t<double> gather(py::handle params, const std::string& name) {
@@ -61,7 +69,8 @@ py::array_t<double> gather(py::handle params, const std::string& name) {
       o[i] = field == DATA ? node_of(p)->data : node_of(p)->grad;
       continue;
     }
-    PyObject* v = PyObject_GetAttr(p, attr.ptr());
+    py::object held = py::reinterpret_borrow<py::object>(p);
+    PyObject* v = PyObject_GetAttr(held.ptr(), attr.ptr());
     if (!v) throw py::error_already_set();
     o[i] = PyFloat_AsDouble(v);
     Py_DECREF(v);
@@ -100,7 +109,8 @@ void scatter(py::handle params, const std::string& name, py::handle values) {
     }
     PyObject* f = from_int ? Py_NewRef(values.ptr()) : PyFloat_FromDouble(d);
     if (!f) throw py::error_already_set();
-    int r = PyObject_SetAttr(p, attr.ptr(), f);
+    py::object held = py::reinterpret_borrow<py::object>(p);
+    int r = PyObject_SetAttr(held.ptr(), attr.ptr(), f);
     Py_DECREF(f);
     if (r < 0) throw py::error_already_set();
   }

@@ -266,6 +266,33 @@ def test_compiled_step_matches_eager_step(loss, alpha):
         step(X[:5, :1], y[:5])
 
 
+def test_compiled_step_penalty_reads_parameters_only():
+    # The replay adds the penalty once per batch: one that reads the sample
+    # (here the model's last output, an activity penalty) would be row 0's
+    # value, not eager's, so it is refused when the step is made.
+    model = nn.MLP(2, [4, 1], seed=1)
+    last = {}
+
+    def remembering(x):
+        last["out"] = model(x)
+        return last["out"]
+
+    with pytest.raises(ValueError, match="reads the sample"):
+        nn.CompiledStep(remembering, "hinge", batch_size=4, in_features=2, penalty=lambda: last["out"] ** 2)
+    # A number is a constant of the loss: the loss moves by it, the gradients do not.
+    X = np.array([[0.5, -1.0], [2.0, 0.25], [-1.5, 1.0]])
+    y = np.array([1, 0, 1])
+    plain = nn.CompiledStep(model, "hinge", batch_size=3, in_features=2)
+    shifted = nn.CompiledStep(model, "hinge", batch_size=3, in_features=2, penalty=lambda: 0.75)
+    model.zero_grad()
+    base = plain(X, y)
+    grads = [p.grad for p in model.parameters()]
+    model.zero_grad()
+    assert shifted(X, y) == base + 0.75
+    assert [p.grad for p in model.parameters()] == grads
+    assert shifted.loss(X, y) == base + 0.75
+
+
 @pytest.mark.parametrize("dataset, loss", [("moons", "cross-entropy"), ("xor", "hinge"), ("sine", "mse")])
 def test_trainer_compile_flag_gives_the_eager_run(tmp_path, dataset, loss):
     from arenagrad.train import TrainConfig, train

@@ -1,6 +1,8 @@
 """Datasets, DataLoader, toy generators, digits and splits, and the package RNG."""
 
 import sys
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -329,6 +331,31 @@ def test_to_pm1():
     for bad in [np.array(b) for b in near] + [np.array([127, 1], np.int8), np.array([255, 0], np.uint8)]:
         with pytest.raises(ValueError):
             data.to_pm1(bad)
+    # Labels that are not float64-sized are compared as they are, not rounded first.
+    exact_misses = [
+        np.array([0, "1"], dtype=object),
+        np.array([0, " 1 "], dtype=object),
+        np.array([Fraction(10**20 + 1, 10**20), 0], dtype=object),
+        np.array([Decimal("1.0000000000000000000001"), 0], dtype=object),
+        np.array([complex(1, 1), 0], dtype=object),
+        np.array([10**400, 1], dtype=object),  # no OverflowError on the way
+        np.array([np.longdouble(1) + np.longdouble(2) ** -63, 0]) if np.finfo(np.longdouble).nmant > 52 else [2, 0],
+    ]
+    for bad in exact_misses:
+        with pytest.raises(ValueError, match="expects labels"):
+            data.to_pm1(bad)
+    np.testing.assert_array_equal(data.to_pm1(np.array([1 + 0j, 0j])), [1, -1])
+    np.testing.assert_array_equal(data.to_pm1(np.array([Fraction(1), 0], dtype=object)), [1, -1])
+    np.testing.assert_array_equal(data.to_pm1(np.array([-1, Decimal(1)], dtype=object)), [-1, 1])
+    # The error names the labels it saw.
+    with pytest.raises(ValueError, match="got 0, 2"):
+        data.to_pm1([0, 2, 2, 0])
+    # A result of the dtype asked for, always an array; -1 must fit in it.
+    for label, want in ((0, -1), (1, 1), (-1, -1)):
+        out = data.to_pm1(label)
+        assert isinstance(out, np.ndarray) and out.shape == () and out == want
+    with pytest.raises(ValueError, match="cannot hold -1"):
+        data.to_pm1([0, 1], np.uint8)
 
 
 def test_one_hot():

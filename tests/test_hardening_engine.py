@@ -140,6 +140,38 @@ def test_parameters_whose_attributes_free_the_list_stay_alive():
     assert_clean_exit(proc, "done [2.0, 1.0, 3.0] 5.0 7.0")
 
 
+def test_list_of_values_emptied_by_a_collection_inside_the_read():
+    # An optimizer's list (Values only) is read in place; Python code can run
+    # inside the read all the same (a collection during an allocation; the
+    # first call's import of numpy's C API). A finalizer that empties the list
+    # then must give RuntimeError, as a list changed during iteration does,
+    # never a read past its end.
+    proc = run_child(
+        """
+        import gc, numpy as np, arenagrad as ag
+        params = [ag.Value(float(i)) for i in range(2000)]
+        def empty(phase, info):
+            if phase == "start" and params:
+                params.clear()
+        gc.callbacks.append(empty)
+        gc.set_threshold(1)
+        outcomes = []
+        for call in (lambda: ag._core._gather(params, "data"), lambda: ag._core._scatter(params, "grad", 1.0)):
+            params[:] = [ag.Value(float(i)) for i in range(2000)]
+            try:
+                r = call()
+                outcomes.append("read" if r is None or len(r) == 2000 else "short")
+            except RuntimeError as e:
+                assert "changed size" in str(e), e
+                outcomes.append("RuntimeError")
+        gc.set_threshold(700)
+        ag._core._check_invariants()
+        print("done", outcomes[0])
+        """
+    )
+    assert_clean_exit(proc, "done RuntimeError")
+
+
 def test_sequence_whose_getitem_drops_its_items_stays_safe():
     proc = run_child(
         """

@@ -271,8 +271,8 @@ DEFECTS = [
     Defect(
         "to-pm1-zero",
         "python/arenagrad/data.py",
-        "return (2 * t - 1).astype(dtype, copy=False)",
-        "return t.astype(dtype, copy=False)",
+        "return np.asarray(2 * t - 1, dtype=out)",
+        "return np.asarray(t, dtype=out)",
         "0/1 labels map to 0/1, not -1/+1",
     ),
     # ------------------------------------------------------------------ data loading
@@ -411,6 +411,13 @@ DEFECTS = [
         "a list that starts with a Value is read in place though a later item runs Python code",
     ),
     Defect(
+        "params-list-size-trusted",
+        "cpp/params.cpp",
+        "if (i >= size_t(PyList_GET_SIZE(seq.ptr())))",
+        "if (false && i >= size_t(PyList_GET_SIZE(seq.ptr())))",
+        "a list of Values emptied by a finalizer during the read is read past its end",
+    ),
+    Defect(
         "scatter-keeps-int-display",
         "cpp/params.cpp",
         "if (field == DATA) store_data(node_of(p), d, from_int);",
@@ -517,6 +524,20 @@ DEFECTS = [
         "            loss += float(values[0, -1])",
         "            pass",
         "a CompiledStep's loss leaves its penalty out",
+    ),
+    Defect(
+        "to-pm1-objects-through-float",
+        "python/arenagrad/data.py",
+        'if y.dtype.kind in "biu" or (y.dtype.kind == "f" and y.dtype.itemsize <= 8):',
+        'if y.dtype.kind in "biuO" or (y.dtype.kind == "f" and y.dtype.itemsize <= 8):',
+        "object labels are rounded to float64 first: a fraction near 1 or the string '1' passes",
+    ),
+    Defect(
+        "compiled-step-penalty-may-read-the-sample",
+        "python/arenagrad/nn/compiled.py",
+        "if any(id(v) in read for v in inputs):",
+        "if False:",
+        "a penalty that reads the sample is replayed as row 0's, silently",
     ),
     Defect(
         "to-pm1-allows-mixed-labels",

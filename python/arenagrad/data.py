@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import operator
+import reprlib
 from typing import Any, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -322,25 +323,49 @@ def to_pm1(y: Any, dtype: Any = np.int64) -> np.ndarray:
     """Two-class labels as -1/+1 (int64, or ``dtype``), the targets of a hinge loss as in
     micrograd's demo.
 
-    0/1 labels map 0 -> -1 and 1 -> +1; labels that already are -1/+1 are kept.
+    0/1 labels map 0 -> -1 and 1 -> +1; labels that already are -1/+1 are kept. Labels
+    are compared exactly: a label that only rounds to 0 or 1 is refused.
 
     Raises:
-        ValueError: a label outside {-1, 0, 1}, or both 0 and -1 among the labels.
+        ValueError: a label outside {-1, 0, 1}, both 0 and -1 among the labels, or a
+            ``dtype`` that cannot hold -1.
     """
+    out = np.dtype(dtype)
+    if out.kind not in "if":
+        raise ValueError(f"to_pm1 makes -1/+1 labels; dtype {out} cannot hold -1")
     y = np.asarray(y)
-    if y.dtype.kind not in "biufO":  # strings never equal a number
-        raise ValueError("to_pm1 expects labels in {0, 1} or in {-1, +1}")
-    try:
-        t = y.astype(np.float64)  # exact for every label that can pass
-    except (TypeError, ValueError):  # an object that is no number
-        raise ValueError("to_pm1 expects labels in {0, 1} or in {-1, +1}") from None
-    # One pass per test (np.isin costs ten times more): a training loop encodes
-    # every batch.
-    if not np.count_nonzero(np.abs(t) != 1):
-        return t.astype(dtype, copy=False)
-    if not np.count_nonzero(t != (t > 0.5)):  # each is 1 where above 0.5, else 0
-        return (2 * t - 1).astype(dtype, copy=False)
-    raise ValueError("to_pm1 expects labels in {0, 1} or in {-1, +1}")
+    if y.dtype.kind in "biu" or (y.dtype.kind == "f" and y.dtype.itemsize <= 8):
+        # float64 holds these exactly near 0 and 1, so tests on it are exact;
+        # one pass per test (np.isin costs ten times more): a training loop
+        # encodes every batch.
+        t = y.astype(np.float64, copy=False)
+        if not np.count_nonzero(np.abs(t) != 1):
+            return t.astype(out, copy=False)
+        if not np.count_nonzero(t != (t > 0.5)):  # each is 1 where above 0.5, else 0
+            return np.asarray(2 * t - 1, dtype=out)
+    elif y.dtype.kind in "fcO":  # long double, complex, Python objects: compared as they are
+        try:
+            pos = np.asarray(y == 1, dtype=bool)
+            if (
+                np.count_nonzero(pos | np.asarray(y == -1, dtype=bool)) == y.size
+                or np.count_nonzero(pos | np.asarray(y == 0, dtype=bool)) == y.size
+            ):
+                return np.where(pos, out.type(1), out.type(-1))
+        except (TypeError, ValueError):  # an object that cannot be compared with a number
+            pass
+    raise ValueError(f"to_pm1 expects labels in {{0, 1}} or in {{-1, +1}}, got {_some_labels(y)}")
+
+
+def _some_labels(y: np.ndarray, most: int = 5) -> str:
+    """A few of the distinct labels, for an error message."""
+    seen: List[str] = []
+    for v in y.flat:
+        r = reprlib.repr(v.item() if isinstance(v, np.generic) else v)
+        if r not in seen:
+            seen.append(r)
+            if len(seen) > most:
+                return ", ".join(seen[:most]) + ", ..."
+    return ", ".join(seen)
 
 
 def one_hot(y: Any, num_classes: int) -> np.ndarray:

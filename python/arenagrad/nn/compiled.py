@@ -91,7 +91,8 @@ class CompiledStep:
         num_classes: classes, for the one-hot targets of the classification losses
             (``None``: the labels are numbers, or -1/+1 for ``"hinge"``).
         target_width: for a custom builder, Values per target (None: one Value).
-        penalty: optional ``params -> Value`` added to the loss (e.g. L2).
+        penalty: optional callable with no arguments returning a Value (or a number),
+            added to the loss once per batch, e.g. an L2 penalty over the parameters.
         max_recordings: for a custom builder, how many batch sizes keep their recording
             (default 4). A batch of a new size is recorded on first use; when
             ``max_recordings`` are already kept, the least recently used one is dropped
@@ -157,9 +158,25 @@ class CompiledStep:
         out = self.model(x)
         loss = self.builder([out], [t])  # a mean over one sample: that sample's loss
         outputs = _flat([out])
-        penalty = [self.penalty()] if self.penalty is not None else []
-        graph = compile_graph([loss, *outputs, *penalty], inputs=x + (t if isinstance(t, list) else [t]))
+        inputs = x + (t if isinstance(t, list) else [t])
+        penalty = [self._sample_penalty(inputs)] if self.penalty is not None else []
+        graph = compile_graph([loss, *outputs, *penalty], inputs=inputs)
         return _PerSample(graph, len(outputs), bool(penalty))
+
+    def _sample_penalty(self, inputs: List[Any]) -> Value:
+        """The penalty as a Value that reads no sample: the replay computes it once per
+        batch, which is eager's loss only if it is the same for every row."""
+        assert self.penalty is not None
+        pen = self.penalty()
+        if not isinstance(pen, Value):
+            return Value(float(pen), requires_grad=False)  # a number: a constant of the loss
+        read = {id(v) for v in compile_graph(pen).leaves}
+        if any(id(v) in read for v in inputs):
+            raise ValueError(
+                "penalty reads the sample (the model's inputs or outputs); CompiledStep adds it once "
+                "per batch, so it may read parameters only"
+            )
+        return pen
 
     def _rows(self, xb: Any, yb: Any) -> np.ndarray:
         """The batch as rows of features then targets, the per-sample graph's inputs."""
