@@ -99,14 +99,14 @@ py::dict check_invariants() {
            " references found (op " + op_name(n->op) + ")");
   });
   if (live != pool::live()) fail("live count " + std::to_string(pool::live()) + " but " + std::to_string(live) + " live nodes");
-  // The free list holds exactly the free nodes.
+  // The pool's bitmap marks exactly the free nodes.
   size_t free_count = 0;
-  for (Node* f = pool::free_list(); f; f = f->next_free) {
-    if (++free_count > pool::capacity()) fail("the free list has a cycle");
-    if (!in_arena(f)) fail("free list entry outside the arena");
-    if (f->op != OP_FREE) fail("a live node on the free list");
-  }
-  if (free_count + live != pool::capacity()) fail("free list and live nodes do not add up to the arena");
+  each_node([&](Node* n) {
+    const bool free = pool::is_free(n);
+    if (free != (n->op == OP_FREE)) fail(free ? "a live node marked free" : "a freed node not marked free");
+    free_count += free;
+  });
+  if (free_count + live != pool::capacity()) fail("free and live nodes do not add up to the arena");
   py::dict d;
   d["live_nodes"] = live;
   d["wrapped"] = wrapped;

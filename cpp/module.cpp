@@ -131,8 +131,15 @@ PYBIND11_MODULE(_core, m) {
         ag::set_epoch(e);
       },
       py::arg("epoch"), "Tests only: move the traversal counter forward (to exercise its wrap-around).");
+  m.def(
+      "_arena_position",
+      [](py::handle v) {
+        if (!ag::is_value(v.ptr())) throw py::type_error("_arena_position() takes a Value");
+        return ag::pool::position(ag::node_of(v.ptr()));
+      },
+      py::arg("value"), "Tests only: a Value's node's place in the arena (free nodes are reused lowest first).");
   m.def("_check_invariants", &ag::check_invariants,
-        "Walk the whole arena and check reference counts, wrappers, inputs and the free list;\n"
+        "Walk the whole arena and check reference counts, wrappers, inputs and the free nodes;\n"
         "raises RuntimeError naming the first violation. O(nodes): for tests and fuzzing.");
   ag::bind_compile(m);
   ag::bind_params(m);

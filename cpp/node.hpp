@@ -45,7 +45,6 @@ struct Node {
       Slot* args;    // n-ary ops: nin slots in the side pool
       uint32_t nin;
     };
-    Node* next_free;
   };
   union {
     PyObject* py;      // the Python Value wrapping this node, if any (borrowed, but see OWNS_PY)
@@ -63,14 +62,14 @@ struct Node {
 };
 static_assert(sizeof(Node) <= 64, "a node must fit in 64 bytes");
 
-// The op code of a node on the free list (the invariant checker tells live
-// nodes from free ones by it).
+// The op code of a free node (the invariant checker tells live nodes from
+// free ones by it, and checks it against the pool's bitmap).
 constexpr uint8_t OP_FREE = 0xff;
 
 namespace pool {
 
-// A fresh node off the free list (fields other than the list link are
-// stale), or nullptr when the system is out of memory. Never throws.
+// A free node, the lowest in the arena (its fields are stale), or nullptr
+// when the system is out of memory. Never throws.
 Node* alloc();
 void free_node(Node* n);
 
@@ -82,7 +81,8 @@ size_t capacity();     // nodes carved so far
 size_t chunk_count();
 Node* chunk(size_t i);  // chunk i's first node; each holds chunk_nodes()
 size_t chunk_nodes();
-Node* free_list();     // the first free node; the rest follow next_free
+bool is_free(const Node* n);  // whether a node of the arena is free (for the checker)
+size_t position(const Node* n);  // its place in the order alloc hands out free nodes (lowest first)
 size_t slots_live();
 void reset_stamps();   // set every node's stamp to 0 (epoch wrap-around)
 

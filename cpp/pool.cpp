@@ -1,8 +1,16 @@
-// The arena: fixed-size nodes carved from 64-byte-aligned chunks, recycled
-// through an intrusive free list, and a size-classed side pool for the
-// operand lists of n-ary ops. Memory is kept for reuse, never returned, so a
-// training loop that builds the same graph every step allocates nothing after
-// its first step.
+// The arena: fixed-size nodes carved from 1 MiB chunks, recycled lowest
+// address first, and a size-classed side pool for the operand lists of n-ary
+// ops. Memory is kept for reuse, never returned, so a training loop that
+// builds the same graph every step allocates nothing after its first step.
+//
+// Why lowest address first rather than a free list: a free list hands nodes
+// back in the order the last graph was released (depth first from its
+// output), so step after step a graph's nodes scatter over the arena. On
+// microgpt's 76k-node step that made backward 1.3 ms and release 0.8 ms after
+// 150 steps, against 0.7 and 0.24 ms with the same nodes in address order.
+// With a bitmap of free slots, a graph built in one go lies in creation order
+// whatever was freed before, and backward and release walk it in order.
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <vector>
@@ -12,65 +20,132 @@
 namespace ag {
 namespace pool {
 
-static Node* free_head = nullptr;
+// A chunk is CHUNK_BYTES aligned to CHUNK_BYTES, so a node finds its chunk by
+// masking its address. Slot 0 holds the chunk's header, the rest are nodes.
+static constexpr size_t CHUNK_BYTES = size_t(1) << 20;
+static constexpr size_t CHUNK_SLOTS = CHUNK_BYTES / sizeof(Node);
+static constexpr size_t CHUNK_WORDS = CHUNK_SLOTS / 64;  // bitmap words per chunk
+static_assert(CHUNK_WORDS % 64 == 0 && sizeof(Node) <= 64, "a chunk's slots fill whole words of both bitmaps");
+
+struct Header {
+  size_t first_word;  // the chunk's first word in free_bits
+};
+
 static size_t live_nodes = 0;
 
 // Never destroyed: a static with a destructor would be torn down at exit
 // under any thread still running in the engine.
 static std::vector<Node*>& chunks = *new std::vector<Node*>;
-static constexpr size_t CHUNK_NODES = 1 << 14;  // 1 MiB of nodes per chunk
+// Bit i of word w: slot (w % CHUNK_WORDS) * 64 + i of chunk w / CHUNK_WORDS
+// is free. summary has a bit per word of free_bits, set if it has one, so
+// that finding the next free slot skips 4,096 full slots per word it reads.
+static std::vector<uint64_t>& free_bits = *new std::vector<uint64_t>;
+static std::vector<uint64_t>& summary = *new std::vector<uint64_t>;
+// Every word of free_bits below this one is empty.
+static size_t low_word = 0;
+// The hot path's view of the vectors above (one load each, not two).
+static uint64_t* words = nullptr;
+static uint64_t* summary_words = nullptr;
+static Node** chunk_at = nullptr;
+static size_t nwords = 0;
 
-// Carves a new chunk onto the free list; false when out of memory.
+// Adds a chunk with every node slot free; false when out of memory.
 static bool grow() {
-  void* mem = std::aligned_alloc(64, CHUNK_NODES * sizeof(Node));
+  void* mem = std::aligned_alloc(CHUNK_BYTES, CHUNK_BYTES);
   if (!mem) return false;
-  Node* c = static_cast<Node*>(mem);
+  const size_t first = free_bits.size();
   try {
-    chunks.push_back(c);
+    chunks.reserve(chunks.size() + 1);
+    free_bits.reserve(first + CHUNK_WORDS);
+    summary.reserve((first + CHUNK_WORDS) / 64);
   } catch (const std::bad_alloc&) {
     std::free(mem);
     return false;
   }
-  // Thread the new chunk onto the free list in address order so that a graph
-  // built in one go lies contiguously in memory.
-  for (size_t i = 0; i + 1 < CHUNK_NODES; ++i) c[i].next_free = &c[i + 1];
-  c[CHUNK_NODES - 1].next_free = free_head;
-  for (size_t i = 0; i < CHUNK_NODES; ++i) {
+  Node* c = static_cast<Node*>(mem);
+  new (mem) Header{first};
+  chunks.push_back(c);
+  free_bits.resize(first + CHUNK_WORDS, ~uint64_t(0));
+  free_bits[first] &= ~uint64_t(1);  // slot 0: the header
+  summary.resize((first + CHUNK_WORDS) / 64, ~uint64_t(0));
+  for (size_t i = 1; i < CHUNK_SLOTS; ++i) {
     c[i].stamp = 0;
     c[i].op = OP_FREE;
   }
-  free_head = c;
+  words = free_bits.data();
+  summary_words = summary.data();
+  chunk_at = chunks.data();
+  nwords = free_bits.size();
   return true;
+}
+
+// The slow half of alloc: the next word with a free slot, through the
+// summary, growing the arena if there is none; 0 if out of memory, else the
+// word's index plus one.
+__attribute__((noinline)) static size_t next_word() {
+  size_t s = low_word / 64;
+  uint64_t m = s < summary.size() ? summary[s] & (~uint64_t(0) << (low_word % 64)) : 0;
+  while (!m && ++s < summary.size()) m = summary[s];
+  if (!m) {
+    s = summary.size();
+    if (!grow()) return 0;
+    m = summary[s];
+  }
+  low_word = s * 64 + size_t(__builtin_ctzll(m));
+  return low_word + 1;
 }
 
 // alloc and free_node are the per-op hot path; link-time optimisation
 // (pybind11_add_module turns it on) inlines them into their callers.
 Node* alloc() {
-  if (!free_head && !grow()) return nullptr;
-  Node* n = free_head;
-  free_head = n->next_free;
+  size_t w = low_word;
+  if (w >= nwords || !words[w]) {
+    if (!(w = next_word())) return nullptr;
+    --w;
+  }
+  const uint64_t bits = words[w];
+  words[w] = bits & (bits - 1);
+  if (!words[w]) summary_words[w / 64] &= ~(uint64_t(1) << (w % 64));
   ++live_nodes;
-  return n;
+  return chunk_at[w / CHUNK_WORDS] + (w % CHUNK_WORDS) * 64 + size_t(__builtin_ctzll(bits));
 }
 
 void free_node(Node* n) {
   n->op = OP_FREE;
   n->py = nullptr;
-  n->next_free = free_head;
-  free_head = n;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(n);
+  const Node* c = reinterpret_cast<const Node*>(a & ~uintptr_t(CHUNK_BYTES - 1));
+  const size_t slot = size_t(n - c);
+  const size_t w = reinterpret_cast<const Header*>(c)->first_word + slot / 64;
+  if (!words[w]) summary_words[w / 64] |= uint64_t(1) << (w % 64);
+  words[w] |= uint64_t(1) << (slot % 64);
+  if (w < low_word) low_word = w;
   --live_nodes;
 }
 
+size_t position(const Node* n) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(n);
+  const Node* c = reinterpret_cast<const Node*>(a & ~uintptr_t(CHUNK_BYTES - 1));
+  return reinterpret_cast<const Header*>(c)->first_word * 64 + size_t(n - c);
+}
+
+bool is_free(const Node* n) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(n);
+  const Node* c = reinterpret_cast<const Node*>(a & ~uintptr_t(CHUNK_BYTES - 1));
+  const size_t slot = size_t(n - c);
+  const size_t w = reinterpret_cast<const Header*>(c)->first_word + slot / 64;
+  return (free_bits[w] >> (slot % 64)) & 1;
+}
+
 size_t live() { return live_nodes; }
-Node* free_list() { return free_head; }
-size_t capacity() { return chunks.size() * CHUNK_NODES; }
-Node* chunk(size_t i) { return chunks[i]; }
-size_t chunk_nodes() { return CHUNK_NODES; }
+size_t capacity() { return chunks.size() * (CHUNK_SLOTS - 1); }
+Node* chunk(size_t i) { return chunks[i] + 1; }
+size_t chunk_nodes() { return CHUNK_SLOTS - 1; }
 size_t chunk_count() { return chunks.size(); }
 
 void reset_stamps() {
   for (Node* c : chunks)
-    for (size_t i = 0; i < CHUNK_NODES; ++i) c[i].stamp = 0;
+    for (size_t i = 1; i < CHUNK_SLOTS; ++i) c[i].stamp = 0;
 }
 
 // Side pool: blocks of 2^k slots, one free list per k. Blocks up to 2^12

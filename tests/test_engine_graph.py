@@ -7,11 +7,13 @@ from ``ag.engine_stats()`` before and after, never from a formula the engine use
 from __future__ import annotations
 
 import math
+import random
 import sys
 import threading
 
 import arenagrad as ag
 import pytest
+from arenagrad import _core
 from conftest import live
 from op_reference import REFERENCE, engine_op
 
@@ -499,6 +501,38 @@ def test_node_size():
     assert stats["node_bytes"] <= 64
     assert ag.NODE_BYTES == stats["node_bytes"]
     assert stats["capacity_nodes"] >= stats["live_nodes"] >= 0
+
+
+def test_freed_nodes_are_reused_lowest_first():
+    # A graph built after others were released in any order lies in the
+    # arena in creation order (backward and release then walk memory in
+    # order; a free list handed nodes back in release order, which scattered
+    # microgpt's graph step after step).
+    rng = random.Random(5)
+    first = [V(float(i)) for i in range(3000)]
+    freed = sorted(_core._arena_position(v) for v in first)
+    rng.shuffle(first)
+    while first:
+        first.pop()  # released one at a time, in shuffled order
+    second = [V(float(i)) for i in range(3000)]
+    places = [_core._arena_position(v) for v in second]
+    assert places == freed  # the same places, in order, no others
+    # A node freed below live ones is the next one handed out.
+    hole = places[10]
+    del second[10]
+    assert _core._arena_position(V(0.0)) == hole
+    # A graph released from its output (depth first) leaves the same order.
+    x = V(0.5)
+    y = x
+    for k in range(2000):
+        y = (y * x + k).tanh() if k % 3 else y + x * k
+    del y
+    built = [V(float(i)) for i in range(1000)]
+    places = [_core._arena_position(v) for v in built]
+    assert places == sorted(places)
+    _core._check_invariants()
+    with pytest.raises(TypeError):
+        _core._arena_position(1.0)
 
 
 def test_live_nodes_count_values_and_graphs():

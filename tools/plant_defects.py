@@ -418,6 +418,20 @@ DEFECTS = [
         "a list of Values emptied by a finalizer during the read is read past its end",
     ),
     Defect(
+        "pool-reuses-from-where-it-was",
+        "cpp/pool.cpp",
+        "  if (w < low_word) low_word = w;\n  --live_nodes;",
+        "  --live_nodes;",
+        "a node freed below the allocation point is not the next one handed out",
+    ),
+    Defect(
+        "pool-summary-misses-a-freed-word",
+        "cpp/pool.cpp",
+        "  if (!words[w]) summary_words[w / 64] |= uint64_t(1) << (w % 64);\n",
+        "",
+        "a word that becomes free again is not marked in the summary, so its nodes are skipped",
+    ),
+    Defect(
         "scatter-keeps-int-display",
         "cpp/params.cpp",
         "if (field == DATA) store_data(node_of(p), d, from_int);",
