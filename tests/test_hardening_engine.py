@@ -525,12 +525,15 @@ def test_interpreter_exit_while_a_daemon_thread_replays(what):
 def test_compiled_graph_made_without_init_raises_type_error():
     proc = run_child(
         """
-        import arenagrad as ag
+        import numpy as np, arenagrad as ag
         CG = ag.CompiledGraph
         c = CG.__new__(CG)
+        rows = np.ones((2, 1))
         calls = [
             lambda: c.forward(), lambda: c.backward(), lambda: c.leaves,
             lambda: c.set_data([], []), lambda: c.num_nodes, lambda: c.num_leaves,
+            lambda: c.forward(rows), lambda: c.inputs, lambda: c.value_and_grad(rows),
+            lambda: c.hvp([1.0]), lambda: c.hessian(), lambda: c.jvp([1.0]), lambda: c.jacobian(),
         ]
         for call in calls:
             try:
