@@ -138,6 +138,13 @@ PYBIND11_MODULE(_core, m) {
         return ag::pool::position(ag::node_of(v.ptr()));
       },
       py::arg("value"), "Tests only: a Value's node's place in the arena (free nodes are reused lowest first).");
+  m.def(
+      "_fail_next_grow",
+      [](int step) {
+        if (step < 0 || step > 3) throw py::value_error("step must be 0 (the chunk) to 3 (a bitmap's room)");
+        ag::pool::fail_grow_at(step);
+      },
+      py::arg("step"), "Tests only: the arena's next growth fails at this step, as if out of memory.");
   m.def("_check_invariants", &ag::check_invariants,
         "Walk the whole arena and check reference counts, wrappers, inputs and the free nodes;\n"
         "raises RuntimeError naming the first violation. O(nodes): for tests and fuzzing.");

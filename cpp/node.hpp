@@ -83,6 +83,7 @@ Node* chunk(size_t i);  // chunk i's first node; each holds chunk_nodes()
 size_t chunk_nodes();
 bool is_free(const Node* n);  // whether a node of the arena is free (for the checker)
 size_t position(const Node* n);  // its place in the order alloc hands out free nodes (lowest first)
+void fail_grow_at(int step);     // tests: make the next growth fail at step 0 (the chunk) .. 3
 size_t slots_live();
 void reset_stamps();   // set every node's stamp to 0 (epoch wrap-around)
 

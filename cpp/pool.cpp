@@ -10,10 +10,15 @@
 // 150 steps, against 0.7 and 0.24 ms with the same nodes in address order.
 // With a bitmap of free slots, a graph built in one go lies in creation order
 // whatever was freed before, and backward and release walk it in order.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#endif
 
 #include "node.hpp"
 
@@ -49,19 +54,76 @@ static uint64_t* summary_words = nullptr;
 static Node** chunk_at = nullptr;
 static size_t nwords = 0;
 
-// Adds a chunk with every node slot free; false when out of memory.
+static void refresh_views() {
+  words = free_bits.data();
+  summary_words = summary.data();
+  chunk_at = chunks.data();
+  nwords = free_bits.size();
+}
+
+// Room for `need` items, doubling the capacity so that growing the arena
+// copies its bitmaps O(log) times, not once per chunk (exactly `need` if a
+// doubling does not fit). Throws std::bad_alloc.
+template <class T> static void room(std::vector<T>& v, size_t need) {
+  if (v.capacity() >= need) return;
+  try {
+    v.reserve(std::max(need, 2 * v.capacity()));
+  } catch (const std::bad_alloc&) {
+    v.reserve(need);
+  }
+}
+
+// Tests only (fail_grow_at): the step of the next grow() that fails.
+static int fail_step = -1;
+static void step(int k) {
+  if (fail_step == k) {
+    fail_step = -1;
+    throw std::bad_alloc();
+  }
+}
+void fail_grow_at(int k) { fail_step = k; }
+
+// CHUNK_BYTES of zeroed memory aligned to CHUNK_BYTES, or nullptr. Mapped
+// twice the size and trimmed to the aligned part: aligned_alloc keeps the
+// whole span, which would halve the nodes that fit under RLIMIT_AS.
+static void* map_chunk() {
+#if defined(__unix__) || defined(__APPLE__)
+  const size_t span = 2 * CHUNK_BYTES;
+  void* p = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t aligned = (start + CHUNK_BYTES - 1) & ~uintptr_t(CHUNK_BYTES - 1);
+  if (aligned > start) munmap(p, aligned - start);
+  if (start + span > aligned + CHUNK_BYTES)
+    munmap(reinterpret_cast<void*>(aligned + CHUNK_BYTES), start + span - aligned - CHUNK_BYTES);
+  return reinterpret_cast<void*>(aligned);
+#else
+  return std::aligned_alloc(CHUNK_BYTES, CHUNK_BYTES);
+#endif
+}
+
+// Adds a chunk with every node slot free; false when out of memory, with
+// the arena as it was.
 static bool grow() {
-  void* mem = std::aligned_alloc(CHUNK_BYTES, CHUNK_BYTES);
-  if (!mem) return false;
   const size_t first = free_bits.size();
   try {
-    chunks.reserve(chunks.size() + 1);
-    free_bits.reserve(first + CHUNK_WORDS);
-    summary.reserve((first + CHUNK_WORDS) / 64);
+    step(1);
+    room(chunks, chunks.size() + 1);
+    step(2);
+    room(free_bits, first + CHUNK_WORDS);
+    step(3);
+    room(summary, (first + CHUNK_WORDS) / 64);
+    step(0);
   } catch (const std::bad_alloc&) {
-    std::free(mem);
+    refresh_views();  // a reserve that succeeded has moved its vector
     return false;
   }
+  void* mem = map_chunk();
+  if (!mem) {
+    refresh_views();
+    return false;
+  }
+  // Nothing below allocates: the room is reserved.
   Node* c = static_cast<Node*>(mem);
   new (mem) Header{first};
   chunks.push_back(c);
@@ -72,10 +134,7 @@ static bool grow() {
     c[i].stamp = 0;
     c[i].op = OP_FREE;
   }
-  words = free_bits.data();
-  summary_words = summary.data();
-  chunk_at = chunks.data();
-  nwords = free_bits.size();
+  refresh_views();
   return true;
 }
 

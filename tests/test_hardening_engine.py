@@ -172,6 +172,42 @@ def test_list_of_values_emptied_by_a_collection_inside_the_read():
     assert_clean_exit(proc, "done RuntimeError")
 
 
+def test_arena_growth_that_fails_at_any_step_leaves_the_arena_usable():
+    # Growing the arena reserves room in three vectors and maps a chunk; out
+    # of memory at any of those steps is MemoryError, and the nodes already
+    # carved stay usable (a reserve that succeeded before a later one failed
+    # had moved its vector: the allocator must not keep reading the old one).
+    proc = run_child(
+        """
+        import arenagrad as ag
+        from arenagrad import _core
+        def stats():
+            s = ag.engine_stats()
+            return s["live_nodes"], s["capacity_nodes"]
+        keep = []
+        for step in (3, 2, 1, 0, 3, 2):
+            live, cap = stats()
+            keep += [ag.Value(1.0) for _ in range(cap - live)]  # the arena is full
+            _core._fail_next_grow(step)
+            try:
+                keep.append(ag.Value(2.0))
+                print("no error at step", step)
+            except MemoryError:
+                pass
+            assert stats()[1] == cap
+            del keep[:300]  # frees in the first chunk and the last, then reuses them
+            del keep[-300:]
+            keep += [ag.Value(3.0) for _ in range(600)]
+            _core._check_invariants()
+            keep.append(ag.Value(4.0))  # a growth that succeeds
+            assert stats()[1] > cap
+        print("done", sum(v.data for v in keep[-600:-1]) == 3.0 * 599)
+        """
+    )
+    assert_clean_exit(proc, "done True")
+    assert "no error" not in proc.stdout
+
+
 def test_sequence_whose_getitem_drops_its_items_stays_safe():
     proc = run_child(
         """

@@ -432,6 +432,13 @@ DEFECTS = [
         "a word that becomes free again is not marked in the summary, so its nodes are skipped",
     ),
     Defect(
+        "pool-failed-growth-keeps-moved-views",
+        "cpp/pool.cpp",
+        "    refresh_views();  // a reserve that succeeded has moved its vector\n",
+        "",
+        "out of memory while growing the arena leaves the allocator reading a freed vector: a crash later",
+    ),
+    Defect(
         "scatter-keeps-int-display",
         "cpp/params.cpp",
         "if (field == DATA) store_data(node_of(p), d, from_int);",
