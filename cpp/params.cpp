@@ -116,6 +116,23 @@ void scatter(py::handle params, const std::string& name, py::handle values) {
   }
 }
 
+// Plain SGD's update, data -= lr * grad, in one pass over a list of Values
+// only (an optimizer's): the same two roundings as numpy's p -= lr * g, with
+// no arrays between. Anything else returns false, changing nothing (the
+// caller then reads attributes, as gather does). Nothing between the check
+// and the loop can run Python code.
+bool sgd_update(py::handle params, double lr) {
+  if (!PyList_CheckExact(params.ptr())) return false;
+  const Py_ssize_t n = PyList_GET_SIZE(params.ptr());
+  for (Py_ssize_t i = 0; i < n; ++i)
+    if (Py_TYPE(PyList_GET_ITEM(params.ptr(), i)) != &ValueType) return false;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    Node* node = node_of(PyList_GET_ITEM(params.ptr(), i));
+    store_data(node, node->data - lr * node->grad, false);
+  }
+  return true;
+}
+
 }  // namespace
 
 void bind_params(py::module_& m) {
@@ -123,6 +140,8 @@ void bind_params(py::module_& m) {
         "Each parameter's .data or .grad (field) as a float64 array (numbers only).");
   m.def("_scatter", &scatter, py::arg("params"), py::arg("field"), py::arg("values"),
         "Sets each parameter's .data or .grad (field): to values[i] (a float), or to values for all if one number.");
+  m.def("_sgd_update", &sgd_update, py::arg("params"), py::arg("lr"),
+        "data -= lr * grad for each parameter of a list of Values only; False (nothing changed) for anything else.");
 }
 
 }  // namespace ag

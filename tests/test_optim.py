@@ -497,6 +497,28 @@ def test_bulk_access_honours_subclasses_and_plain_objects():
     assert (a.grad, b.grad, c.grad) == (0.0, 0.0, 0.0)
 
 
+def test_plain_sgd_in_one_loop_only_for_a_list_of_values():
+    # Plain SGD updates a list of Values in one C loop; a subclass or any
+    # other object (whose attributes may run code) takes the attribute path.
+    # Both give p - lr * g as Python computes it.
+    core = _engine()
+
+    class Sub(core.Value):
+        pass
+
+    for make in (core.Value, Sub, P):
+        ps = [core.Value(1.0), make(2.0), core.Value(-3.0)]
+        for p, g in zip(ps, (0.5, -0.25, 1.0 / 3.0)):
+            p.grad = g
+        optim.SGD(ps, lr=0.1).step()
+        assert [p.data for p in ps] == [1.0 - 0.1 * 0.5, 2.0 - 0.1 * -0.25, -3.0 - 0.1 * (1.0 / 3.0)]
+    v = core.Value(1.0)
+    v.grad = 2.0
+    assert core._sgd_update([v, P(1.0)], 0.5) is False and v.data == 1.0  # nothing changed
+    assert core._sgd_update((v,), 0.5) is False and v.data == 1.0
+    assert core._sgd_update([v], 0.5) is True and v.data == 0.0
+
+
 def test_a_step_turns_int_data_into_float_as_assignment_does():
     core = _engine()
     v = core.Value(3)

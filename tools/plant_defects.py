@@ -439,6 +439,20 @@ DEFECTS = [
         "out of memory while growing the arena leaves the allocator reading a freed vector: a crash later",
     ),
     Defect(
+        "sgd-loop-adds-the-gradient",
+        "cpp/params.cpp",
+        "store_data(node, node->data - lr * node->grad, false);",
+        "store_data(node, node->data + lr * node->grad, false);",
+        "plain SGD on a list of Values climbs the loss",
+    ),
+    Defect(
+        "sgd-loop-takes-any-list",
+        "cpp/params.cpp",
+        "    if (Py_TYPE(PyList_GET_ITEM(params.ptr(), i)) != &ValueType) return false;\n",
+        "",
+        "plain SGD reads a non-Value parameter as if it were a Value's node",
+    ),
+    Defect(
         "scatter-keeps-int-display",
         "cpp/params.cpp",
         "if (field == DATA) store_data(node_of(p), d, from_int);",

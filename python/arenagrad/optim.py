@@ -182,6 +182,9 @@ class SGD(Optimizer):
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Perform one SGD update; returns ``closure()`` if a closure is given."""
         loss = closure() if closure is not None else None
+        plain = not (self.maximize or self.weight_decay != 0 or self.momentum != 0)
+        if plain and _core._sgd_update(self.params, self.lr):  # p -= lr * g, in one C loop
+            return loss
         p, g = self._gather()
         state = self._state_copy()
         if self.maximize:
