@@ -29,6 +29,16 @@ Field field_arg(const std::string& name) {
   throw py::value_error("field must be 'data' or 'grad', not '" + name + "'");
 }
 
+// Whether params is a list of Values only (exactly the type: a subclass's
+// attributes may run Python code).
+bool list_of_values(py::handle params) {
+  if (!PyList_CheckExact(params.ptr())) return false;
+  const Py_ssize_t n = PyList_GET_SIZE(params.ptr());
+  for (Py_ssize_t i = 0; i < n; ++i)
+    if (Py_TYPE(PyList_GET_ITEM(params.ptr(), i)) != &ValueType) return false;
+  return true;
+}
+
 // The parameters as a sequence to index: attribute access on a non-Value may
 // run Python code that changes the caller's list, so a list holding anything
 // else is copied into a tuple, which holds every item alive. A list of Values
@@ -36,12 +46,7 @@ Field field_arg(const std::string& name) {
 // size at every read: Python code can still run in between (a finalizer
 // during an allocation, numpy's first import by pybind11).
 py::object params_arg(py::handle params) {
-  if (PyList_CheckExact(params.ptr())) {
-    const Py_ssize_t n = PyList_GET_SIZE(params.ptr());
-    Py_ssize_t i = 0;
-    while (i < n && Py_TYPE(PyList_GET_ITEM(params.ptr(), i)) == &ValueType) ++i;
-    if (i == n) return py::reinterpret_borrow<py::object>(params);
-  }
+  if (list_of_values(params)) return py::reinterpret_borrow<py::object>(params);
   PyObject* t = PySequence_Tuple(params.ptr());
   if (!t) throw py::error_already_set();
   return py::reinterpret_steal<py::object>(t);
@@ -122,10 +127,8 @@ void scatter(py::handle params, const std::string& name, py::handle values) {
 // caller then reads attributes, as gather does). Nothing between the check
 // and the loop can run Python code.
 bool sgd_update(py::handle params, double lr) {
-  if (!PyList_CheckExact(params.ptr())) return false;
+  if (!list_of_values(params)) return false;
   const Py_ssize_t n = PyList_GET_SIZE(params.ptr());
-  for (Py_ssize_t i = 0; i < n; ++i)
-    if (Py_TYPE(PyList_GET_ITEM(params.ptr(), i)) != &ValueType) return false;
   for (Py_ssize_t i = 0; i < n; ++i) {
     Node* node = node_of(PyList_GET_ITEM(params.ptr(), i));
     store_data(node, node->data - lr * node->grad, false);

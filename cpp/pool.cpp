@@ -169,31 +169,26 @@ Node* alloc() {
   return chunk_at[w / CHUNK_WORDS] + (w % CHUNK_WORDS) * 64 + size_t(__builtin_ctzll(bits));
 }
 
-void free_node(Node* n) {
-  n->op = OP_FREE;
-  n->py = nullptr;
-  const uintptr_t a = reinterpret_cast<uintptr_t>(n);
-  const Node* c = reinterpret_cast<const Node*>(a & ~uintptr_t(CHUNK_BYTES - 1));
-  const size_t slot = size_t(n - c);
-  const size_t w = reinterpret_cast<const Header*>(c)->first_word + slot / 64;
-  if (!words[w]) summary_words[w / 64] |= uint64_t(1) << (w % 64);
-  words[w] |= uint64_t(1) << (slot % 64);
-  if (w < low_word) low_word = w;
-  --live_nodes;
-}
-
+// A node's bit in free_bits (word position / 64), through its chunk's header.
 size_t position(const Node* n) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(n);
   const Node* c = reinterpret_cast<const Node*>(a & ~uintptr_t(CHUNK_BYTES - 1));
   return reinterpret_cast<const Header*>(c)->first_word * 64 + size_t(n - c);
 }
 
+void free_node(Node* n) {
+  n->op = OP_FREE;
+  n->py = nullptr;
+  const size_t pos = position(n), w = pos / 64;
+  if (!words[w]) summary_words[w / 64] |= uint64_t(1) << (w % 64);
+  words[w] |= uint64_t(1) << (pos % 64);
+  if (w < low_word) low_word = w;
+  --live_nodes;
+}
+
 bool is_free(const Node* n) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(n);
-  const Node* c = reinterpret_cast<const Node*>(a & ~uintptr_t(CHUNK_BYTES - 1));
-  const size_t slot = size_t(n - c);
-  const size_t w = reinterpret_cast<const Header*>(c)->first_word + slot / 64;
-  return (free_bits[w] >> (slot % 64)) & 1;
+  const size_t pos = position(n);
+  return (words[pos / 64] >> (pos % 64)) & 1;
 }
 
 size_t live() { return live_nodes; }

@@ -406,8 +406,8 @@ DEFECTS = [
     Defect(
         "params-list-read-as-it-is",
         "cpp/params.cpp",
-        "if (i == n) return py::reinterpret_borrow<py::object>(params);",
-        "if (i > 0) return py::reinterpret_borrow<py::object>(params);",
+        "if (list_of_values(params)) return py::reinterpret_borrow<py::object>(params);",
+        "if (PyList_CheckExact(params.ptr())) return py::reinterpret_borrow<py::object>(params);",
         "a list that starts with a Value is read in place though a later item runs Python code",
     ),
     Defect(
@@ -448,8 +448,8 @@ DEFECTS = [
     Defect(
         "sgd-loop-takes-any-list",
         "cpp/params.cpp",
-        "    if (Py_TYPE(PyList_GET_ITEM(params.ptr(), i)) != &ValueType) return false;\n",
-        "",
+        "  if (!list_of_values(params)) return false;\n",
+        "  if (!PyList_CheckExact(params.ptr())) return false;\n",
         "plain SGD reads a non-Value parameter as if it were a Value's node",
     ),
     Defect(
