@@ -31,13 +31,14 @@ static constexpr size_t MAX_CHUNKS = 64;
 // Work items (about lane-ops) between two looks at Ctrl-C: a few ms.
 static constexpr double ROUND_WORK = 4e6;
 // A block's rows share one pass over the graph, so a wider block spreads
-// each entry's dispatch over more rows; its values and gradients must still
-// stay in cache. Measured on the 1,000-op graph (28 kB a row), 1 thread:
-// 8.1 us/row at 32 rows (0.9 MB, within a core's L2), 6.9 at 64, 6.5 at 128
-// (3.6 MB, in L3), 6.8 at 256; on the 10,000-op graph (280 kB a row), 16
-// rows (4.5 MB) beat 32 by 15%, and rows narrower than 16 cost more in
-// dispatch than L3 does (2x at 4 rows).
-static constexpr size_t BLOCK_BYTES = 9 << 19;  // 4.5 MiB
+// each entry's dispatch over more rows; a block's values stream through the
+// cache once each way (its gradients are reused blocks that stay in L1: see
+// plan_gradient_blocks), so a block may be larger than L2. Measured on the
+// 10,000-op graph (141 kB of values a row), 1 thread, Xeon VM: 106 us/row at
+// 16 rows (2.25 MiB), 100 at 32, 90 at 64, 76 at 128 (18 MiB), 77-102 at
+// 256; with 2 threads 72, 72, 47, 39 and 52. The 1,000-op graph: 6.6 us/row
+// at 128 rows, 8.9 at 256. The cap is scratch memory per worker.
+static constexpr size_t BLOCK_BYTES = 9 << 21;  // 18 MiB
 
 // Below this much work (about lane-ops: 15-30 us on one core) a job runs on
 // the calling thread alone. Handing part of it to a pool thread costs that
@@ -80,6 +81,52 @@ void raise_in_row(size_t row) {
     PyErr_Restore(type, value, tb);
   }
   throw py::error_already_set();
+}
+
+// f(o) for each output entry o of a multi-output entry e (softmax) that is a
+// node of the graph.
+template <class F> static void for_each_output(const Compiled& c, uint32_t e, F f) {
+  if (!with_op<bool>(c.op[e], [](auto t) { return MultiOutput<typename decltype(t)::op>::value; })) return;
+  const size_t cnt = c.shape(e).count;
+  const uint32_t* ix = c.args.data() + c.a[e];
+  for (size_t i = 0; i < cnt; ++i)
+    if (ix[2 * cnt + i] < c.nnodes) f(ix[2 * cnt + i]);
+}
+
+// Gradient lane blocks for backward, reused. An entry's gradient is live
+// from its first contribution (in sweep order) to the step that reads it last
+// (its own, or its softmax node's for a softmax output), after which backward
+// zeroes the block for the next entry: the blocks in use at once are few
+// where operands are near their consumers, so a block's gradients stay in L1
+// while its values stream, and backward need not zero one block per entry
+// first. Block 0 stays zero: the gradient of an entry nothing reaches.
+// Inputs keep theirs to the end (they are the gradients backward returns).
+static void plan_gradient_blocks(const Compiled& c, Batch& p) {
+  const size_t N = c.size();
+  p.gslot.assign(N, NONE);
+  std::vector<uint32_t> free_blocks;
+  uint32_t ngrad = 1;
+  auto take = [&](uint32_t o) {
+    if (o == NONE || o >= N || p.slot[o] == NONE || p.gslot[o] != NONE) return;
+    if (free_blocks.empty()) {
+      p.gslot[o] = ngrad++;
+    } else {
+      p.gslot[o] = free_blocks.back();
+      free_blocks.pop_back();
+    }
+  };
+  auto give = [&](uint32_t o) {
+    if (o < N && p.gslot[o] != NONE) free_blocks.push_back(p.gslot[o]);
+  };
+  for (uint32_t k : c.out_index) take(k);
+  for (size_t q = p.vary.size(); q-- > 0;) {
+    uint32_t e = p.vary[q];
+    if (!p.sweep[e] || !own_reverse(c.op[e])) continue;
+    c.for_each_operand(e, take);
+    give(e);
+    for_each_output(c, e, give);
+  }
+  p.ngrad = ngrad;
 }
 
 std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>& inputs) {
@@ -130,7 +177,8 @@ std::unique_ptr<Batch> plan_batch(const Compiled& c, const std::vector<uint32_t>
       if (o == NONE || !varies[o]) ++p->nbcast;
     }
   }
-  const size_t row_bytes = 2 * size_t(nslots) * sizeof(double);
+  plan_gradient_blocks(c, *p);
+  const size_t row_bytes = (size_t(nslots) + p->ngrad) * sizeof(double);
   size_t w = 128;
   while (w > 16 && w * row_bytes > BLOCK_BYTES) w /= 2;
   p->width = w;
@@ -305,6 +353,11 @@ struct Run {
   const double* seeds = nullptr;  // backward: N x m output gradients, or none for ones
   double* GX = nullptr;   // backward: N x k input gradients
   bool grad = false, anomaly = false;
+  // Gradient lane blocks: reused (Batch::gslot), or one per varying entry
+  // under detect_anomaly. Set by drive().
+  bool reuse = true;
+  const uint32_t* gslot = nullptr;
+  size_t ngrad = 0;
   size_t W, nslots, nblocks, chunk_blocks, nchunks;
   std::vector<double> bcast;  // see fill_bcast
   std::mutex m;
@@ -324,6 +377,18 @@ struct Run {
   }
 
   double* lanes(double* base, uint32_t e) const { return base + size_t(p.slot[e]) * W; }
+  // Entry e's gradient lanes in lg: its reused block (block 0, zero, if
+  // nothing reaches it), or with detect_anomaly, which reads them all after
+  // backward, its own block as its values have.
+  double* glanes(double* lg, uint32_t e) const {
+    uint32_t g = gslot[e];
+    return lg + size_t(g == NONE ? 0 : g) * W;
+  }
+  // Zeroes entry e's gradient lanes once they have been read for the last
+  // time, for the entry that takes the block next.
+  void clear(double* lg, uint32_t e, size_t n) const {
+    if (gslot[e] != NONE) std::fill_n(lg + size_t(gslot[e]) * W, n, 0.0);
+  }
   Src src(double* lv, uint32_t e) const {
     return p.slot[e] != NONE ? Src{lanes(lv, e), 0.0} : Src{nullptr, uval[e]};
   }
@@ -465,7 +530,7 @@ struct Run {
 
   void backward_block(size_t r0, size_t n, double* lv, double* lg, double* tmp, const double** ptr,
                       double* sums) const {
-    std::fill(lg, lg + nslots * W, 0.0);
+    std::fill(lg, lg + ngrad * W, 0.0);
     const size_t m = c.out_index.size();
     for (size_t j = 0; j < m; ++j) {
       uint32_t e = c.out_index[j];
@@ -475,7 +540,7 @@ struct Run {
         for (size_t r = 0; r < n; ++r) s += seed(r);
         sums[p.bound[e]] += s;
       } else {
-        double* g = lanes(lg, e);
+        double* g = glanes(lg, e);
         for (size_t r = 0; r < n; ++r) g[r] = m > 1 ? g[r] + seed(r) : seed(r);  // an output listed twice gets both
       }
     }
@@ -484,7 +549,7 @@ struct Run {
     auto add = [&](uint32_t o, const double* gk, const double* d) {
       if (o == NONE) return;
       if (p.slot[o] != NONE) {
-        double* go = lanes(lg, o);
+        double* go = glanes(lg, o);
         for (size_t r = 0; r < n; ++r) go[r] += gk[r] * d[r];
       } else if (p.bound[o] != NONE) {
         sums[p.bound[o]] += lane_sum(gk, d, n);
@@ -493,14 +558,14 @@ struct Run {
     for (size_t q = p.vary.size(); q-- > 0;) {
       uint32_t e = p.vary[q];
       if (!p.sweep[e]) continue;
-      const double* gk = lanes(lg, e);
+      const double* gk = glanes(lg, e);
       const double* y = lanes(lv, e);
       with_op<void>(c.op[e], [&](auto t) {
         using S = typename decltype(t)::op;
         if constexpr (FusedReverse<S>::value) {
           // its softmax node's step reads its gradient
         } else if constexpr (t.arity == UNARY) {
-          unary_d<S>(lanes(lv, c.a[e]), y, c.aux[e], gk, lanes(lg, c.a[e]), n);
+          unary_d<S>(lanes(lv, c.a[e]), y, c.aux[e], gk, glanes(lg, c.a[e]), n);
         } else if constexpr (t.arity == BINARY) {
           double* dx = tmp;
           double* dy = tmp + W;
@@ -514,7 +579,7 @@ struct Run {
             if (i >= sh.nodes) return;
             uint32_t o = ix[i];
             if (p.slot[o] != NONE) {
-              double* go = lanes(lg, o);
+              double* go = glanes(lg, o);
               for (size_t r = 0; r < n; ++r) go[r] += d[r];
             } else if (p.bound[o] != NONE) {
               sums[p.bound[o]] += lane_total(d, n);
@@ -533,7 +598,7 @@ struct Run {
               if (i >= sh.nodes) return;
               uint32_t o = ix[i];
               if (p.slot[o] != NONE) {
-                double* go = lanes(lg, o);
+                double* go = glanes(lg, o);
                 if (f.p)
                   for (size_t r = 0; r < n; ++r) go[r] += gk[r] * f.p[r];
                 else
@@ -550,14 +615,19 @@ struct Run {
             slot_lanes(lv, e, ptr);
             const size_t cnt = sh.count;
             auto gout = [&](size_t i) -> const double* {
-              return ix[2 * cnt + i] < c.nnodes ? lanes(lg, ix[2 * cnt + i]) : nullptr;
+              return ix[2 * cnt + i] < c.nnodes ? glanes(lg, ix[2 * cnt + i]) : nullptr;
             };
             nary_reverse<S>(cnt, [ptr](size_t i) { return ptr[i]; }, gk, gout, tmp + W, tmp, n, to);
+            if (reuse)  // its outputs' gradients are read for the last time
+              for (size_t i = 0; i < cnt; ++i)
+                if (ix[2 * cnt + i] < c.nnodes) clear(lg, ix[2 * cnt + i], n);
           } else {
             slot_lanes(lv, e, ptr);
             nary_d<S>(sh.count, [ptr](size_t i) { return ptr[i]; }, y, gk, tmp, n, to);
           }
         }
+        if constexpr (!FusedReverse<S>::value)
+          if (reuse) clear(lg, e, n);  // (a softmax output's gradient is read at its softmax node's step)
       });
     }
   }
@@ -572,9 +642,9 @@ struct Run {
         double bad = 0;
         bool found = false;
         c.for_each_operand(e, [&](uint32_t o) {
-          if (!found && p.slot[o] != NONE && !std::isfinite(lanes(lg, o)[r])) {
+          if (!found && p.slot[o] != NONE && !std::isfinite(glanes(lg, o)[r])) {
             found = true;
-            bad = lanes(lg, o)[r];
+            bad = glanes(lg, o)[r];
           }
         });
         if (!found) continue;
@@ -588,7 +658,7 @@ struct Run {
   void chunk(size_t ci, size_t w) {
     double* lv = p.work[w].data();
     double* lg = lv + nslots * W;
-    double* tmp = lg + nslots * W;      // 2 W: a binary op's two derivatives
+    double* tmp = lg + ngrad * W;       // 2 W: a binary op's two derivatives
     static_assert(sizeof(const double*) == sizeof(double), "pointers are kept in the scratch of doubles");
     static_assert(sizeof(Src) == 2 * sizeof(double), "so are Src operands, in the same place");
     auto** ptr = reinterpret_cast<const double**>(tmp + 2 * W);  // 2 max_slots: an n-ary entry's operands
@@ -613,7 +683,7 @@ struct Run {
       if (anomaly && backward_anomaly(r0, n, lg)) return;
       for (size_t i = 0; i < k; ++i) {
         uint32_t e = p.input_entry[i];
-        for (size_t r = 0; r < n; ++r) GX[(r0 + r) * k + i] = e != NONE ? lanes(lg, e)[r] : 0.0;
+        for (size_t r = 0; r < n; ++r) GX[(r0 + r) * k + i] = e != NONE ? glanes(lg, e)[r] : 0.0;
       }
     }
   }
@@ -624,7 +694,10 @@ struct Run {
   // Python error set if a signal handler raised.
   bool drive() {
     size_t workers = threads::count();
-    size_t scratch = (2 * nslots + 2) * W + 2 * p.max_slots;  // see chunk()
+    reuse = !anomaly;
+    gslot = reuse ? p.gslot.data() : p.slot.data();
+    ngrad = reuse ? p.ngrad : nslots;
+    size_t scratch = (nslots + ngrad + 2) * W + 2 * p.max_slots;  // see chunk()
     fill_bcast();
     if (p.work.size() < workers) p.work.resize(workers);
     for (size_t w = 0; w < workers; ++w)

@@ -27,6 +27,8 @@ struct Batch {
   std::vector<uint32_t> vary;         // varying computed entries, topological order
   std::vector<uint32_t> uniform;      // uniform computed entries, topological order
   std::vector<uint8_t> sweep;         // per entry: batched backward passes through it
+  std::vector<uint32_t> gslot;        // per entry: its gradient lane block, reused (see plan_gradient_blocks), or NONE
+  size_t ngrad = 0;                   // gradient lane blocks
   std::vector<uint32_t> bound;        // per entry: its index among uniform entries fed by varying ones, or NONE
   size_t nbound = 0;
   size_t max_slots = 0;               // the most operand slots of a varying n-ary entry

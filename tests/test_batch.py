@@ -159,6 +159,12 @@ def same_bits(a, b):
     k=2,
     seed=0,
 )
+@example(  # gradients reach an input and a shared leaf through softmax outputs a product reads
+    program=[("binary", "softmax", [0, 2], 0.0, 0), ("binary", "*", [4, 1], 0.0, 0), ("binary", "*", [6, 5], 0.0, 0)],
+    n_rows=40,
+    k=2,
+    seed=1,
+)
 def test_rows_match_eager_bit_for_bit(program, n_rows, k, seed):
     rng = np.random.default_rng(seed)
     X = rng.uniform(-1.5, 1.5, size=(n_rows, k))

@@ -323,6 +323,27 @@ DEFECTS = [
         "dot's block form sums in another order than its scalar form (off by ulps)",
     ),
     Defect(
+        "batch-clears-softmax-outputs-at-their-own-step",
+        "cpp/batch.cpp",
+        "        if constexpr (!FusedReverse<S>::value)\n          if (reuse) clear(lg, e, n);",
+        "        if (reuse) clear(lg, e, n);",
+        "gradients through a softmax in a batch are lost (its outputs' blocks are zeroed before it reads them)",
+    ),
+    Defect(
+        "batch-gradient-blocks-not-cleared",
+        "cpp/batch.cpp",
+        "          if (reuse) clear(lg, e, n);",
+        "          if (false) clear(lg, e, n);",
+        "a reused gradient block starts with the last entry's gradient",
+    ),
+    Defect(
+        "batch-gradient-block-freed-before-its-step",
+        "cpp/batch.cpp",
+        "    c.for_each_operand(e, take);\n    give(e);",
+        "    give(e);\n    c.for_each_operand(e, take);",
+        "an operand takes the block its consumer's gradient is read from",
+    ),
+    Defect(
         "batch-error-names-block-row",
         "cpp/batch.cpp",
         "      Failure f;\n      f.row = r0 + r;\n      f.entry = e;\n      f.err",
