@@ -263,6 +263,32 @@ AG_LANES void binary_d(Src x, Src y, const double* __restrict out, double* __res
   }
 }
 
+// binary_d with both operands' lanes varying, its partials added into their
+// gradient lanes as they are made: per row the same operations, in the same
+// order, as binary_d then add for x then add for y (gx and gy are the same
+// lanes for x * x), with no lanes of partials between.
+template <class S>
+AG_LANES void binary_d_add(const double* __restrict x, const double* __restrict y, const double* __restrict out,
+                           const double* __restrict g, double* gx, double* gy, size_t n) {
+  if (gx == gy) {
+    for (size_t r = 0; r < n; ++r) {
+      double dx, dy;
+      S::d(x[r], y[r], out[r], dx, dy);
+      gx[r] += g[r] * dx;
+      gx[r] += g[r] * dy;
+    }
+    return;
+  }
+  double* __restrict ga = gx;
+  double* __restrict gb = gy;
+  for (size_t r = 0; r < n; ++r) {
+    double dx, dy;
+    S::d(x[r], y[r], out[r], dx, dy);
+    ga[r] += g[r] * dx;
+    gb[r] += g[r] * dy;
+  }
+}
+
 // Whether an n-ary op struct has a form over a block of rows (f_lanes, d_lanes).
 template <class S, class = void> struct HasLanes : std::false_type {};
 template <class S> struct HasLanes<S, std::void_t<decltype(S::lane_form)>> : std::true_type {};
@@ -567,11 +593,16 @@ struct Run {
         } else if constexpr (t.arity == UNARY) {
           unary_d<S>(lanes(lv, c.a[e]), y, c.aux[e], gk, glanes(lg, c.a[e]), n);
         } else if constexpr (t.arity == BINARY) {
-          double* dx = tmp;
-          double* dy = tmp + W;
-          binary_d<S>(lhs(lv, e), rhs(lv, e), y, dx, dy, n);
-          add((c.flags[e] & CONST_A) ? NONE : c.a[e], gk, dx);
-          add((c.flags[e] & CONST_B) ? NONE : c.b[e], gk, dy);
+          const Src x = lhs(lv, e), z = rhs(lv, e);
+          if (x.p && z.p) {  // both vary (lanes), so neither is a number
+            binary_d_add<S>(x.p, z.p, y, gk, glanes(lg, c.a[e]), glanes(lg, c.b[e]), n);
+          } else {
+            double* dx = tmp;
+            double* dy = tmp + W;
+            binary_d<S>(x, z, y, dx, dy, n);
+            add((c.flags[e] & CONST_A) ? NONE : c.a[e], gk, dx);
+            add((c.flags[e] & CONST_B) ? NONE : c.b[e], gk, dy);
+          }
         } else {
           NaryShape sh = c.shape(e);
           const uint32_t* ix = c.args.data() + c.a[e];

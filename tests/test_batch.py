@@ -165,6 +165,12 @@ def same_bits(a, b):
     k=2,
     seed=1,
 )
+@example(  # one varying node on both sides of a product and of a power
+    program=[("unary", "tanh", [0, 0], 0.0, 0), ("binary", "*", [2, 2], 0.0, 0), ("binary", "**", [3, 3], 0.0, 0)],
+    n_rows=20,
+    k=1,
+    seed=2,
+)
 def test_rows_match_eager_bit_for_bit(program, n_rows, k, seed):
     rng = np.random.default_rng(seed)
     X = rng.uniform(-1.5, 1.5, size=(n_rows, k))

@@ -344,6 +344,20 @@ DEFECTS = [
         "an operand takes the block its consumer's gradient is read from",
     ),
     Defect(
+        "batch-binary-self-product-adds-once",
+        "cpp/batch.cpp",
+        "      gx[r] += g[r] * dx;\n      gx[r] += g[r] * dy;",
+        "      gx[r] += g[r] * dx;",
+        "x * x over rows gets half its gradient",
+    ),
+    Defect(
+        "batch-binary-adds-partials-swapped",
+        "cpp/batch.cpp",
+        "    ga[r] += g[r] * dx;\n    gb[r] += g[r] * dy;",
+        "    ga[r] += g[r] * dy;\n    gb[r] += g[r] * dx;",
+        "a varying binary op's operands get each other's partials",
+    ),
+    Defect(
         "batch-error-names-block-row",
         "cpp/batch.cpp",
         "      Failure f;\n      f.row = r0 + r;\n      f.entry = e;\n      f.err",
