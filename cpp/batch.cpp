@@ -55,9 +55,16 @@ static constexpr double SHARED_WORK = 32768;
 // as two blocks of 64 rows, 28 as one of 112.
 static constexpr double SPLIT_WORK = 4 * SHARED_WORK;
 
+// The workers a job of `items` items of `item_work` each can use: no more
+// than the pool or the items, and one for a small job (SHARED_WORK).
+static size_t workers_for(size_t items, double item_work) {
+  if (double(items) * item_work < SHARED_WORK) return 1;
+  return std::max<size_t>(1, std::min(threads::count(), items));
+}
+
 bool run_in_rounds(size_t items, double item_work, size_t workers, const std::atomic<size_t>& failed,
                    const std::function<void(size_t, size_t)>& body) {
-  if (double(items) * item_work < SHARED_WORK) workers = 1;
+  workers = std::min(workers, workers_for(items, item_work));
   size_t per_round = std::max(workers, size_t(ROUND_WORK / std::max(item_work, 1.0)) + 1);
   bool interrupted = false;
   PyThreadState* ts = PyEval_SaveThread();
@@ -733,17 +740,19 @@ struct Run {
   // Ctrl-C in (no pool thread is working then). Returns false with the
   // Python error set if a signal handler raised.
   bool drive() {
-    size_t workers = threads::count();
     reuse = !anomaly;
     gslot = reuse ? p.gslot.data() : p.slot.data();
     ngrad = reuse ? p.ngrad : nslots;
+    // Scratch (up to BLOCK_BYTES, twice that under detect_anomaly) only for
+    // the workers this job can use: a batch of one block needs one.
+    double chunk_work = double(chunk_blocks * W) * std::max(p.row_work, 1.0);
+    size_t workers = workers_for(nchunks, chunk_work);
     size_t scratch = (nslots + ngrad + 2) * W + 2 * p.max_slots;  // see chunk()
     fill_bcast();
     if (p.work.size() < workers) p.work.resize(workers);
     for (size_t w = 0; w < workers; ++w)
       if (p.work[w].size() < scratch) p.work[w].resize(scratch);
     if (grad) p.sums.assign(nchunks * p.nbound, 0.0);
-    double chunk_work = double(chunk_blocks * W) * std::max(p.row_work, 1.0);
     return run_in_rounds(nchunks, chunk_work, workers, fail_row, [this](size_t ci, size_t w) { chunk(ci, w); });
   }
 
