@@ -342,22 +342,26 @@ AG_LANES void nary_f_out(size_t n, X x, Out out, double* y, size_t w, bool value
 // vector register splits). Eight, not four: each running sum is
 // a chain of dependent adds, and four left the adder waiting (lane_sum was
 // 30% of the moons step); eight are one AVX-512 vector, or two AVX2 ones,
-// with the same bits. The tree is spelled in vector halves: written on
-// scalars, GCC added it one element at a time (half of lane_sum's time).
-typedef double V8 __attribute__((vector_size(64)));
+// with the same bits. The eight are held as two halves of four: as one
+// 64-byte vector, GCC kept it on the stack in the AVX2 clone, every add a
+// store and two reloads (the moons step's replay 95 -> ? us on an AVX2
+// EPYC). The tree is spelled in vector halves: written on scalars, GCC
+// added it one element at a time (half of lane_sum's time).
 typedef double V4 __attribute__((vector_size(32)));
 typedef double V2 __attribute__((vector_size(16)));
 template <class Row> AG_ALWAYS_INLINE double ordered_total(size_t n, Row row) {
-  V8 s = {0, 0, 0, 0, 0, 0, 0, 0};
+  V4 lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};  // running sums 0-3 and 4-7
   size_t r = 0;
   for (; r + 8 <= n; r += 8) {
-    V8 v = {row(r), row(r + 1), row(r + 2), row(r + 3), row(r + 4), row(r + 5), row(r + 6), row(r + 7)};
-    s += v;
+    V4 a = {row(r), row(r + 1), row(r + 2), row(r + 3)};
+    V4 b = {row(r + 4), row(r + 5), row(r + 6), row(r + 7)};
+    lo += a;
+    hi += b;
   }
-  double s0 = s[0];
+  double s0 = lo[0];
   for (; r < n; ++r) s0 += row(r);
-  s[0] = s0;
-  V4 h = __builtin_shufflevector(s, s, 0, 1, 2, 3) + __builtin_shufflevector(s, s, 4, 5, 6, 7);
+  lo[0] = s0;
+  V4 h = lo + hi;
   V2 q = __builtin_shufflevector(h, h, 0, 1) + __builtin_shufflevector(h, h, 2, 3);
   return q[0] + q[1];
 }

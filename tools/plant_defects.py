@@ -556,9 +556,16 @@ DEFECTS = [
     Defect(
         "ordered-total-drops-the-tail",
         "cpp/batch.cpp",
-        "  s[0] = s0;",
+        "  lo[0] = s0;",
         "  (void)s0;",
         "the rows after a block's last full group of eight are left out of shared gradients",
+    ),
+    Defect(
+        "ordered-total-drops-sums-four-to-seven",
+        "cpp/batch.cpp",
+        "    hi += b;",
+        "    (void)b;",
+        "rows 4-7 of every group of eight are left out of shared gradients",
     ),
     Defect(
         "ordered-total-tree-loses-a-half",
