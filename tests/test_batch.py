@@ -356,6 +356,33 @@ def test_the_same_bits_for_every_thread_count(rows):
         assert same_bits(S, results[0][2])
 
 
+def test_the_same_bits_for_every_thread_count_when_a_batch_is_split_for_two_cores():
+    # Enough work to split 150 rows in two blocks (the engine's SPLIT_WORK),
+    # each narrower than the widest: there the block width, and so the order
+    # shared gradients are summed in, must come from the row count alone.
+    rng = np.random.default_rng(11)
+    w = leaves(rng.normal(scale=0.5, size=6))
+    xs = leaves([0.0, 0.0], requires_grad=False)
+    h = xs[0] * w[0] + xs[1] * w[1]
+    for i in range(400):
+        h = (h * w[i % 6]).tanh() + xs[i % 2] * w[(i + 1) % 6]
+    cg = ag.compile(h, inputs=xs)
+    X = rng.normal(size=(150, 2))
+    before = ag.get_num_threads()
+    grads = []
+    try:
+        for n in (1, 2, 3):
+            ag.set_num_threads(n)
+            for v in w:
+                v.grad = 0.0
+            cg.value_and_grad(X)
+            grads.append(np.array([v.grad for v in w]))
+    finally:
+        ag.set_num_threads(before)
+    for g in grads[1:]:
+        assert same_bits(g, grads[0])
+
+
 def test_several_outputs_and_their_gradients():
     x, y = leaves([0.0, 0.0], requires_grad=False)
     w = ag.Value(0.7)

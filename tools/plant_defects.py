@@ -316,10 +316,8 @@ DEFECTS = [
     Defect(
         "batch-dot-lanes-reversed",
         "cpp/ops.hpp",
-        "for (size_t i = 0; i < n; ++i) {\n      const double *a = x(i), *b = x(n + i);\n"
-        "      for (size_t r = 0; r < w; ++r) y[r] += a[r] * b[r];",
-        "for (size_t j = n; j-- > 0;) {\n      size_t i = j;\n      const double *a = x(i), *b = x(n + i);\n"
-        "      for (size_t r = 0; r < w; ++r) y[r] += a[r] * b[r];",
+        "    for (size_t i = 0; i < n; ++i) {\n      const Src a = x(i), b = x(n + i);",
+        "    for (size_t j = n; j-- > 0;) {\n      const size_t i = j;\n      const Src a = x(i), b = x(n + i);",
         "dot's block form sums in another order than its scalar form (off by ulps)",
     ),
     Defect(
@@ -497,8 +495,9 @@ DEFECTS = [
     Defect(
         "batch-width-follows-threads",
         "cpp/batch.cpp",
-        "W = std::min(p.width, std::max<size_t>(16, ((N + 1) / 2 + 15) / 16 * 16));",
-        "W = std::min(p.width, std::max<size_t>(16, ((N + threads::count() - 1) / threads::count() + 15) / 16 * 16));",
+        "const size_t all = (N + 15) / 16 * 16, half = ((N + 1) / 2 + 15) / 16 * 16;",
+        "const size_t all = (N + 15) / 16 * 16,\n                 half = "
+        "((N + threads::count() - 1) / threads::count() + 15) / 16 * 16;",
         "the block width follows the thread count, so shared gradients change bits with it",
     ),
     # Second order keeps its buffers between calls (SecondCache in cpp/second.cpp).
@@ -520,8 +519,8 @@ DEFECTS = [
     Defect(
         "ordered-total-drops-a-lane",
         "cpp/batch.cpp",
-        "  return ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7));",
-        "  return ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + s3);",
+        "  V2 q = __builtin_shufflevector(h, h, 0, 1) + __builtin_shufflevector(h, h, 2, 3);",
+        "  V2 q = __builtin_shufflevector(h, h, 0, 1) + __builtin_shufflevector(h, h, 2, 2);",
         "shared gradients over a batch leave out every eighth row",
     ),
     # Batched dot reads shared operands and numbers as scalars (Src operands).
@@ -577,8 +576,8 @@ DEFECTS = [
     Defect(
         "numbers-array-takes-any-array",
         "cpp/batch.cpp",
-        "  if (py::array_t<double, py::array::c_style>::check_(array))",
-        "  if (py::isinstance<py::array>(array))",
+        "  if (py::array_t<double, py::array::c_style>::check_(array) && ",
+        "  if (py::isinstance<py::array>(array) && ",
         "rows in Fortran order, strided or of another dtype are read as if C-ordered float64",
     ),
     Defect(
