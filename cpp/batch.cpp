@@ -341,7 +341,7 @@ AG_LANES void nary_f_out(size_t n, X x, Out out, double* y, size_t w, bool value
 // first), then the eight are added in a fixed tree (halves first, as a
 // vector register splits). Eight, not four: each running sum is
 // a chain of dependent adds, and four left the adder waiting (lane_sum was
-// 30% of the moons step); eight are one AVX-512 vector, or two AVX2 ones,
+// 30% of the moons step); eight fill one AVX-512 register or two AVX2 ones,
 // with the same bits. The eight are held as two halves of four: as one
 // 64-byte vector, GCC kept it on the stack in the AVX2 clone, every add a
 // store and two reloads (the moons step's replay 90 -> 35 us on an AVX2

@@ -91,6 +91,14 @@ TORCH_ABS = 1e-13
 
 
 @pytest.fixture
+def threads():
+    """ag.set_num_threads, with the thread count put back after the test."""
+    before = ag.get_num_threads()
+    yield ag.set_num_threads
+    ag.set_num_threads(before)
+
+
+@pytest.fixture
 def torch():
     """PyTorch, or a skip where it is not importable (CI installs it)."""
     return pytest.importorskip("torch")

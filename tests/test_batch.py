@@ -333,30 +333,26 @@ def test_input_gradients_match_finite_differences():
 
 
 @pytest.mark.parametrize("rows", [5003, 100, 37])  # blocks narrower than the widest for the small ones
-def test_the_same_bits_for_every_thread_count(rows):
+def test_the_same_bits_for_every_thread_count(rows, threads):
     params = make_params(4)
     xs = leaves([0.0, 0.0], requires_grad=False)
     cg = ag.compile(mlp_loss(xs, params), inputs=xs)
     X = np.random.default_rng(5).normal(size=(rows, 2))
-    before = ag.get_num_threads()
     results = []
-    try:
-        for n in (1, 2, 3, 7):
-            ag.set_num_threads(n)
-            for p in flat(params):
-                p.grad = 0.0
-            Y = cg.forward(X)
-            G = cg.backward()
-            results.append((Y, G, np.array([p.grad for p in flat(params)])))
-    finally:
-        ag.set_num_threads(before)
+    for n in (1, 2, 3, 7):
+        threads(n)
+        for p in flat(params):
+            p.grad = 0.0
+        Y = cg.forward(X)
+        G = cg.backward()
+        results.append((Y, G, np.array([p.grad for p in flat(params)])))
     for Y, G, S in results[1:]:
         assert same_bits(Y, results[0][0])
         assert same_bits(G, results[0][1])
         assert same_bits(S, results[0][2])
 
 
-def test_the_same_bits_for_every_thread_count_when_a_batch_is_split_for_two_cores():
+def test_the_same_bits_for_every_thread_count_when_a_batch_is_split_for_two_cores(threads):
     # Enough work to split 150 rows in two blocks (the engine's SPLIT_WORK),
     # each narrower than the widest: there the block width, and so the order
     # shared gradients are summed in, must come from the row count alone.
@@ -368,17 +364,13 @@ def test_the_same_bits_for_every_thread_count_when_a_batch_is_split_for_two_core
         h = (h * w[i % 6]).tanh() + xs[i % 2] * w[(i + 1) % 6]
     cg = ag.compile(h, inputs=xs)
     X = rng.normal(size=(150, 2))
-    before = ag.get_num_threads()
     grads = []
-    try:
-        for n in (1, 2, 3):
-            ag.set_num_threads(n)
-            for v in w:
-                v.grad = 0.0
-            cg.value_and_grad(X)
-            grads.append(np.array([v.grad for v in w]))
-    finally:
-        ag.set_num_threads(before)
+    for n in (1, 2, 3):
+        threads(n)
+        for v in w:
+            v.grad = 0.0
+        cg.value_and_grad(X)
+        grads.append(np.array([v.grad for v in w]))
     for g in grads[1:]:
         assert same_bits(g, grads[0])
 
@@ -573,7 +565,7 @@ y = xs[0]
 for v in w:
     y = (y * v + xs[1]).tanh()
 cg = ag.compile(y, inputs=xs)
-X = np.ones((4_000_000, 2))  # seconds of work; its up-front copy is a fraction of one (more, ASan's)
+X = np.ones((4_000_000, 2))  # seconds of work; copying it up front takes a fraction of one (longer under ASan)
 """
     took, after = ctrl_c_after(setup, "cg.forward(X)", "cg.forward(X[:10]).shape")
     assert took < 1.5

@@ -37,13 +37,6 @@ def one_row_at_a_time(cg, X, call):
     return np.array(out)
 
 
-@pytest.fixture
-def threads():
-    before = ag.get_num_threads()
-    yield ag.set_num_threads
-    ag.set_num_threads(before)
-
-
 def test_leaves_that_do_not_require_grad_get_their_true_derivatives():
     # f = x^2 w with x not requiring grad: the Hessian over (x, w) is
     # [[2w, 2x], [2x, 0]]. requires_grad decides what backward writes to .grad,
