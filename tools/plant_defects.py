@@ -271,7 +271,7 @@ DEFECTS = [
     Defect(
         "to-pm1-zero",
         "python/arenagrad/data.py",
-        "return np.asarray(2 * t - 1, dtype=out)",
+        "return np.asarray(t * 2.0 - 1.0, dtype=out)",
         "return np.asarray(t, dtype=out)",
         "0/1 labels map to 0/1, not -1/+1",
     ),
