@@ -265,8 +265,11 @@ struct Pow {
     y = std::pow(a, b);
     return (std::isinf(y) && std::isfinite(a) && std::isfinite(b)) ? ERR_OVERFLOW : OK;
   }
+  // a ** 2, the lecture's square, is the common case: pow(a, 1) is a and
+  // pow(a, 0) is 1 exactly (C99), so these skip a libm pow call (15-20 ns)
+  // with the same bits.
   static void d(double a, double b, double y, double& da, double& db) {
-    da = b == 0 ? 0.0 : b * std::pow(a, b - 1);
+    da = b == 0 ? 0.0 : b * (b == 2 ? a : std::pow(a, b - 1));
     // d/db a^b = a^b log a; at a == 0 PyTorch takes the limit 0 for b >= 0 (a
     // negative b raises in the forward, except -inf: there, and for NaN, the
     // formula's -inf and NaN stand, as in torch).
@@ -275,8 +278,8 @@ struct Pow {
   // Second derivatives of a^b, zero where the first ones are held at zero;
   // at a == 0 otherwise the formulas' values stand.
   static void d2(double a, double b, double y, double& aa, double& ab, double& bb) {
-    aa = b == 0 || b == 1 ? 0.0 : b * (b - 1) * std::pow(a, b - 2);
-    ab = b == 0 ? 1.0 / a : std::pow(a, b - 1) * (1.0 + b * vm::log(a));
+    aa = b == 0 || b == 1 ? 0.0 : b * (b - 1) * (b == 2 ? 1.0 : std::pow(a, b - 2));
+    ab = b == 0 ? 1.0 / a : (b == 2 ? a : std::pow(a, b - 1)) * (1.0 + b * vm::log(a));
     bb = a == 0 && b >= 0 ? 0.0 : y * vm::log(a) * vm::log(a);
   }
 };

@@ -434,6 +434,34 @@ def test_pow_integer_exponents_match_torch(base, k, form, torch):
         assert_close(y.inputs[1].grad, t_k.grad.item(), rel=TORCH_REL, abs_=TORCH_ABS, what="dk vs torch")
 
 
+@pytest.mark.parametrize("k", [2, 3, -1, 0.5])
+def test_pow_derivative_is_micrograds_formula_to_the_bit(k):
+    """d/da a**k is micrograd's ``other * self.data**(other - 1)`` with Python's float
+    pow, to the bit, in eager, replay and batched replay; a**2's second derivative is
+    exactly 2. (The square's derivative skips a pow call: a ** 1.0 is a exactly.)"""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    bases = rng.uniform(0.01, 3.0, 300) * (1.0 if k == 0.5 else rng.choice([-1.0, 1.0], 300))
+    want = [k * float(b) ** (k - 1) for b in bases]
+    a = V(float(bases[0]))
+    y = a**k
+    cg = ag.compile(y, inputs=[a])
+    for b, w in zip(bases, want):
+        e = V(float(b))
+        (e**k).backward()
+        assert e.grad == w, (b, e.grad, w)
+        cg.set_data([a], [float(b)])
+        cg.forward()
+        a.grad = 0.0
+        cg.backward()
+        assert a.grad == w, ("replay", b)
+    _, gx = cg.value_and_grad(bases.reshape(-1, 1))
+    assert gx[:, 0].tolist() == want
+    if k == 2:
+        assert ag.compile(V(1.7) ** 2).hessian().tolist() == [[2.0]]
+
+
 # ------------------------------------------------- the same Value used twice
 
 SELF_CASES = {

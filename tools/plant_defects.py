@@ -60,6 +60,27 @@ DEFECTS = [
         "return 2.0 * y * (1.0 - y); }",
         "sigmoid' doubled",
     ),
+    Defect(
+        "pow-square-derivative",
+        "cpp/ops.hpp",
+        "da = b == 0 ? 0.0 : b * (b == 2 ? a : std::pow(a, b - 1));",
+        "da = b == 0 ? 0.0 : b * (b == 2 ? a * a : std::pow(a, b - 1));",
+        "d(a ** 2)/da = 2 a a: the shortcut for the square computes the wrong power",
+    ),
+    Defect(
+        "pow-square-derivative-one-ulp",
+        "cpp/ops.hpp",
+        "da = b == 0 ? 0.0 : b * (b == 2 ? a : std::pow(a, b - 1));",
+        "da = b == 0 ? 0.0 : b * (b == 2 ? std::nextafter(a, 0.0) : std::pow(a, b - 1));",
+        "d(a ** 2)/da one ulp from micrograd's 2 * a ** 1.0",
+    ),
+    Defect(
+        "pow-square-second-derivative",
+        "cpp/ops.hpp",
+        "aa = b == 0 || b == 1 ? 0.0 : b * (b - 1) * (b == 2 ? 1.0 : std::pow(a, b - 2));",
+        "aa = b == 0 || b == 1 ? 0.0 : b * (b - 1) * (b == 2 ? a : std::pow(a, b - 2));",
+        "d2(a ** 2)/da2 = 2 a",
+    ),
     Defect("tanh-derivative", "cpp/ops.hpp", "return 1.0 - y * y; }", "return 1.0 - y; }", "tanh' = 1 - y"),
     Defect("log-derivative", "cpp/ops.hpp", "return 1.0 / x; }", "return 1.0 / (x + 1e-12); }", "log' off near 0 only"),
     Defect(
