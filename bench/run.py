@@ -630,7 +630,7 @@ def bench_chain(quick: bool) -> List[Row]:
         rows.append(
             row(
                 "chain",
-                "2,000-node chain",
+                "chain of 2,000 multiplications by 1.0 (4,001 micrograd nodes: it wraps each 1.0 in one)",
                 "micrograd backward",
                 None,
                 "",
