@@ -452,10 +452,12 @@ void Compiled::set_data(py::object values, py::object array) {
   // (a batch of rows); array must have the same shape.
   std::vector<Node*> nodes;
   std::vector<py::ssize_t> shape;
-  auto leaf = [&](py::handle h, const std::string& where) {
-    Node* n = node_arg(h, "set_data(): " + where);
+  // where() names an item, built only for an error: an optimiser calls
+  // set_data on every evaluation, and naming 100 items cost 12 us a call.
+  auto leaf = [&](py::handle h, auto where) {
+    Node* n = is_value(h.ptr()) ? node_of(h.ptr()) : node_arg(h, "set_data(): " + where());
     if (n->op != LEAF)
-      throw py::value_error("set_data(): " + where + " is not a leaf; replay recomputes it from the leaves");
+      throw py::value_error("set_data(): " + where() + " is not a leaf; replay recomputes it from the leaves");
     nodes.push_back(n);
   };
   // Tuples hold the items (and rows) until the data is written: a sequence
@@ -476,11 +478,11 @@ void Compiled::set_data(py::object values, py::object array) {
       if (width >= 0 && w != width) throw py::value_error("set_data(): values is a ragged list of rows");
       width = w;
       for (size_t c = 0; c < rows.back().size(); ++c)
-        leaf(rows.back()[c], where + "[" + std::to_string(c) + "]");
+        leaf(rows.back()[c], [&] { return where + "[" + std::to_string(c) + "]"; });
     }
     shape.push_back(width);
   } else {
-    for (size_t i = 0; i < seq.size(); ++i) leaf(seq[i], "values[" + std::to_string(i) + "]");
+    for (size_t i = 0; i < seq.size(); ++i) leaf(seq[i], [&] { return "values[" + std::to_string(i) + "]"; });
   }
   py::array_t<double> arr = numbers_array(array, "set_data(): array");
   std::vector<py::ssize_t> got(arr.shape(), arr.shape() + arr.ndim());
