@@ -634,7 +634,7 @@ def bench_chain(quick: bool) -> List[Row]:
                 "micrograd backward",
                 None,
                 "",
-                note="RecursionError" if d and not d["ok"] else "ok",
+                note="the child process failed" if d is None else ("RecursionError" if not d["ok"] else "ok"),
             )
         )
     return rows

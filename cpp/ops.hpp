@@ -267,7 +267,8 @@ struct Pow {
   }
   // a ** 2, the lecture's square, is the common case: pow(a, 1) is a and
   // pow(a, 0) is 1 exactly (C99), so these skip a libm pow call (15-20 ns)
-  // with the same bits.
+  // with the same bits for every a but a NaN (whose sign glibc's pow drops
+  // and micrograd's 2 * a ** 1.0 keeps, as this does).
   static void d(double a, double b, double y, double& da, double& db) {
     da = b == 0 ? 0.0 : b * (b == 2 ? a : std::pow(a, b - 1));
     // d/db a^b = a^b log a; at a == 0 PyTorch takes the limit 0 for b >= 0 (a
