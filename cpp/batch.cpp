@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "errors.hpp"
+#include "gil.hpp"
 #include "modes.hpp"
 #include "threads.hpp"
 
@@ -71,12 +72,12 @@ bool run_in_rounds(size_t items, double item_work, size_t workers, const std::at
   for (size_t i0 = 0; i0 < items; i0 += per_round) {
     threads::run(i0, std::min(items, i0 + per_round), workers, body);
     if (failed.load() != SIZE_MAX || i0 + per_round >= items) break;
-    PyEval_RestoreThread(ts);
+    take_gil_back(ts);
     interrupted = PyErr_CheckSignals() != 0;
     ts = PyEval_SaveThread();
     if (interrupted) break;
   }
-  PyEval_RestoreThread(ts);
+  take_gil_back(ts);
   return !interrupted;
 }
 

@@ -17,6 +17,7 @@
 
 #include "batch.hpp"
 
+#include "gil.hpp"
 #include "graph.hpp"
 #include "value.hpp"
 
@@ -29,9 +30,9 @@ namespace ag {
 static constexpr size_t GIL_RELEASE_NODES = 20000;
 
 // Runs f (which must not throw), without the GIL if the graph is long enough
-// to be worth it. Not py::gil_scoped_release: at interpreter exit, taking the
-// GIL back ends a daemon thread (pthread_exit), and doing that inside a
-// destructor terminates the whole process.
+// to be worth it. Not py::gil_scoped_release, which takes the GIL back in a
+// destructor: at interpreter exit, where CPython ends a daemon thread there
+// (see take_gil_back), that terminates the whole process.
 template <class F> static void replay(size_t nodes, F f) {
   if (nodes <= GIL_RELEASE_NODES) {
     f();
@@ -39,7 +40,7 @@ template <class F> static void replay(size_t nodes, F f) {
   }
   PyThreadState* ts = PyEval_SaveThread();
   f();
-  PyEval_RestoreThread(ts);
+  take_gil_back(ts);
 }
 
 std::string Compiled::repr() const {

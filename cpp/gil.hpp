@@ -1,0 +1,25 @@
+// Taking the GIL back after work that ran without it (replay, batched replay).
+#pragma once
+#include <Python.h>
+
+#include <chrono>
+#include <thread>
+
+namespace ag {
+
+// PyEval_RestoreThread, except at interpreter exit. Before 3.14, CPython ends
+// a daemon thread that takes the GIL back once finalization has begun
+// (pthread_exit), unwinding the C++ frames above: their Python objects would
+// be released with no interpreter to release them to (a crash from 3.12, where
+// each interpreter has its own allocator), and a destructor on the way would
+// terminate the process. The thread waits here instead until the process
+// ends, as 3.14 makes every such thread wait.
+inline void take_gil_back(PyThreadState* ts) {
+  try {
+    PyEval_RestoreThread(ts);
+  } catch (...) {  // the forced unwind: a handler that never returns need not rethrow it
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  }
+}
+
+}  // namespace ag
