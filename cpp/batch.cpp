@@ -540,12 +540,22 @@ struct Run {
     return NONE;
   }
 
-  // A block failed: run its rows one at a time to find the first that fails,
-  // and where, with the operands eager would name.
+  // An op failed in the block: run its rows one at a time to find the first
+  // that fails, and where, with the operands eager would name. Under
+  // detect_anomaly a row fails at its first non-finite value if that comes
+  // before its failing op, or has no failing op (Compiled::first_failure).
   void locate_failure(size_t r0, size_t n, double* lv, const double** ptr) {
     for (size_t r = 0; r < n; ++r) {
       int err = 0;
       uint32_t e = forward_block(r0 + r, 1, lv, ptr, err);
+      if (anomaly)
+        for (uint32_t v : p.vary) {
+          if (v == e) break;  // entries in order: those before e were computed
+          const double y = lanes(lv, v)[0];
+          if (std::isfinite(y)) continue;
+          record_anomaly(r0 + r, v, "forward", y);
+          return;
+        }
       if (e == NONE) continue;
       Failure f;
       f.row = r0 + r;

@@ -325,10 +325,21 @@ void Compiled::set_error_at(size_t k, Err err, const double* v) const {
   raise_op_error(op_name(op[k]), err, x, y, binary);
 }
 
-uint32_t Compiled::first_nonfinite(const double* v) const {
-  for (size_t k = nleaves; k < size(); ++k)
+uint32_t Compiled::first_nonfinite(const double* v, uint32_t end) const {
+  const size_t stop = std::min<size_t>(end, size());
+  for (size_t k = nleaves; k < stop; ++k)
     if (!std::isfinite(v[k])) return static_cast<uint32_t>(k);
   return NONE;
+}
+
+// Entries run in index order, so the ones before a failing op are those
+// computed: an inf there is what eager, checking each op as it is built,
+// would have raised before reaching the op (((x * 1e308) * 10).log()).
+uint32_t Compiled::first_failure(const double* v, uint32_t failed, Err& err, bool anomaly) const {
+  const uint32_t bad = anomaly ? first_nonfinite(v, failed) : NONE;
+  if (bad == NONE) return failed;
+  err = OK;
+  return bad;
 }
 
 py::object Compiled::forward(py::object rows) {
@@ -343,10 +354,10 @@ py::object Compiled::forward(py::object rows) {
   Err err = OK;
   uint32_t failed = NONE;
   replay(size(), [&] { failed = run_forward(val.data(), err, kept.data()); });
-  if (failed != NONE) {
-    set_error_at(failed, err, val.data());  // formatted before the values are undone
-  } else if (anomaly_enabled && (failed = first_nonfinite(val.data())) != NONE) {
-    raise_anomaly(op_name(op[failed]), "forward", val[failed]);
+  failed = first_failure(val.data(), failed, err, anomaly_enabled);
+  if (failed != NONE) {  // formatted before the values are undone
+    if (err) set_error_at(failed, err, val.data());
+    else raise_anomaly(op_name(op[failed]), "forward", val[failed]);
   }
   if (failed != NONE) {
     // A failed forward changes nothing: recompute the values of the last

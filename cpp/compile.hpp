@@ -192,8 +192,14 @@ struct Compiled {
   // Computes every entry into the values v (leaves set by the caller); returns
   // the failing entry, or NONE. No Python calls: may run without the GIL.
   uint32_t run_forward(double* v, Err& err, double* keep = nullptr) const;
-  // The entry with the first non-finite value in v, or NONE (detect_anomaly).
-  uint32_t first_nonfinite(const double* v) const;
+  // The entry with the first non-finite value in v, among the entries before
+  // `end` (every entry by default), or NONE (detect_anomaly).
+  uint32_t first_nonfinite(const double* v, uint32_t end = NONE) const;
+  // After run_forward into v reported `failed` (NONE: no op failed), the
+  // failure eager would meet first going through the entries in order: under
+  // detect_anomaly a non-finite value before the failing op (err is then OK),
+  // else the op's error. NONE if nothing failed.
+  uint32_t first_failure(const double* v, uint32_t failed, Err& err, bool anomaly) const;
   // The backward sweep into the gradients g (seeded by the caller), at the
   // values in val and what their forward kept.
   void sweep(double* g) const;

@@ -9,11 +9,11 @@ namespace ag {
 
 // PyEval_RestoreThread, except at interpreter exit. Before 3.14, CPython ends
 // a daemon thread that takes the GIL back once finalization has begun
-// (pthread_exit), unwinding the C++ frames above: their Python objects would
-// be released with no interpreter to release them to (a crash from 3.12, where
-// each interpreter has its own allocator), and a destructor on the way would
-// terminate the process. The thread waits here instead until the process
-// ends, as 3.14 makes every such thread wait.
+// (pthread_exit), unwinding the C++ frames above, whose Python objects are
+// then released with no interpreter to release them to: a crash from 3.12,
+// where each interpreter has its own allocator. The thread waits here
+// instead, for the process to end (or, in a subinterpreter being finalized,
+// for ever), as 3.14 makes every such thread wait.
 inline void take_gil_back(PyThreadState* ts) {
   try {
     PyEval_RestoreThread(ts);

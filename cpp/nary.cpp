@@ -485,11 +485,11 @@ static PyObject* py_log_softmax(PyObject*, PyObject* arg) {
 }
 
 static PyMethodDef fused_ops[] = {
-    {"sum", py_sum, METH_O, "sum($module, values, /)\n--\n\nOne node for the sum of Values and numbers."},
-    {"mean", py_mean, METH_O, "mean($module, values, /)\n--\n\nThe arithmetic mean, one node."},
+    {"sum", py_sum, METH_O, "sum($module, values, /)\n--\n\nThe sum of Values and numbers: a Value, one node."},
+    {"mean", py_mean, METH_O, "mean($module, values, /)\n--\n\nThe arithmetic mean: a Value, one node."},
     {"dot", (PyCFunction)(void (*)(void))py_dot, METH_FASTCALL,
-     "dot($module, xs, ys, /)\n--\n\nThe sum of xs[i] * ys[i], one node; lengths must match."},
-    {"logsumexp", py_logsumexp, METH_O, "logsumexp($module, values, /)\n--\n\nlog(sum(exp(v))), max-shifted, one node."},
+     "dot($module, xs, ys, /)\n--\n\nThe sum of xs[i] * ys[i]: a Value, one node; lengths must match."},
+    {"logsumexp", py_logsumexp, METH_O, "logsumexp($module, values, /)\n--\n\nlog(sum(exp(v))), max-shifted: a Value, one node."},
     {"softmax", py_softmax, METH_O, "softmax($module, values, /)\n--\n\nexp(v_i) / sum(exp(v)) for each i, stable: a list of Values."},
     {"log_softmax", py_log_softmax, METH_O, "log_softmax($module, values, /)\n--\n\nv_i - logsumexp(v) for each i: a list of Values."},
     {nullptr, nullptr, 0, nullptr}};

@@ -340,8 +340,7 @@ py::object second_order(Compiled& c, What what, py::handle dir_in, py::handle ro
     std::copy(base.begin(), base.end(), v);
     for (size_t i = 0; i < k; ++i)
       if (c.batch->input_entry[i] != NONE) v[c.batch->input_entry[i]] = X[r * k + i];
-    uint32_t e = c.run_forward(v, err);  // as forward() checks: an op's error first, then anomalies
-    return e == NONE && anomaly ? c.first_nonfinite(v) : e;
+    return c.first_failure(v, c.run_forward(v, err), err, anomaly);  // as forward() checks
   };
   std::atomic<size_t> failed{SIZE_MAX};
   auto body = [&](size_t r, size_t w) {

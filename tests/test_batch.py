@@ -440,6 +440,49 @@ def test_detect_anomaly_names_the_row():
             cg.forward(X)
 
 
+def build_failing(x, y, z):
+    """Fails three ways: x = 1 makes an inf that the log turns into a domain
+    error (log(-inf)), y = -1 a domain error, z = 1 an inf and nothing more."""
+    return ((x * 1e308) * 10.0 * -1.0 + 2e300).log() + y.log() + (z * 1e308) * 10.0
+
+
+def eager_first_failure(rows):
+    """The first row at which eager, building build_failing row by row, raises,
+    and what it raises."""
+    for i, row in enumerate(rows):
+        try:
+            build_failing(*[ag.Value(float(v), requires_grad=False) for v in row])
+        except (ValueError, FloatingPointError) as e:
+            return i, type(e), str(e)
+    raise AssertionError("eager raised nothing")
+
+
+@pytest.mark.parametrize("anomaly", [False, True], ids=["plain", "detect_anomaly"])
+@pytest.mark.parametrize(
+    "rows",
+    [[[1e-9, 1.0, 1e-9], [1e-9, 1.0, 1.0], [1e-9, -1.0, 1e-9]], [[1e-9, 1.0, 1e-9], [1.0, 1.0, 1e-9]]],
+    ids=["an-inf-row-before-a-domain-error-row", "an-inf-then-a-domain-error-in-one-row"],
+)
+def test_replay_raises_the_failure_eager_meets_first(rows, anomaly):
+    # Under detect_anomaly an inf is a failure of its own: before a later row's
+    # domain error, and before the domain error it leads to in its own row.
+    leaves = [ag.Value(v, requires_grad=False) for v in (1e-9, 1.0, 1e-9)]
+    out = build_failing(*leaves)
+    cg, single = ag.compile(out, inputs=leaves), ag.compile(out)
+    X = np.array(rows)
+    with ag.detect_anomaly(anomaly):
+        row, error, message = eager_first_failure(rows)
+        for call in (cg.forward, cg.value_and_grad, cg.hessian, lambda X: cg.hvp(np.ones(3), X)):
+            with pytest.raises(error) as e:
+                call(X)
+            assert str(e.value) == f"{message} (in row {row} of the batch)"
+        for leaf, v in zip(leaves, rows[row]):
+            leaf.data = v
+        with pytest.raises(error) as e:
+            single.forward()
+        assert str(e.value) == message
+
+
 @pytest.mark.parametrize(
     "call, error, match",
     [

@@ -335,6 +335,20 @@ DEFECTS = [
         "a binary op's shared operand misses a block's last row",
     ),
     Defect(
+        "batch-op-error-before-an-earlier-inf",
+        "cpp/batch.cpp",
+        "      if (anomaly)\n        for (uint32_t v : p.vary) {",
+        "      if (false)\n        for (uint32_t v : p.vary) {",
+        "under detect_anomaly a later row's domain error is reported instead of an earlier row's inf",
+    ),
+    Defect(
+        "replay-op-error-before-an-earlier-inf",
+        "cpp/compile.cpp",
+        "  const uint32_t bad = anomaly ? first_nonfinite(v, failed) : NONE;",
+        "  const uint32_t bad = anomaly && failed == NONE ? first_nonfinite(v, failed) : NONE;",
+        "under detect_anomaly replay reports log(-inf) where eager reports the inf before it",
+    ),
+    Defect(
         "batch-dot-lanes-reversed",
         "cpp/ops.hpp",
         "    for (size_t i = 0; i < n; ++i) {\n      const Src a = x(i), b = x(n + i);",
