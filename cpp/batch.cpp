@@ -548,14 +548,7 @@ struct Run {
     for (size_t r = 0; r < n; ++r) {
       int err = 0;
       uint32_t e = forward_block(r0 + r, 1, lv, ptr, err);
-      if (anomaly)
-        for (uint32_t v : p.vary) {
-          if (v == e) break;  // entries in order: those before e were computed
-          const double y = lanes(lv, v)[0];
-          if (std::isfinite(y)) continue;
-          record_anomaly(r0 + r, v, "forward", y);
-          return;
-        }
+      if (anomaly && lane_anomaly(r0 + r, 0, e, lv)) return;  // entries before e were computed
       if (e == NONE) continue;
       Failure f;
       f.row = r0 + r;
@@ -572,16 +565,25 @@ struct Run {
     }
   }
 
+  // detect_anomaly: whether lane r (row `row`) has a non-finite value at an
+  // entry before `end` (every entry by default), recording the first, in
+  // forward order, as the row's failure.
+  bool lane_anomaly(size_t row, size_t r, uint32_t end, double* lv) {
+    for (uint32_t e : p.vary) {
+      if (e == end) break;
+      double y = lanes(lv, e)[r];
+      if (std::isfinite(y)) continue;
+      record_anomaly(row, e, "forward", y);
+      return true;
+    }
+    return false;
+  }
+
   // detect_anomaly: the first row of the block with a non-finite value, at
   // the first entry (in forward order) that made one.
   bool forward_anomaly(size_t r0, size_t n, double* lv) {
     for (size_t r = 0; r < n; ++r)
-      for (uint32_t e : p.vary) {
-        double y = lanes(lv, e)[r];
-        if (std::isfinite(y)) continue;
-        record_anomaly(r0 + r, e, "forward", y);
-        return true;
-      }
+      if (lane_anomaly(r0 + r, r, NONE, lv)) return true;
     return false;
   }
 

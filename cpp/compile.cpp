@@ -355,11 +355,10 @@ py::object Compiled::forward(py::object rows) {
   uint32_t failed = NONE;
   replay(size(), [&] { failed = run_forward(val.data(), err, kept.data()); });
   failed = first_failure(val.data(), failed, err, anomaly_enabled);
-  if (failed != NONE) {  // formatted before the values are undone
+  if (failed != NONE) {
+    // The error is formatted before the values are undone.
     if (err) set_error_at(failed, err, val.data());
     else raise_anomaly(op_name(op[failed]), "forward", val[failed]);
-  }
-  if (failed != NONE) {
     // A failed forward changes nothing: recompute the values of the last
     // good leaves (the same loop over the same inputs gives the same bits).
     // Only if that too fails (leaf data changed between building and

@@ -337,8 +337,8 @@ DEFECTS = [
     Defect(
         "batch-op-error-before-an-earlier-inf",
         "cpp/batch.cpp",
-        "      if (anomaly)\n        for (uint32_t v : p.vary) {",
-        "      if (false)\n        for (uint32_t v : p.vary) {",
+        "      if (anomaly && lane_anomaly(r0 + r, 0, e, lv)) return;",
+        "      if (anomaly && e == NONE && lane_anomaly(r0 + r, 0, e, lv)) return;",
         "under detect_anomaly a later row's domain error is reported instead of an earlier row's inf",
     ),
     Defect(
