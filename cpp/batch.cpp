@@ -243,15 +243,38 @@ namespace {
 #define AG_LANES
 #endif
 
+// Whether a unary op has a cheaper form (f_near) for the rows where near(x).
+template <class S, class = void> struct HasNear : std::false_type {};
+template <class S> struct HasNear<S, std::void_t<decltype(&S::f_near)>> : std::true_type {};
+
 template <class S> AG_LANES int unary_f(const double* __restrict x, double aux, double* __restrict y, size_t n) {
+  if constexpr (HasNear<S>::value) {  // f_near over the block, then f if some row was not near
+    int bad = 0, far = 0;
+    for (size_t r = 0; r < n; ++r) {
+      bad |= S::f_near(x[r], aux, y[r]);
+      far |= !S::near(x[r]);
+    }
+    if (!far) return bad;
+  }
   int bad = 0;
   for (size_t r = 0; r < n; ++r) bad |= S::f(x[r], aux, y[r]);
   return bad;
 }
 
+template <class S, class = void> struct HasNearD : std::false_type {};
+template <class S> struct HasNearD<S, std::void_t<decltype(&S::d_near)>> : std::true_type {};
+
 template <class S>
 AG_LANES void unary_d(const double* __restrict x, const double* __restrict y, double aux, const double* __restrict g,
                       double* __restrict gx, size_t n) {
+  if constexpr (HasNearD<S>::value) {  // d_near if every row is near (gx cannot be made twice)
+    int far = 0;
+    for (size_t r = 0; r < n; ++r) far |= !S::near(x[r]);
+    if (!far) {
+      for (size_t r = 0; r < n; ++r) gx[r] += g[r] * S::d_near(x[r], y[r], aux);
+      return;
+    }
+  }
   for (size_t r = 0; r < n; ++r) gx[r] += g[r] * S::d(x[r], y[r], aux);
 }
 

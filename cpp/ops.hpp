@@ -104,6 +104,13 @@ struct Sigmoid : UnaryOp {
     y = of_exp(x, vm::exp(-std::fabs(x)));
     return OK;
   }
+  // f's bits where near(x) (|x| <= 708), without exp's selects for the
+  // special cases (vmath.hpp's exp_near): for lane loops.
+  static bool near(double x) { return vm::exp_is_near(-std::fabs(x)); }
+  AG_ALWAYS_INLINE static Err f_near(double x, double, double& y) {
+    y = of_exp(x, vm::exp_near(-std::fabs(x)));
+    return OK;
+  }
   // sigmoid(x) from e = exp(-|x|); softplus's forward has e in hand.
   static double of_exp(double x, double e) { return x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); }
   static double d(double, double y, double) { return y * (1.0 - y); }
@@ -155,9 +162,23 @@ struct Softplus : UnaryOp {  // log(1 + e^x), stable for large |x|
   // Its derivative, sigmoid(x), is made from the exp forward computes
   // anyway: replay has room to keep that exp (d_kept reads it back), eager
   // recomputes it (d); the same bits either way.
-  static Err f(double x, double, double& y, double& kept) {
-    kept = vm::exp(-std::fabs(x));
-    y = (x > 0 ? x : 0.0) + vm::log1p(kept);
+  static Err f(double x, double, double& y, double& kept) { return f_as<false>(x, y, kept); }
+  // f's and d's bits where near(x) (|x| <= 708: neither exp nor log1p meets
+  // a special case), with none of the selects for those cases, which a lane
+  // loop would compute for every row.
+  static bool near(double x) { return Sigmoid::near(x); }
+  static Err f_near(double x, double, double& y) {
+    double kept;
+    return f_as<true>(x, y, kept);
+  }
+  static double d_near(double x, double, double) {
+    double y;
+    Sigmoid::f_near(x, 0, y);
+    return y;
+  }
+  template <bool Near> AG_ALWAYS_INLINE static Err f_as(double x, double& y, double& kept) {
+    kept = Near ? vm::exp_near(-std::fabs(x)) : vm::exp(-std::fabs(x));
+    y = (x > 0 ? x : 0.0) + (Near ? vm::log1p_near(kept) : vm::log1p(kept));
     return OK;
   }
   static double d_kept(double x, double kept) { return Sigmoid::of_exp(x, kept); }
@@ -583,13 +604,31 @@ struct Softmax {
         for (size_t r = 0; r < k; ++r) m[r] = xi[r] > m[r] ? xi[r] : m[r], nan[r] = xi[r] != xi[r] ? NAN : nan[r];
       }
       for (size_t r = 0; r < k; ++r) mm[r] = std::isinf(m[r]) ? m[r] + nan[r] : m[r];
+      // exp_near first: x_i - max is near for every row but one whose
+      // operands lie more than 708 apart, or that holds an inf or NaN. If
+      // the block has such a row, exp's own path runs over it again.
+      int far = 0;
       for (size_t i = 0; i < n; ++i) {
         const double* xi = x(i) + r0;
         double* oi = out(i) + r0;
         for (size_t r = 0; r < k; ++r) {
-          double e = vm::exp(xi[r] - mm[r]);
+          double a = xi[r] - mm[r];
+          double e = vm::exp_near(a);
+          far |= !vm::exp_is_near(a);
           oi[r] = e;
           s[r] += e;
+        }
+      }
+      if (far) {
+        for (size_t r = 0; r < k; ++r) s[r] = 0;
+        for (size_t i = 0; i < n; ++i) {
+          const double* xi = x(i) + r0;
+          double* oi = out(i) + r0;
+          for (size_t r = 0; r < k; ++r) {
+            double e = vm::exp(xi[r] - mm[r]);
+            oi[r] = e;
+            s[r] += e;
+          }
         }
       }
       if (value)

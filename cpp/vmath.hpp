@@ -124,9 +124,13 @@ alignas(64) inline constexpr double EXP2_LO[128] = {
 // degree-5 polynomial for e^r - 1 evaluated in two halves (short latency,
 // which scalar replay waits on), and the table entry's low part folded in so
 // that only the last addition rounds at full scale: about 0.5 ulp, as glibc's.
-// 2^n is applied as two factors so that results in the subnormal range round
-// once and e^709.78 does not overflow on the way.
-AG_ALWAYS_INLINE double exp(double x) {
+// exp_parts gives p = 2^(j/128) e^r (in [0.99, 2)) and u = n + 2046; exp and
+// exp_near differ only in how they apply 2^n.
+struct ExpParts {
+  double p;
+  uint64_t u;
+};
+AG_ALWAYS_INLINE ExpParts exp_parts(double x) {
   constexpr double INV_LN2_N = 184.6649652337873;    // 128 / ln2
   constexpr double LN2_N_HI = 0.005415212347998022;  // ln2 / 128, 35 bits
   constexpr double LN2_N_LO = 1.2655086083325438e-13;  // ln2 / 128 - LN2_N_HI
@@ -137,22 +141,40 @@ AG_ALWAYS_INLINE double exp(double x) {
   double k = t - ROUNDER;
   uint64_t kb = bits(t) - bits(ROUNDER) + (uint64_t(1) << 20);
   uint64_t j = kb & 127;
-  // 2^n = s1 s2, each a normal number: u = n + 2046 split in halves u1 + u2,
-  // each a biased exponent (n = (u1 - 1023) + (u2 - 1023)).
-  uint64_t u = (kb >> 7) - (uint64_t(1) << 13) + 2046;
-  uint64_t u1 = u >> 1;
-  double s1 = from_bits(u1 << 52), s2 = from_bits((u - u1) << 52);
   double r = (x - k * LN2_N_HI) - k * LN2_N_LO;
   double r2 = r * r;
   double q = (0.5 + r * (1.0 / 6)) + r2 * (1.0 / 24 + r * (1.0 / 120));
   double hi = EXP2_HI[j], lo = EXP2_LO[j];
-  double p = hi + (hi * r + ((hi * r2) * q + lo));  // hi (1 + (e^r - 1)) + lo
-  double y = (p * s1) * s2;
+  return {hi + (hi * r + ((hi * r2) * q + lo)), (kb >> 7) - (uint64_t(1) << 13) + 2046};  // hi (1 + (e^r - 1)) + lo
+}
+
+// 2^n is applied as two factors, each a normal number (u split in halves
+// u1 + u2, each a biased exponent: n = (u1 - 1023) + (u2 - 1023)), so that
+// results in the subnormal range round once and e^709.78 does not overflow
+// on the way.
+AG_ALWAYS_INLINE double exp(double x) {
+  ExpParts e = exp_parts(x);
+  uint64_t u1 = e.u >> 1;
+  double y = (e.p * from_bits(u1 << 52)) * from_bits((e.u - u1) << 52);
   // Beyond [-746, 710] e^x is 0 or inf, and the bits above are meaningless;
   // NaN stays NaN. One rare test: a branch in scalar code, off the path the
   // result waits on; a select in vector code.
   if (__builtin_expect(!(x >= -746.0 && x <= 710.0), 0)) y = x > 0 ? std::numeric_limits<double>::infinity() : (x != x ? x : 0.0);
   return y;
+}
+
+// Whether exp_near(x) is exp(x): for x in [-708, 709], n lies in [-1022, 1023]
+// and 2^n is one normal number. p 2^n is then rounded once, as exp's two
+// factors round it, so the bits are the same.
+AG_ALWAYS_INLINE bool exp_is_near(double x) { return x >= -708.0 && x <= 709.0; }
+
+// exp(x) where exp_is_near(x), meaningless elsewhere (NaN included): a fifth
+// fewer instructions in a vector loop than exp, which lane loops whose
+// arguments are nearly always near (softmax's x_i - max) run first, then
+// exp over any block that held another argument.
+AG_ALWAYS_INLINE double exp_near(double x) {
+  ExpParts e = exp_parts(x);
+  return e.p * from_bits((e.u - 1023) << 52);
 }
 
 // log(m) + e ln2 + c for m in [sqrt(1/2), sqrt(2)) and a small correction c
@@ -204,13 +226,19 @@ AG_ALWAYS_INLINE double log(double x) {
 
 // log(1 + x), accurate for small x: u = 1 + x is rounded, and c = (x - (u - 1)) / u
 // adds back, to first order, what that rounding lost. u is never subnormal.
-AG_ALWAYS_INLINE double log1p(double x) {
-  constexpr double INF = std::numeric_limits<double>::infinity();
+// log1p_near is log1p for finite x > -1 other than 0 (the special cases
+// log1p adds as selects), meaningless elsewhere.
+AG_ALWAYS_INLINE double log1p_near(double x) {
   double u = 1.0 + x;
   double c = (x - (u - 1.0)) / u;
   double m, e;
   split(u, m, e);
-  double y = log_reduced(m, e, c);
+  return log_reduced(m, e, c);
+}
+
+AG_ALWAYS_INLINE double log1p(double x) {
+  constexpr double INF = std::numeric_limits<double>::infinity();
+  double y = log1p_near(x);
   double sp = x == -1.0 ? -INF : (x == INF ? x : std::numeric_limits<double>::quiet_NaN());
   y = !(x > -1.0 && x < INF) ? sp : y;  // a select: see log
   return x == 0 ? x : y;  // keeps -0.0

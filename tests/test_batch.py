@@ -145,6 +145,14 @@ def same_bits(a, b):
     )
 
 
+def same_bits_but_nan_signs(a, b):
+    """same_bits, a NaN of either sign being any NaN: which of two NaN operands
+    (nan + -nan) an add returns is the compiler's choice (it may swap them)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    nans = np.isnan(a)
+    return np.array_equal(nans, np.isnan(b)) and same_bits(a[~nans], b[~nans])
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     program=st.lists(steps(), min_size=1, max_size=14),
@@ -207,6 +215,35 @@ def test_rows_match_eager_bit_for_bit(program, n_rows, k, seed):
         exact = math.fsum(r[2][j] for r in want)
         scale = math.fsum(abs(r[2][j]) for r in want)
         assert abs(v.grad - exact) <= 1e-12 * scale + floor, (j, v.grad, exact)
+
+
+# Lane loops run exp's cheaper form for |x| <= 708 (vmath.hpp's exp_near)
+# over a block of rows, and exp's own path over a block that holds any other
+# row: one row beyond it, anywhere in a block of 128 or in the halves of 64
+# softmax works in, must not change a bit of any row.
+FAR = [708.5, -708.5, 745.0, -750.0, 1e308, -1e308, math.inf, -math.inf, math.nan]
+NEAR_RANGE_PROGRAMS = {
+    "softplus": [("unary", "softplus", [0, 0], 0.0, 0)],
+    "sigmoid": [("unary", "sigmoid", [1, 1], 0.0, 0)],
+    "softmax": [("binary", "softmax", [0, 1, 2], 0.0, 0)],
+}
+
+
+@pytest.mark.parametrize("far_at", [None, 0, 63, 64, 127, 128, 201])
+@pytest.mark.parametrize("name", sorted(NEAR_RANGE_PROGRAMS))
+def test_rows_beyond_the_near_range_of_exp_match_eager(name, far_at):
+    program = NEAR_RANGE_PROGRAMS[name]
+    X = np.random.default_rng(3).uniform(-3, 3, size=(230, 3))
+    X[5] = [708.0, 0.25, -708.0]  # the edge of the near range, and a softmax spread beyond it
+    X[9] = [-707.9, 354.0, -353.9]
+    ins = leaves([0.1, 0.2, 0.3])
+    cg = ag.compile(build(program, ins, []), inputs=ins)
+    for f in FAR if far_at is not None else [None]:
+        if far_at is not None:
+            X[far_at] = [f, -f / 2, 0.5]
+        want = eager_rows(program, X, [])
+        assert same_bits_but_nan_signs(cg.forward(X), [r[0] for r in want]), f
+        assert same_bits_but_nan_signs(cg.backward(), np.array([r[1] for r in want])), f
 
 
 def test_random_programs_cover_every_op():

@@ -679,6 +679,36 @@ DEFECTS = [
         "static double d_kept(double x, double kept) { return Sigmoid::of_exp(-x, kept); }",
         "replayed softplus's gradient is 1 - sigmoid(x)",
     ),
+    # Batched lane loops run exp's near form (|x| <= 708) first (vmath.hpp's
+    # exp_near, Softplus and Sigmoid's f_near and d_near, Softmax's f_lanes).
+    Defect(
+        "near-form-kept-for-far-rows",
+        "cpp/batch.cpp",
+        "if (!far) return bad;",
+        "return bad;",
+        "batched softplus of 710 (or inf, or NaN) is whatever exp_near makes of it",
+    ),
+    Defect(
+        "near-derivative-for-far-rows",
+        "cpp/batch.cpp",
+        "for (size_t r = 0; r < n; ++r) far |= !S::near(x[r]);",
+        "(void)x;",
+        "batched softplus's gradient at 710 is whatever exp_near makes of it",
+    ),
+    Defect(
+        "softmax-near-form-kept-for-far-rows",
+        "cpp/ops.hpp",
+        "      if (far) {",
+        "      if (false) {",
+        "a batched softmax of (0, -800) or with an inf is whatever exp_near makes of it",
+    ),
+    Defect(
+        "near-range-too-wide",
+        "cpp/vmath.hpp",
+        "return x >= -708.0 && x <= 709.0;",
+        "return x >= -720.0 && x <= 720.0;",
+        "batched exp(-708.5) is 0, not the subnormal eager gives",
+    ),
 ]
 
 
