@@ -14,8 +14,8 @@
  *   - the same formulas (cpp/ops.hpp), with glibc's exp and log1p where the
  *     engine has its own (cpp/vmath.hpp): values agree to a few ulps.
  * What makes it the best C we know rather than a transcription of the engine:
- *   - a softmax is one record: one max, four exps, one sum and four
- *     divisions forward (no logsumexp: nothing here reads it); backward,
+ *   - a softmax is one record: one max, four exps, one sum, one division
+ *     and four products forward (no logsumexp: nothing here reads it); backward,
  *     dx_j = y_j (g_j - sum_i g_i y_i) from its outputs' values and
  *     gradients, no exp. Its output nodes are slots, not records;
  *   - nothing is recomputed: softplus keeps sigmoid(x), made from the
@@ -91,10 +91,11 @@ static void forward(void) {
         m = x3 > m ? x3 : m;
         double e0 = exp(x0 - m), e1 = exp(x1 - m), e2 = exp(x2 - m), e3 = exp(x3 - m);
         double s = e0 + e1 + e2 + e3;
-        v[t->keep[0]] = e0 / s;
-        v[t->keep[1]] = e1 / s;
-        v[t->keep[2]] = e2 / s;
-        v[t->keep[3]] = e3 / s;
+        double inv = 1.0 / s;
+        v[t->keep[0]] = e0 * inv;
+        v[t->keep[1]] = e1 * inv;
+        v[t->keep[2]] = e2 * inv;
+        v[t->keep[3]] = e3 * inv;
         break;
       }
     }

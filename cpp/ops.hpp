@@ -534,8 +534,8 @@ struct LogSumExp {  // max-shifted so that no exp overflows
 };
 
 // The node ag.softmax makes: logsumexp(x) as its value and local derivative,
-// and the softmax y_i = exp(x_i - max) / sum (one max, n exps, one sum, one
-// log for L) into out(i) as well, which the outputs (SoftmaxOut) read. Its
+// and the softmax y_i = exp(x_i - max) * (1 / sum) (one max, n exps, one sum,
+// one division, one log for L) into out(i) as well, which the outputs (SoftmaxOut) read. Its
 // 3n slots are x, then the y it computed (numbers in the eager node), then
 // its outputs (pointers that do not own, null once an output is freed);
 // replay points both halves at the outputs' entries. x(n + i) is y_i.
@@ -570,8 +570,10 @@ struct Softmax {
       s += e;
     }
     if (value) y = special ? mm : m + vm::log(s);
-    if (!special)
-      for (size_t i = 0; i < n; ++i) out(i) = out(i) / s;
+    if (!special) {
+      const double inv = 1.0 / s;  // one division, as PyTorch's softmax: within an ulp of e_i / s
+      for (size_t i = 0; i < n; ++i) out(i) = out(i) * inv;
+    }
     return OK;
   }
   template <class X, class Acc> static void d(size_t n, X x, double, double g, Acc acc) {
@@ -597,9 +599,14 @@ struct Softmax {
   AG_ALWAYS_INLINE static void f_lanes(size_t n, X x, Out out, double* y, size_t w, bool value = true) {
     for (size_t r0 = 0; r0 < w; r0 += 64) {
       const size_t k = w - r0 < 64 ? w - r0 : 64;
+      // Operand 0 starts the max, the NaN flag and the sum (s = 0 + e_0, as
+      // f's): the same values as starting from -inf and 0, without the
+      // stores of constants GCC would make rep stos (slow to start, 7% of
+      // this function). n >= 1: an empty softmax is refused where it is built.
       double m[64], s[64], nan[64], mm[64];
-      for (size_t r = 0; r < k; ++r) m[r] = -INFINITY, s[r] = 0, nan[r] = 0;
-      for (size_t i = 0; i < n; ++i) {
+      const double* x0 = x(0) + r0;
+      for (size_t r = 0; r < k; ++r) m[r] = x0[r] > -INFINITY ? x0[r] : -INFINITY, nan[r] = x0[r] != x0[r] ? NAN : 0.0;
+      for (size_t i = 1; i < n; ++i) {
         const double* xi = x(i) + r0;
         for (size_t r = 0; r < k; ++r) m[r] = xi[r] > m[r] ? xi[r] : m[r], nan[r] = xi[r] != xi[r] ? NAN : nan[r];
       }
@@ -616,29 +623,28 @@ struct Softmax {
           double e = vm::exp_near(a);
           far |= !vm::exp_is_near(a);
           oi[r] = e;
-          s[r] += e;
+          s[r] = (i ? s[r] : 0.0) + e;
         }
       }
-      if (far) {
-        for (size_t r = 0; r < k; ++r) s[r] = 0;
+      if (far)
         for (size_t i = 0; i < n; ++i) {
           const double* xi = x(i) + r0;
           double* oi = out(i) + r0;
           for (size_t r = 0; r < k; ++r) {
             double e = vm::exp(xi[r] - mm[r]);
             oi[r] = e;
-            s[r] += e;
+            s[r] = (i ? s[r] : 0.0) + e;
           }
         }
-      }
       if (value)
         for (size_t r = 0; r < k; ++r) {
           double v = m[r] + vm::log(s[r]);
           y[r0 + r] = std::isinf(m[r]) ? mm[r] : v;
         }
+      for (size_t r = 0; r < k; ++r) s[r] = std::isinf(m[r]) ? 1.0 : 1.0 / s[r];  // y_i * 1.0 is y_i's bits
       for (size_t i = 0; i < n; ++i) {
         double* oi = out(i) + r0;
-        for (size_t r = 0; r < k; ++r) oi[r] = std::isinf(m[r]) ? oi[r] : oi[r] / s[r];
+        for (size_t r = 0; r < k; ++r) oi[r] = oi[r] * s[r];
       }
     }
   }
