@@ -879,6 +879,14 @@ static void add_shared_gradients(Compiled& c, Batch& p, const Run& run, const do
     if (p.slot[i] == NONE && c.writes_back(i)) c.leaf_nodes[i]->grad += ug[i];
 }
 
+// Frees Batch::next_rows at the end of a call if it is larger than is kept.
+struct RowsKept {
+  Batch& p;
+  ~RowsKept() {
+    if (p.next_rows.capacity() * sizeof(double) > Batch::KEEP_ROWS_BYTES) std::vector<double>().swap(p.next_rows);
+  }
+};
+
 py::object batch_forward(Compiled& c, py::handle X) {
   Batch& p = *c.batch;
   py::array_t<double> rows = rows_array(c, X, "forward(): rows");
@@ -886,14 +894,15 @@ py::object batch_forward(Compiled& c, py::handle X) {
   bool anomaly = anomaly_enabled;
   std::vector<double> uval = uniform_values(c, p, anomaly);
   py::array_t<double> out(result_shape(c, N));
-  std::vector<double> copy(rows.data(), rows.data() + N * k);
-  Run run(c, p, copy.data(), N, k, uval.data());
+  RowsKept kept{p};
+  p.next_rows.assign(rows.data(), rows.data() + N * k);
+  Run run(c, p, p.next_rows.data(), N, k, uval.data());
   run.Y = out.mutable_data();
   run.anomaly = anomaly;
   if (!run.drive()) throw py::error_already_set();
   if (run.fail_row.load() != SIZE_MAX) run.raise_failure();
   // Only a forward that succeeded replaces the state backward reads.
-  p.rows.swap(copy);
+  p.rows.swap(p.next_rows);
   p.uval.swap(uval);
   p.nrows = N;
   p.ready = true;
@@ -923,8 +932,9 @@ py::object batch_value_and_grad(Compiled& c, py::handle X, py::handle grad_outpu
   py::array_t<double> seeds = seeds_of(c, grad_outputs, N, "value_and_grad()");
   bool anomaly = anomaly_enabled;
   std::vector<double> uval = uniform_values(c, p, anomaly);
-  std::vector<double> copy(rows.data(), rows.data() + N * k);  // rows may be a view of memory Python can change
-  Run run(c, p, copy.data(), N, k, uval.data());
+  RowsKept kept{p};
+  p.next_rows.assign(rows.data(), rows.data() + N * k);
+  Run run(c, p, p.next_rows.data(), N, k, uval.data());
   run.anomaly = anomaly;
   py::array_t<double> out(result_shape(c, N));
   py::array_t<double> gx(std::vector<py::ssize_t>{py::ssize_t(N), py::ssize_t(k)});
