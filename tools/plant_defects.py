@@ -437,9 +437,9 @@ DEFECTS = [
     Defect(
         "softmax-lanes-reciprocal",
         "cpp/ops.hpp",
-        "oi[r] = std::isinf(m[r]) ? oi[r] : oi[r] / s[r];",
-        "oi[r] = std::isinf(m[r]) ? oi[r] : oi[r] * (1.0 / s[r]);",
-        "batched softmax multiplies by 1/sum where eager divides (off by an ulp)",
+        "for (size_t r = 0; r < k; ++r) oi[r] = oi[r] * s[r];",
+        "for (size_t r = 0; r < k; ++r) oi[r] = oi[r] / (1.0 / s[r]);",
+        "batched softmax divides by (about) the sum where eager multiplies by 1/sum (off by an ulp)",
     ),
     Defect(
         "softmax-outputs-share-a-slot",
@@ -698,8 +698,8 @@ DEFECTS = [
     Defect(
         "softmax-near-form-kept-for-far-rows",
         "cpp/ops.hpp",
-        "      if (far) {",
-        "      if (false) {",
+        "      if (far)\n",
+        "      if (false)\n",
         "a batched softmax of (0, -800) or with an inf is whatever exp_near makes of it",
     ),
     Defect(
