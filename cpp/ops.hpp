@@ -371,9 +371,20 @@ struct Sum {  // p = the sum of any numbers folded in
   // i's w lanes, acc(i, c) adds the lanes c to its gradient. The same
   // operations in the same order per row as f and d, so the same bits.
   static constexpr bool lane_form = true;
+  // Four operands per pass over y (in f's order), not one: a pass per
+  // operand stored and reloaded y n + 1 times.
   template <class X> AG_ALWAYS_INLINE static void f_lanes(size_t n, X x, double p, double* y, size_t w) {
-    for (size_t r = 0; r < w; ++r) y[r] = p;
-    for (size_t i = 0; i < n; ++i)
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const double *a = x(i), *b = x(i + 1), *c = x(i + 2), *d = x(i + 3);
+      for (size_t r = 0; r < w; ++r) {
+        double s = i ? y[r] : p;
+        y[r] = (((s + a[r]) + b[r]) + c[r]) + d[r];
+      }
+    }
+    if (i == 0)
+      for (size_t r = 0; r < w; ++r) y[r] = p;
+    for (; i < n; ++i)
       for (size_t r = 0; r < w; ++r) y[r] += x(i)[r];
   }
   template <class X, class Acc> AG_ALWAYS_INLINE static void d_lanes(size_t n, X, const double*, const double* g, double*, size_t, Acc acc) {
