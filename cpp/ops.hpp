@@ -566,7 +566,7 @@ struct Softmax {
   // An infinite max (all -inf, or some +inf) has no shift: L is what
   // LogSumExp gives (the max, or NaN with a NaN operand) and y_i = exp(x_i - L),
   // 0 or NaN. The special rows take that path through the same operations as
-  // the others (mm, a select), so the lane form is branch-free.
+  // the others (mm, a select), so the lane form needs no branch for them.
   // With value = false (replay, where nothing reads L) y is left as it is and
   // the log is skipped; the outputs are the same.
   template <class X, class Out> static Err f(size_t n, X x, Out out, double& y, bool value = true) {
@@ -622,9 +622,9 @@ struct Softmax {
         for (size_t r = 0; r < k; ++r) m[r] = xi[r] > m[r] ? xi[r] : m[r], nan[r] = xi[r] != xi[r] ? NAN : nan[r];
       }
       for (size_t r = 0; r < k; ++r) mm[r] = std::isinf(m[r]) ? m[r] + nan[r] : m[r];
-      // exp_near first: x_i - max is near for every row but one whose
-      // operands lie more than 708 apart, or that holds an inf or NaN. If
-      // the block has such a row, exp's own path runs over it again.
+      // exp_near first: x_i - max is near (exp_is_near) for every row but
+      // one whose operands lie more than 708 apart, or that holds an inf or
+      // NaN. If the block has such rows, exp's own path runs again over them.
       int far = 0;
       for (size_t i = 0; i < n; ++i) {
         const double* xi = x(i) + r0;
@@ -637,13 +637,14 @@ struct Softmax {
           s[r] = (i ? s[r] : 0.0) + e;
         }
       }
-      if (far)
-        for (size_t i = 0; i < n; ++i) {
-          const double* xi = x(i) + r0;
-          double* oi = out(i) + r0;
-          for (size_t r = 0; r < k; ++r) {
-            double e = vm::exp(xi[r] - mm[r]);
-            oi[r] = e;
+      if (far)  // exp's own path for the rows that need it (a masked softmax has some in every block)
+        for (size_t r = 0; r < k; ++r) {
+          int row_far = 0;
+          for (size_t i = 0; i < n; ++i) row_far |= !vm::exp_is_near(x(i)[r0 + r] - mm[r]);
+          if (!row_far) continue;
+          for (size_t i = 0; i < n; ++i) {
+            double e = vm::exp(x(i)[r0 + r] - mm[r]);
+            out(i)[r0 + r] = e;
             s[r] = (i ? s[r] : 0.0) + e;
           }
         }

@@ -135,7 +135,7 @@ AG_ALWAYS_INLINE ExpParts exp_parts(double x) {
   constexpr double LN2_N_HI = 0.005415212347998022;  // ln2 / 128, 35 bits
   constexpr double LN2_N_LO = 1.2655086083325438e-13;  // ln2 / 128 - LN2_N_HI
   // k = round(x 128 / ln2) lies in the low bits of t; k + 2^20 is positive
-  // for every x that is not sent to 0 or inf below, so n = floor(k / 128) is
+  // for every x that exp does not send to 0 or inf, so n = floor(k / 128) is
   // a logical shift (no 64-bit arithmetic shift before AVX-512).
   double t = x * INV_LN2_N + ROUNDER;
   double k = t - ROUNDER;

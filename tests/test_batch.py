@@ -217,14 +217,14 @@ def test_rows_match_eager_bit_for_bit(program, n_rows, k, seed):
         assert abs(v.grad - exact) <= 1e-12 * scale + floor, (j, v.grad, exact)
 
 
-# Lane loops run exp's cheaper form for |x| <= 708 (vmath.hpp's exp_near)
-# over a block of rows, and exp's own path over a block that holds any other
-# row: one row beyond it, anywhere in a block of 128 or in the halves of 64
-# softmax works in, must not change a bit of any row.
+# Lane loops run exp's cheaper form for x in [-708, 709] (vmath.hpp's
+# exp_near; for softmax, x_i - max) over a block of rows, and exp's own path
+# again over any other row: one row beyond it, anywhere in a block of 128 or
+# in the halves of 64 softmax works in, must not change a bit of any row.
 FAR = [708.5, -708.5, 745.0, -750.0, 1e308, -1e308, math.inf, -math.inf, math.nan]
 NEAR_RANGE_PROGRAMS = {
     "softplus": [("unary", "softplus", [0, 0], 0.0, 0)],
-    "sigmoid": [("unary", "sigmoid", [1, 1], 0.0, 0)],
+    "sigmoid": [("unary", "sigmoid", [0, 0], 0.0, 0)],
     "softmax": [("binary", "softmax", [0, 1, 2], 0.0, 0)],
 }
 
@@ -234,8 +234,10 @@ NEAR_RANGE_PROGRAMS = {
 def test_rows_beyond_the_near_range_of_exp_match_eager(name, far_at):
     program = NEAR_RANGE_PROGRAMS[name]
     X = np.random.default_rng(3).uniform(-3, 3, size=(230, 3))
-    X[5] = [708.0, 0.25, -708.0]  # the edge of the near range, and a softmax spread beyond it
-    X[9] = [-707.9, 354.0, -353.9]
+    X[20] = [708.0, -707.5, 0.5]  # the near range's edges: softplus(708), softmax's -707.5 - 0.5
+    X[21] = [-708.0, 0.25, 1.0]
+    X[140] = [708.0, 0.25, -708.0]  # a softmax spread beyond it, in another block than far_at's
+    X[150] = [-707.9, 354.0, -353.9]
     ins = leaves([0.1, 0.2, 0.3])
     cg = ag.compile(build(program, ins, []), inputs=ins)
     for f in FAR if far_at is not None else [None]:

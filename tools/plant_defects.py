@@ -698,8 +698,8 @@ DEFECTS = [
     Defect(
         "softmax-near-form-kept-for-far-rows",
         "cpp/ops.hpp",
-        "      if (far)\n",
-        "      if (false)\n",
+        "      if (far)  //",
+        "      if (false)  //",
         "a batched softmax of (0, -800) or with an inf is whatever exp_near makes of it",
     ),
     Defect(
@@ -708,6 +708,13 @@ DEFECTS = [
         "y[r] = (((s + a[r]) + b[r]) + c[r]) + d[r];",
         "y[r] = (s + a[r]) + ((b[r] + c[r]) + d[r]);",
         "a batched sum of four or more rounds differently from eager's",
+    ),
+    Defect(
+        "softmax-far-rows-misread",
+        "cpp/ops.hpp",
+        "          if (!row_far) continue;",
+        "          if (row_far) continue;",
+        "a batched softmax redoes the near rows of a block and keeps exp_near's garbage for the far ones",
     ),
     Defect(
         "near-range-too-wide",
