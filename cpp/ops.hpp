@@ -545,10 +545,11 @@ struct LogSumExp {  // max-shifted so that no exp overflows
 };
 
 // The node ag.softmax makes: logsumexp(x) as its value and local derivative,
-// and the softmax y_i = exp(x_i - max) * (1 / sum) (one max, n exps, one sum,
-// one division, one log for L) into out(i) as well, which the outputs (SoftmaxOut) read. Its
-// 3n slots are x, then the y it computed (numbers in the eager node), then
-// its outputs (pointers that do not own, null once an output is freed);
+// and the softmax y_i = exp(x_i - max) * (1 / sum) (one max, n exps, one
+// sum, one division, one log for L) into out(i) as well, which the outputs
+// (SoftmaxOut) read. Its 3n slots are x, then the y it computed (numbers in
+// the eager node), then its outputs (pointers that do not own, null once an
+// output is freed);
 // replay points both halves at the outputs' entries. x(n + i) is y_i.
 // Backward from the outputs, no exp: reverse gets a pointer to every
 // output's gradient gout(i) and gives dx_j = y_j (g_j - sum_i g_i y_i + g),

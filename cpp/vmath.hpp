@@ -169,9 +169,9 @@ AG_ALWAYS_INLINE double exp(double x) {
 AG_ALWAYS_INLINE bool exp_is_near(double x) { return x >= -708.0 && x <= 709.0; }
 
 // exp(x) where exp_is_near(x), meaningless elsewhere (NaN included): a fifth
-// fewer instructions in a vector loop than exp, which lane loops whose
-// arguments are nearly always near (softmax's x_i - max) run first, then
-// exp over any block that held another argument.
+// fewer instructions in a vector loop than exp. Lane loops whose arguments
+// are nearly always near (softmax's x_i - max) run it first, then exp again
+// where an argument was not.
 AG_ALWAYS_INLINE double exp_near(double x) {
   ExpParts e = exp_parts(x);
   return e.p * from_bits((e.u - 1023) << 52);
