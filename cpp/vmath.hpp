@@ -124,11 +124,13 @@ alignas(64) inline constexpr double EXP2_LO[128] = {
 // degree-5 polynomial for e^r - 1 evaluated in two halves (short latency,
 // which scalar replay waits on), and the table entry's low part folded in so
 // that only the last addition rounds at full scale: about 0.5 ulp, as glibc's.
-// exp_parts gives p = 2^(j/128) e^r (in [0.99, 2)) and u = n + 2046; exp and
-// exp_near differ only in how they apply 2^n.
+// exp_parts gives those pieces and u = n + 2046; exp and exp_near differ only
+// in how they apply 2^n.
 struct ExpParts {
-  double p;
+  double hi, lo, r, r2, q;
   uint64_t u;
+  // 2^(j/128) e^r, in [0.99, 2): hi (1 + (e^r - 1)) + lo
+  AG_ALWAYS_INLINE double p() const { return hi + (hi * r + ((hi * r2) * q + lo)); }
 };
 AG_ALWAYS_INLINE ExpParts exp_parts(double x) {
   constexpr double INV_LN2_N = 184.6649652337873;    // 128 / ln2
@@ -144,23 +146,7 @@ AG_ALWAYS_INLINE ExpParts exp_parts(double x) {
   double r = (x - k * LN2_N_HI) - k * LN2_N_LO;
   double r2 = r * r;
   double q = (0.5 + r * (1.0 / 6)) + r2 * (1.0 / 24 + r * (1.0 / 120));
-  double hi = EXP2_HI[j], lo = EXP2_LO[j];
-  return {hi + (hi * r + ((hi * r2) * q + lo)), (kb >> 7) - (uint64_t(1) << 13) + 2046};  // hi (1 + (e^r - 1)) + lo
-}
-
-// 2^n is applied as two factors, each a normal number (u split in halves
-// u1 + u2, each a biased exponent: n = (u1 - 1023) + (u2 - 1023)), so that
-// results in the subnormal range round once and e^709.78 does not overflow
-// on the way.
-AG_ALWAYS_INLINE double exp(double x) {
-  ExpParts e = exp_parts(x);
-  uint64_t u1 = e.u >> 1;
-  double y = (e.p * from_bits(u1 << 52)) * from_bits((e.u - u1) << 52);
-  // Beyond [-746, 710] e^x is 0 or inf, and the bits above are meaningless;
-  // NaN stays NaN. One rare test: a branch in scalar code, off the path the
-  // result waits on; a select in vector code.
-  if (__builtin_expect(!(x >= -746.0 && x <= 710.0), 0)) y = x > 0 ? std::numeric_limits<double>::infinity() : (x != x ? x : 0.0);
-  return y;
+  return {EXP2_HI[j], EXP2_LO[j], r, r2, q, (kb >> 7) - (uint64_t(1) << 13) + 2046};
 }
 
 // Whether exp_near(x) is exp(x): for x in [-708, 709], n lies in [-1022, 1023]
@@ -174,7 +160,33 @@ AG_ALWAYS_INLINE bool exp_is_near(double x) { return x >= -708.0 && x <= 709.0; 
 // where an argument was not.
 AG_ALWAYS_INLINE double exp_near(double x) {
   ExpParts e = exp_parts(x);
-  return e.p * from_bits((e.u - 1023) << 52);
+  return e.p() * from_bits((e.u - 1023) << 52);
+}
+
+// Elsewhere 2^n is applied as two factors, each a normal number (u split in
+// halves u1 + u2, each a biased exponent: n = (u1 - 1023) + (u2 - 1023)), so
+// that results in the subnormal range round once and e^709.78 does not
+// overflow on the way.
+AG_ALWAYS_INLINE double exp_far(double x, const ExpParts& e) {
+  uint64_t u1 = e.u >> 1;
+  double y = (e.p() * from_bits(u1 << 52)) * from_bits((e.u - u1) << 52);
+  // Beyond [-746, 710] e^x is 0 or inf, and the bits above are meaningless;
+  // NaN stays NaN.
+  return !(x >= -746.0 && x <= 710.0) ? (x > 0 ? std::numeric_limits<double>::infinity() : (x != x ? x : 0.0)) : y;
+}
+
+// For x in [-660, 709] exp scales hi and lo by 2^n before the sum rather than
+// the sum after it: scaling by a power of two commutes with rounding while
+// every term is normal (|lo| >= 2^-60 where not 0, so lo 2^n is normal for
+// n >= -962), so the bits are p 2^n's, and scalar replay, which waits on
+// each exp, skips a multiplication (two, with exp_far's factors). The test
+// is a branch in scalar code, off the path the result waits on, and a select
+// in vector code, which computes both sides.
+AG_ALWAYS_INLINE double exp(double x) {
+  ExpParts e = exp_parts(x);
+  if (__builtin_expect(!(x >= -660.0 && x <= 709.0), 0)) return exp_far(x, e);
+  const double s = from_bits((e.u - 1023) << 52), sh = e.hi * s;
+  return sh + (sh * e.r + ((sh * e.r2) * e.q + e.lo * s));
 }
 
 // log(m) + e ln2 + c for m in [sqrt(1/2), sqrt(2)) and a small correction c
@@ -197,17 +209,19 @@ AG_ALWAYS_INLINE double log_reduced(double m, double e, double c) {
   return e * LN2_HI - ((hfsq - (s * (hfsq + R) + (e * LN2_LO + c))) - f);
 }
 
-// x = m 2^e with m in [sqrt(1/2), sqrt(2)), for normal x > 0.
+// x = m 2^e with m in (S/2, S], S = sqrt(2) rounded down, for normal x > 0.
+// Subtracting the bits of the double after S/2 from x's moves every x whose
+// mantissa lies above S into the next binade: the exponent field of the
+// difference is e (mod 2^11) and x less that field is m, in integer adds,
+// which scalar replay's log1p waits on for 3 cycles against 8 for a compare
+// and a select on the mantissa.
 AG_ALWAYS_INLINE void split(double x, double& m, double& e) {
-  constexpr uint64_t MANT = (uint64_t(1) << 52) - 1;
-  uint64_t u = bits(x);
-  // The biased exponent as a double, through the 2^52 trick (no int64 -> double
-  // conversion, which has no vector form before AVX-512).
-  double be = from_bits((u >> 52) | bits(TWO52)) - TWO52;
-  m = from_bits((u & MANT) | bits(1.0));
-  bool big = m > 1.4142135623730951;
-  m = big ? m * 0.5 : m;
-  e = big ? be - 1022.0 : be - 1023.0;
+  constexpr uint64_t OFF = 0x3FE6A09E667F3BCEull;  // bits(S / 2) + 1
+  uint64_t d = bits(x) - OFF;
+  m = from_bits(bits(x) - (d & (uint64_t(0xFFF) << 52)));
+  // e + 2048 in [0, 4096) as a double, through the 2^52 trick (no int64 ->
+  // double conversion, nor a 64-bit arithmetic shift, before AVX-512).
+  e = from_bits(((d + (uint64_t(2048) << 52)) >> 52) | bits(TWO52)) - (TWO52 + 2048.0);
 }
 
 // Natural logarithm; -inf at 0, NaN below, as glibc's.

@@ -172,6 +172,22 @@ def test_vector_lanes_give_eager_bits_across_the_range(name, build):
         assert gx[i].tobytes() == np.float64(xe.grad).tobytes(), (name, v, gx[i], xe.grad)
 
 
+def test_exp_scaled_before_the_sum_is_the_near_forms_bits():
+    """exp scales its terms by 2^n before summing them where every term stays normal,
+    and multiplies the sum by 2^n elsewhere (vmath.hpp); the two must agree. A batched
+    softmax of (x, 0) runs exp_near (the sum, then 2^n) and its first output is e^x
+    exactly for x <= -40 (1 / (1 + e^x) rounds to 1); a batched exp runs exp itself.
+    Dense rows in [-708, -600], where a scaled low term starts to lose bits near -700,
+    and random rows over the rest of the range."""
+    rng = np.random.default_rng(7)
+    xs = np.concatenate([np.linspace(-708.0, -600.0, 400_000), rng.uniform(-708.0, -40.0, 200_000)])
+    x = ag.Value(0.0, requires_grad=False)
+    exp_near = ag.compile(ag.softmax([x, 0.0])[0], inputs=[x]).forward(xs[:, None])
+    exp = ag.compile(x.exp(), inputs=[x]).forward(xs[:, None])
+    differ = np.flatnonzero(exp_near.view(np.int64) != exp.view(np.int64))
+    assert differ.size == 0, [(xs[i], exp[i], exp_near[i]) for i in differ[:5]]
+
+
 def test_replayed_softmax_gradients_are_eager_bits_with_repeated_operands():
     """Replay reads logsumexp's derivative from the softmax outputs: with an operand
     listed twice, and with a logsumexp that has no softmax beside it, the same bits."""

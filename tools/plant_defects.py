@@ -723,6 +723,20 @@ DEFECTS = [
         "return x >= -720.0 && x <= 720.0;",
         "batched exp(-708.5) is 0, not the subnormal eager gives",
     ),
+    Defect(
+        "exp-scaled-range-too-wide",
+        "cpp/vmath.hpp",
+        "if (__builtin_expect(!(x >= -660.0 && x <= 709.0), 0)) return exp_far(x, e);",
+        "if (__builtin_expect(!(x >= -706.0 && x <= 709.0), 0)) return exp_far(x, e);",
+        "exp's low term is subnormal below about -695: the last bit of e^x differs from exp_near's",
+    ),
+    Defect(
+        "log-split-drops-the-exponent-sign",
+        "cpp/vmath.hpp",
+        "m = from_bits(bits(x) - (d & (uint64_t(0xFFF) << 52)));",
+        "m = from_bits(bits(x) - (d & (uint64_t(0x7FF) << 52)));",
+        "log of x below sqrt(1/2) reduces by the wrong power of two",
+    ),
 ]
 
 
