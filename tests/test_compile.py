@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from arenagrad import nn
 from arenagrad.nn import functional as F
+from conftest import live
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import workloads  # noqa: E402
@@ -207,7 +208,7 @@ def test_set_data_checks_shape_and_leaves():
 
 
 def test_compiled_graph_keeps_its_leaves_alive():
-    before = ag.engine_stats()["live_nodes"]
+    before = live()
     x = ag.Value(3.0)
     step = ag.compile((x * x).relu())
     del x
@@ -215,7 +216,7 @@ def test_compiled_graph_keeps_its_leaves_alive():
     leaf.data = 4.0
     assert step.forward() == 16.0
     del leaf, step
-    assert ag.engine_stats()["live_nodes"] == before
+    assert live() == before
 
 
 def test_compile_rejects_bad_outputs():
@@ -378,28 +379,28 @@ def test_compiled_step_memory_is_bounded_over_many_batch_sizes():
 
     for n in (7, 8):
         call(n)
-    live = ag.engine_stats()["live_nodes"]
+    before = live()
     for n in range(9, 40):  # 31 more sizes, each its own graph
         call(n)
     for n in (7, 8):
         call(n)
     assert len(step._recordings) == 2
-    assert ag.engine_stats()["live_nodes"] == live  # the dropped graphs were freed
+    assert live() == before  # the dropped graphs were freed
 
 
 def test_a_named_loss_records_one_sample_for_every_batch_size():
     """Memory does not grow with the batch size, and a short batch needs no new recording."""
     model = nn.MLP(2, [4, 2], seed=0)
-    live = ag.engine_stats()["live_nodes"]
+    start = live()
     small = nn.CompiledStep(model, "cross-entropy", batch_size=1, in_features=2, num_classes=2)
-    one = ag.engine_stats()["live_nodes"] - live
+    one = live() - start
     big = nn.CompiledStep(model, "cross-entropy", batch_size=1000, in_features=2, num_classes=2)
-    assert ag.engine_stats()["live_nodes"] - live == 2 * one
+    assert live() - start == 2 * one
     rng = np.random.default_rng(2)
     for n in (1000, 7, 1000):
-        before = ag.engine_stats()["live_nodes"]
+        before = live()
         big(rng.normal(size=(n, 2)), rng.integers(0, 2, n))
-        assert ag.engine_stats()["live_nodes"] == before
+        assert live() == before
     assert big.outputs.shape == (1000, 2)
     del small
 

@@ -16,12 +16,7 @@ import arenagrad as ag
 import numpy as np
 import pytest
 from arenagrad import Value, _core
-from conftest import fd_grad
-
-
-def live() -> int:
-    gc.collect()
-    return _core.engine_stats()["live_nodes"]
+from conftest import fd_grad, live
 
 
 # micrograd's tanh, as the lecture writes it: a node built from its children,
@@ -238,8 +233,7 @@ def test_custom_chains_are_collected_in_one_pass():
     y.backward()
     assert x.grad != 0.0
     del y
-    gc.collect()
-    assert _core.engine_stats()["live_nodes"] == before + 1  # x
+    assert live() == before + 1  # x
 
 
 # ------------------------------------------------------------------ extending the type

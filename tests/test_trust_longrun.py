@@ -31,6 +31,7 @@ import pytest
 from arenagrad import _core, nn, optim
 from arenagrad.data import make_moons, to_pm1
 from arenagrad.nn import functional as F
+from conftest import live
 
 STEPS = int(os.environ.get("ARENAGRAD_LONGRUN_STEPS", "20000"))
 WARMUP = min(2000, STEPS // 10)
@@ -93,8 +94,7 @@ class Monitor:
 
 
 def test_eager_training_20k_steps_is_flat():
-    gc.collect()
-    before = ag.engine_stats()["live_nodes"]
+    before = live()
     model = nn.MLP(2, [8, 8, 1], seed=0)
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     data = batches()
@@ -110,14 +110,12 @@ def test_eager_training_20k_steps_is_flat():
     mon.finish()
     assert np.isfinite(loss.data)
     del model, opt, loss, scores, data
-    gc.collect()
-    assert ag.engine_stats()["live_nodes"] == before
+    assert live() == before
     _core._check_invariants()
 
 
 def test_compiled_training_20k_steps_is_flat():
-    gc.collect()
-    before = ag.engine_stats()["live_nodes"]
+    before = live()
     model = nn.MLP(2, [8, 8, 1], seed=0)
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     step = nn.CompiledStep(model, "hinge", batch_size=BATCH, in_features=2)
@@ -132,6 +130,5 @@ def test_compiled_training_20k_steps_is_flat():
     mon.finish()
     assert np.isfinite(loss)
     del model, opt, step, data
-    gc.collect()
-    assert ag.engine_stats()["live_nodes"] == before
+    assert live() == before
     _core._check_invariants()

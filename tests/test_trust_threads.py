@@ -27,6 +27,7 @@ from contextlib import contextmanager
 import arenagrad as ag
 import pytest
 from arenagrad import _core
+from conftest import live
 
 ITERS = int(os.environ.get("ARENAGRAD_THREAD_ITERS", "2000"))
 CALLS = max(ITERS // 10, 2)
@@ -77,12 +78,12 @@ def close(got, want, rel=1e-9, abs_=1e-12):
 def engine_clean(request):
     """The test leaves a consistent arena and, if it passed, as many live
     nodes as it found (a failed test's traceback still holds its Values)."""
-    before = ag.engine_stats()["live_nodes"]
+    before = live()
     failed = request.session.testsfailed
     yield
     _core._check_invariants()
     if request.session.testsfailed == failed:
-        assert ag.engine_stats()["live_nodes"] == before
+        assert live() == before
 
 
 # ------------------------------------------------------------- eager graphs
