@@ -1,8 +1,9 @@
 """Plant known defects in the engine and its Python layer, one at a time, and
 report which ones the test suite lets through.
 
-    python tools/plant_defects.py                 # every defect (about 20 minutes on 2 cores)
+    python tools/plant_defects.py                 # every defect: hours (see below)
     python tools/plant_defects.py --only cos-derivative-sign sgd-momentum
+    python tools/plant_defects.py --only hvp-drops-mixed-term --tests tests/test_second_order.py
     python tools/plant_defects.py --list
 
 Each defect is one textual edit of one file, applied alone to a pristine copy of
@@ -12,6 +13,11 @@ the whole suite runs (`pytest -x`) against that copy, with PyTorch blocked for
 engine defects so that the finite-difference and hand-written references must
 catch them alone. A defect is caught when the suite fails; a survivor is printed
 and makes the script exit 1. The pristine copy must pass first.
+
+The suite runs on one core until its first failure, one to five minutes a
+defect (more for one caught late in the alphabet), so all of them take hours:
+plant the ones a change touches with --only. --tests names test files to run
+first; a defect they let through still meets the whole suite.
 
 Every issue that adds a feature adds its defects to DEFECTS.
 """
@@ -796,7 +802,8 @@ if os.environ.get("PLANT_BLOCK_TORCH") == "1":
         for built in list(self.build.glob("_core*.so")) + list(self.build.glob("_core.pyi")):
             shutil.copy2(built, self.pkg / "arenagrad")
 
-    def pytest(self, block_torch: bool) -> subprocess.CompletedProcess:
+    def pytest(self, block_torch: bool, files: list[str] | None = None) -> subprocess.CompletedProcess:
+        """The suite, or only `files`, against the planted copy."""
         shutil.rmtree(self.src / ".hypothesis", ignore_errors=True)  # no examples carried over
         env = {
             **os.environ,
@@ -816,6 +823,7 @@ if os.environ.get("PLANT_BLOCK_TORCH") == "1":
                 "-p",
                 "no:cacheprovider",
                 "--ignore=tests/test_plant_defects_table.py",
+                *(files or []),
             ],
             cwd=self.src,
             env=env,
@@ -825,8 +833,9 @@ if os.environ.get("PLANT_BLOCK_TORCH") == "1":
         )
 
 
-def plant(scratch: Scratch, d: Defect) -> tuple[bool, str]:
-    """(caught, the first failing test or why it survived)."""
+def plant(scratch: Scratch, d: Defect, first: list[str] | None = None) -> tuple[bool, str]:
+    """(caught, the first failing test or why it survived); the test files `first`
+    run before the whole suite."""
     path = scratch.src / d.file
     pristine = path.read_text()
     count = pristine.count(d.old)
@@ -838,7 +847,9 @@ def plant(scratch: Scratch, d: Defect) -> tuple[bool, str]:
             scratch.make()
         except subprocess.CalledProcessError as e:
             return True, "does not build: " + (e.stdout + e.stderr).strip().splitlines()[-1]
-        proc = scratch.pytest(block_torch=d.engine)
+        proc = scratch.pytest(block_torch=d.engine, files=first) if first else None
+        if proc is None or proc.returncode == 0:
+            proc = scratch.pytest(block_torch=d.engine)
     finally:
         path.write_text(pristine)
         os.utime(path)  # newer than its object file: the next build recompiles it
@@ -851,6 +862,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", metavar="NAME", help="plant only these defects")
     p.add_argument("--list", action="store_true", help="list the defects and exit")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    p.add_argument("--tests", nargs="+", metavar="FILE", help="test files to run first for each defect")
     args = p.parse_args(argv)
     chosen = [d for d in DEFECTS if not args.only or d.name in args.only]
     if args.list or not chosen:
@@ -869,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
         survivors = []
         for d in sorted(chosen, key=lambda d: d.engine):
             t0 = time.monotonic()
-            caught, detail = plant(scratch, d)
+            caught, detail = plant(scratch, d, args.tests)
             print(
                 f"{'caught  ' if caught else 'SURVIVED'} {d.name:32} {time.monotonic() - t0:5.0f} s  {detail}",
                 flush=True,
