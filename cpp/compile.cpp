@@ -255,10 +255,15 @@ Compiled::Compiled(py::object outputs, py::object watch, py::object inputs) {
         if constexpr (Keeps<S>::value) S::f(val[a[k]], aux[k], y, kept[keep_at[k]]);
       });
     }
+  auto listed = [&](size_t k) {
+    Entry e = entry(k);
+    if (keep_at[k] != NONE) e.b = keep_at[k];
+    return e;
+  };
   for (size_t k = nleaves; k < size(); ++k)
-    if (op[k] != SOFTMAX_OUT) eval_order.push_back(static_cast<uint32_t>(k));
+    if (op[k] != SOFTMAX_OUT) eval_list.push_back(listed(k));
   for (size_t k = size(); k-- > nleaves;)
-    if ((flags[k] & REQUIRES_GRAD) && own_reverse(op[k])) sweep_order.push_back(static_cast<uint32_t>(k));
+    if ((flags[k] & REQUIRES_GRAD) && own_reverse(op[k])) sweep_list.push_back(listed(k));
   fed.assign(nleaves, 0);
   for (size_t k = nleaves; k < size(); ++k)
     if (flags[k] & REQUIRES_GRAD)
@@ -296,11 +301,11 @@ Compiled::~Compiled() {
 
 uint32_t Compiled::run_forward(double* v, Err& err, double* keep) const {
   if (keep) {
-    for (uint32_t k : eval_order)
-      if ((err = eval<true>(k, v, keep))) return k;
+    for (const Entry& e : eval_list)
+      if ((err = eval<true>(e, v, keep))) return e.k;
   } else {
-    for (uint32_t k : eval_order)
-      if ((err = eval(k, v))) return k;
+    for (const Entry& e : eval_list)
+      if ((err = eval(e, v))) return e.k;
   }
   return NONE;
 }
@@ -311,7 +316,7 @@ void Compiled::sweep(double* g) const {
   // does not require grad is never swept and, if a leaf, never written back,
   // so what it receives here is scratch.
   const double* keep = kept.data();
-  for (uint32_t k : sweep_order) step<true>(k, v, g, [g](uint32_t i, double d) { g[i] += d; }, keep);
+  for (const Entry& e : sweep_list) step<true>(e, v, g, [g](uint32_t i, double d) { g[i] += d; }, keep);
 }
 
 void Compiled::set_error_at(size_t k, Err err, const double* v) const {

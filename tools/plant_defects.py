@@ -190,8 +190,8 @@ DEFECTS = [
     Defect(
         "replay-binary-rhs-skipped",
         "cpp/compile.hpp",
-        "if (b[k] != NONE) add(b[k], gk * dy);",
-        "if (b[k] != NONE && a[k] == NONE) add(b[k], gk * dy);",
+        "if (e.b != NONE) add(e.b, gk * dy);",
+        "if (e.b != NONE && e.a == NONE) add(e.b, gk * dy);",
         "replay drops the second operand's gradient",
     ),
     # ------------------------------------------------------------------ micrograd's dialect
