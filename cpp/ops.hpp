@@ -517,7 +517,7 @@ struct LogSumExp {  // max-shifted so that no exp overflows
       }
       for (size_t i = 0; i < n; ++i) {
         const double* xi = x(i) + r0;
-        for (size_t r = 0; r < k; ++r) s[r] += vm::exp(xi[r] - m[r]);
+        for (size_t r = 0; r < k; ++r) s[r] += vm::exp_lanes(xi[r] - m[r]);
       }
       for (size_t r = 0; r < k; ++r) {
         double v = m[r] + vm::log(s[r]);
@@ -529,7 +529,7 @@ struct LogSumExp {  // max-shifted so that no exp overflows
   AG_ALWAYS_INLINE static void d_lanes(size_t n, X x, const double* y, const double* g, double* t, size_t w, Acc acc) {
     for (size_t i = 0; i < n; ++i) {
       const double* xi = x(i);
-      for (size_t r = 0; r < w; ++r) t[r] = g[r] * vm::exp(xi[r] - y[r]);
+      for (size_t r = 0; r < w; ++r) t[r] = g[r] * vm::exp_lanes(xi[r] - y[r]);
       acc(i, t);
     }
   }

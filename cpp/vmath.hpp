@@ -163,25 +163,35 @@ AG_ALWAYS_INLINE double exp_near(double x) {
   return e.p() * from_bits((e.u - 1023) << 52);
 }
 
-// Elsewhere 2^n is applied as two factors, each a normal number (u split in
-// halves u1 + u2, each a biased exponent: n = (u1 - 1023) + (u2 - 1023)), so
-// that results in the subnormal range round once and e^709.78 does not
-// overflow on the way.
+// 2^n as two factors, each a normal number (u split in halves u1 + u2, each a
+// biased exponent: n = (u1 - 1023) + (u2 - 1023)), so that results in the
+// subnormal range round once and e^709.78 does not overflow on the way.
 AG_ALWAYS_INLINE double exp_far(double x, const ExpParts& e) {
   uint64_t u1 = e.u >> 1;
   double y = (e.p() * from_bits(u1 << 52)) * from_bits((e.u - u1) << 52);
   // Beyond [-746, 710] e^x is 0 or inf, and the bits above are meaningless;
-  // NaN stays NaN.
-  return !(x >= -746.0 && x <= 710.0) ? (x > 0 ? std::numeric_limits<double>::infinity() : (x != x ? x : 0.0)) : y;
+  // NaN stays NaN. A rare branch in scalar code, a select in vector code.
+  if (__builtin_expect(!(x >= -746.0 && x <= 710.0), 0)) y = x > 0 ? std::numeric_limits<double>::infinity() : (x != x ? x : 0.0);
+  return y;
 }
 
-// For x in [-660, 709] exp scales hi and lo by 2^n before the sum rather than
-// the sum after it: scaling by a power of two commutes with rounding while
-// every term is normal (|lo| >= 2^-60 where not 0, so lo 2^n is normal for
-// n >= -962), so the bits are p 2^n's, and scalar replay, which waits on
-// each exp, skips a multiplication (two, with exp_far's factors). The test
-// is a branch in scalar code, off the path the result waits on, and a select
-// in vector code, which computes both sides.
+// exp over the lanes of a block of rows: one formula, which GCC vectorises.
+AG_ALWAYS_INLINE double exp_lanes(double x) { return exp_far(x, exp_parts(x)); }
+
+// exp for scalar code, the same bits: for x in [-660, 709] it scales hi and
+// lo by 2^n before the sum rather than the sum after it, which takes two
+// multiplications off the path single-row replay waits on (6% of the 10,000-
+// op graph's forward and backward). Scaling by a power of two commutes with
+// rounding while the terms stay normal (|lo| >= 2^-60 where not 0, so lo 2^n
+// is normal for n >= -962), so the bits are p 2^n's, exp_near's. (Where r is
+// tiny, r^2's terms can be subnormal all the same: 4.4 million of 192
+// million inputs compared; they are then far too small to move the sums they
+// join, and no input differed.) Lane loops call exp_lanes: GCC does not
+// vectorise this early return (logsumexp's lane loops ran 1.6x slower), and
+// a formula that vectorises with the scaling took a multiplication by 1 back
+// onto the scalar path. Sigmoid's and softplus's lane loops meet exp only
+// for a block with a row beyond |x| = 708 (their near forms take the rest),
+// and run that block as scalar code.
 AG_ALWAYS_INLINE double exp(double x) {
   ExpParts e = exp_parts(x);
   if (__builtin_expect(!(x >= -660.0 && x <= 709.0), 0)) return exp_far(x, e);
@@ -209,7 +219,8 @@ AG_ALWAYS_INLINE double log_reduced(double m, double e, double c) {
   return e * LN2_HI - ((hfsq - (s * (hfsq + R) + (e * LN2_LO + c))) - f);
 }
 
-// x = m 2^e with m in (S/2, S], S = sqrt(2) rounded down, for normal x > 0.
+// x = m 2^e with m in (S/2, S], S = sqrt(2) rounded to nearest (above it),
+// for normal x > 0.
 // Subtracting the bits of the double after S/2 from x's moves every x whose
 // mantissa lies above S into the next binade: the exponent field of the
 // difference is e (mod 2^11) and x less that field is m, in integer adds,
