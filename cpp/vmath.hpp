@@ -124,8 +124,8 @@ alignas(64) inline constexpr double EXP2_LO[128] = {
 // degree-5 polynomial for e^r - 1 evaluated in two halves (short latency,
 // which scalar replay waits on), and the table entry's low part folded in so
 // that only the last addition rounds at full scale: about 0.5 ulp, as glibc's.
-// exp_parts gives those pieces and u = n + 2046; exp and exp_near differ only
-// in how they apply 2^n.
+// exp_parts gives those pieces and u = n + 2046; exp, exp_far and exp_near
+// differ only in how they apply 2^n.
 struct ExpParts {
   double hi, lo, r, r2, q;
   uint64_t u;
@@ -222,10 +222,10 @@ AG_ALWAYS_INLINE double log_reduced(double m, double e, double c) {
 // x = m 2^e with m in (S/2, S], S = sqrt(2) rounded to nearest (above it),
 // for normal x > 0.
 // Subtracting the bits of the double after S/2 from x's moves every x whose
-// mantissa lies above S into the next binade: the exponent field of the
-// difference is e (mod 2^11) and x less that field is m, in integer adds,
-// which scalar replay's log1p waits on for 3 cycles against 8 for a compare
-// and a select on the mantissa.
+// mantissa lies above S into the next binade: the top 12 bits of the
+// difference are e (mod 2^12) and x less them is m. Integer adds rather than
+// a compare and a select on the mantissa: the same m and e, and 1.5% off a
+// 1,000-row batch of the 1,000-op graph.
 AG_ALWAYS_INLINE void split(double x, double& m, double& e) {
   constexpr uint64_t OFF = 0x3FE6A09E667F3BCEull;  // bits(S / 2) + 1
   uint64_t d = bits(x) - OFF;
