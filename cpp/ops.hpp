@@ -122,6 +122,14 @@ struct Exp : UnaryOp {
   static constexpr Kind kind = EXP_LOG;
   static constexpr const char* doc = "e**x; OverflowError when the result does not fit a float.";
   static Err f(double x, double, double& y) { y = vm::exp(x); return overflow_if(y, x); }
+  // f's bits where near(x) (x in [-708, 709]: e^x is finite), for lane loops:
+  // vm::exp's early return for the rest makes a vector loop compute both of
+  // its paths for every row (a batch of exps took 1.16x the time).
+  static bool near(double x) { return vm::exp_is_near(x); }
+  AG_ALWAYS_INLINE static Err f_near(double x, double, double& y) {
+    y = vm::exp_near(x);
+    return OK;
+  }
   static double d(double, double y, double) { return y; }
   static double d2(double, double y, double) { return y; }
 };

@@ -189,9 +189,9 @@ AG_ALWAYS_INLINE double exp_lanes(double x) { return exp_far(x, exp_parts(x)); }
 // join, and no input differed.) Lane loops call exp_lanes: GCC does not
 // vectorise this early return (logsumexp's lane loops ran 1.6x slower), and
 // a formula that vectorises with the scaling took a multiplication by 1 back
-// onto the scalar path. Sigmoid's and softplus's lane loops meet exp only
-// for a block with a row beyond |x| = 708 (their near forms take the rest),
-// and run that block as scalar code.
+// onto the scalar path. Exp's, sigmoid's and softplus's lane loops meet exp
+// only for a block with a row outside their near forms' range (exp_near
+// takes the rest), and run that block as scalar code, or both paths.
 AG_ALWAYS_INLINE double exp(double x) {
   ExpParts e = exp_parts(x);
   if (__builtin_expect(!(x >= -660.0 && x <= 709.0), 0)) return exp_far(x, e);

@@ -172,18 +172,29 @@ def test_vector_lanes_give_eager_bits_across_the_range(name, build):
         assert gx[i].tobytes() == np.float64(xe.grad).tobytes(), (name, v, gx[i], xe.grad)
 
 
+def test_batched_exp_at_the_ends_of_its_near_range_is_eager_bits():
+    """A batched exp runs exp_near over a block whose rows are all in [-708, 709] and
+    exp over any other: blocks that hold subnormal results (below -708) or results
+    near overflow (above 709) and nothing else far, as the edge rows above do not."""
+    xs = np.concatenate([np.linspace(-746.0, -700.0, 256), np.linspace(700.0, 709.78, 256)])
+    x = ag.Value(0.0, requires_grad=False)
+    got = ag.compile(x.exp(), inputs=[x]).forward(xs[:, None])
+    want = np.array([ag.Value(float(v)).exp().data for v in xs])
+    assert got.tobytes() == want.tobytes()
+
+
 def test_exp_scaled_before_the_sum_is_the_near_forms_bits():
-    """exp scales its terms by 2^n before summing them where every term stays normal,
-    and multiplies the sum by 2^n elsewhere (vmath.hpp); the two must agree. A batched
-    softmax of (x, 0) runs exp_near (the sum, then 2^n) and its first output is e^x
-    exactly for x <= -40 (1 / (1 + e^x) rounds to 1); a batched exp runs exp itself.
+    """Scalar exp scales its terms by 2^n before summing them where every term stays
+    normal; the lane loops' exp_near multiplies the sum by 2^n (vmath.hpp); the two
+    must agree. A batched softmax of (x, 0) runs exp_near and its first output is e^x
+    exactly for x <= -40 (1 / (1 + e^x) rounds to 1); eager Value.exp runs exp.
     Dense rows in [-708, -600], where a scaled low term starts to lose bits near -700,
     and random rows over the rest of the range."""
     rng = np.random.default_rng(7)
     xs = np.concatenate([np.linspace(-708.0, -600.0, 400_000), rng.uniform(-708.0, -40.0, 200_000)])
     x = ag.Value(0.0, requires_grad=False)
     exp_near = ag.compile(ag.softmax([x, 0.0])[0], inputs=[x]).forward(xs[:, None])
-    exp = ag.compile(x.exp(), inputs=[x]).forward(xs[:, None])
+    exp = np.array([ag.Value(float(v)).exp().data for v in xs])
     differ = np.flatnonzero(exp_near.view(np.int64) != exp.view(np.int64))
     assert differ.size == 0, [(xs[i], exp[i], exp_near[i]) for i in differ[:5]]
 
