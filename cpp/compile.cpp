@@ -242,7 +242,7 @@ Compiled::Compiled(py::object outputs, py::object watch, py::object inputs) {
     if (op[k] == SOFTMAX && !wants_value(k)) val[k] = 0.0;  // never computed, never read: kept finite for anomaly checks
   // Kept values as forward would keep them from val, which backward reads
   // until a forward runs.
-  keep_at.assign(size(), NONE);
+  std::vector<uint32_t> keep_at(size(), NONE);  // entry k's kept value is kept[keep_at[k]]
   size_t nkept = 0;
   for (size_t k = nleaves; k < size(); ++k)
     if (keeps(op[k])) keep_at[k] = static_cast<uint32_t>(nkept++);
