@@ -55,9 +55,10 @@ struct Compiled {
   std::vector<double> kept;
   // One entry as single-row replay reads it: entry k's op, flags, a and b side
   // by side. In eval_list and sweep_list, a unary op that keeps a value for
-  // backward has where in kept in b, which a unary op does not otherwise use. Read from one 16-byte record rather than from
-  // four arrays, the 10,000-op graph's single-row backward took 0.90x the
-  // time (53.5 -> 47.9 us), forward 0.98x.
+  // backward has where in kept in b, which a unary op does not otherwise
+  // use. Read from one 16-byte record rather than from four arrays, the
+  // 10,000-op graph's single-row backward took 0.90x the time, forward 0.98x
+  // (paired runs).
   struct Entry {
     uint32_t k, a, b;
     uint8_t op, flags;
