@@ -29,8 +29,8 @@ namespace ag {
 // Rows are summed in at most this many chunks (each a run of blocks), and the
 // chunk sums then in chunk order: the order depends on the row count only.
 static constexpr size_t MAX_CHUNKS = 64;
-// Work items (about lane-ops) between two looks at Ctrl-C: a few ms.
-static constexpr double ROUND_WORK = 4e6;
+// Work (about lane-ops) the calling thread does between two looks at Ctrl-C: a few ms.
+static constexpr double LOOK_WORK = 4e6;
 // A block's rows share one pass over the graph, so a wider block spreads
 // each entry's dispatch over more rows; a block's values stream through the
 // cache once each way (its gradients are reused blocks that stay in L1: see
@@ -63,20 +63,27 @@ static size_t workers_for(size_t items, double item_work) {
   return std::max<size_t>(1, std::min(threads::count(), items));
 }
 
-bool run_in_rounds(size_t items, double item_work, size_t workers, const std::atomic<size_t>& failed,
+bool run_on_pool(size_t items, double item_work, size_t workers, const std::atomic<size_t>& failed,
                    const std::function<void(size_t, size_t)>& body) {
   workers = std::min(workers, workers_for(items, item_work));
-  size_t per_round = std::max(workers, size_t(ROUND_WORK / std::max(item_work, 1.0)) + 1);
+  // The calling thread looks at Ctrl-C between its own items while the pool
+  // threads work on: rounds that every thread finished before a look cost a
+  // thread's idle wait each time the other finished first, a tenth of a core
+  // on a shared machine (the 10,000-op batch's 1,000 rows were four rounds
+  // of two blocks).
+  const size_t per_look = std::max<size_t>(1, size_t(LOOK_WORK / std::max(item_work, 1.0)));
+  size_t since = 0;
   bool interrupted = false;
   PyThreadState* ts = PyEval_SaveThread();
-  for (size_t i0 = 0; i0 < items; i0 += per_round) {
-    threads::run(i0, std::min(items, i0 + per_round), workers, body);
-    if (failed.load() != SIZE_MAX || i0 + per_round >= items) break;
+  threads::run(0, items, workers, body, [&] {
+    if (failed.load() != SIZE_MAX) return false;
+    if (++since < per_look) return true;
+    since = 0;
     take_gil_back(ts);
     interrupted = PyErr_CheckSignals() != 0;
     ts = PyEval_SaveThread();
-    if (interrupted) break;
-  }
+    return !interrupted;
+  });
   take_gil_back(ts);
   return !interrupted;
 }
@@ -775,10 +782,9 @@ struct Run {
     }
   }
 
-  // Runs every chunk on the pool without the GIL, in rounds of a few
-  // milliseconds; between rounds the calling thread takes the GIL back to let
-  // Ctrl-C in (no pool thread is working then). Returns false with the
-  // Python error set if a signal handler raised.
+  // Runs every chunk on the pool without the GIL, letting Ctrl-C in every
+  // few milliseconds (run_on_pool). Returns false with the Python error set
+  // if a signal handler raised.
   bool drive() {
     reuse = !anomaly;
     gslot = reuse ? p.gslot.data() : p.slot.data();
@@ -793,7 +799,7 @@ struct Run {
     for (size_t w = 0; w < workers; ++w)
       if (p.work[w].size() < scratch) p.work[w].resize(scratch);
     if (grad) p.sums.assign(nchunks * p.nbound, 0.0);
-    return run_in_rounds(nchunks, chunk_work, workers, fail_row, [this](size_t ci, size_t w) { chunk(ci, w); });
+    return run_on_pool(nchunks, chunk_work, workers, fail_row, [this](size_t ci, size_t w) { chunk(ci, w); });
   }
 
   // Raises the failure as eager raises it, naming the row.

@@ -75,12 +75,13 @@ std::string shape_text(const std::vector<pybind11::ssize_t>& shape);
 // names it in errors ("forward(): rows").
 pybind11::array_t<double> rows_array(const Compiled& c, pybind11::handle rows, const std::string& what);
 
-// Runs body(item, worker) for items [0, items) on the pool without the GIL,
-// in rounds of a few ms (item_work: about the lane-ops of one item); between
-// rounds the GIL is retaken to let Ctrl-C in. Stops early once `failed` is
-// set (not SIZE_MAX). Returns false with the Python error set if a signal
-// handler raised. body must not touch Python.
-bool run_in_rounds(size_t items, double item_work, size_t workers, const std::atomic<size_t>& failed,
+// Runs body(item, worker) for items [0, items) on the pool without the GIL
+// (item_work: about the lane-ops of one item); every few ms of its own items
+// the calling thread retakes the GIL to let Ctrl-C in. Stops handing out
+// items once `failed` is set (not SIZE_MAX). Returns, every item under way
+// done, false with the Python error set if a signal handler raised. body
+// must not touch Python.
+bool run_on_pool(size_t items, double item_work, size_t workers, const std::atomic<size_t>& failed,
                    const std::function<void(size_t item, size_t worker)>& body);
 
 // Re-raises the Python error being raised with " (in row i of the batch)"

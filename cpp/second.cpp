@@ -359,7 +359,7 @@ py::object second_order(Compiled& c, What what, py::handle dir_in, py::handle ro
   const double work = double(c.size()) * (what == HESSIAN    ? 2.0 * double(n)
                                           : what == JACOBIAN ? double(c.out_index.size())
                                                              : 2.0);
-  if (!run_in_rounds(N, work, workers, failed, body)) throw py::error_already_set();
+  if (!run_on_pool(N, work, workers, failed, body)) throw py::error_already_set();
   const size_t bad = failed.load();
   if (bad != SIZE_MAX) {  // that row again, under the GIL, for eager's message
     std::vector<double>& v = vals[0];

@@ -19,7 +19,10 @@ namespace ag {
 namespace threads {
 
 struct Pool {
-  std::mutex busy;  // held by the call that owns the pool
+  // Set by the call that owns the pool: an atomic, not a mutex, since a
+  // signal handler that a call's `between` runs may ask again on the same
+  // thread (a second try_lock of a mutex the thread holds is undefined).
+  std::atomic<bool> busy{false};
   std::mutex m;
   std::condition_variable wake, done;
   size_t started = 0;     // pool threads running (workers 1..started)
@@ -30,8 +33,11 @@ struct Pool {
   std::atomic<size_t> next{0};
   size_t end = 0;
 
-  void work(size_t worker) {
-    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < end;) (*body)(i, worker);
+  void work(size_t worker, const std::function<bool()>* between = nullptr) {
+    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < end;) {
+      (*body)(i, worker);
+      if (between && !(*between)()) next.store(end, std::memory_order_relaxed);
+    }
   }
 
   void loop(size_t worker) {
@@ -58,14 +64,17 @@ static const int at_fork = pthread_atfork(nullptr, nullptr, forget_pool_in_child
 size_t count() { return n_threads; }
 void set_count(size_t n) { n_threads = std::max<size_t>(1, n); }
 
-void run(size_t begin, size_t end, size_t workers, const std::function<void(size_t, size_t)>& body) {
+void run(size_t begin, size_t end, size_t workers, const std::function<void(size_t, size_t)>& body,
+         const std::function<bool()>& between) {
   (void)at_fork;
   Pool& p = *pool;
   size_t helpers = std::min(workers, end > begin ? end - begin : 0);
   helpers = helpers > 0 ? helpers - 1 : 0;
-  std::unique_lock<std::mutex> own(p.busy, std::defer_lock);
-  if (helpers == 0 || !own.try_lock()) {
-    for (size_t i = begin; i < end; ++i) body(i, 0);
+  if (helpers == 0 || p.busy.exchange(true, std::memory_order_acquire)) {
+    for (size_t i = begin; i < end; ++i) {
+      body(i, 0);
+      if (between && !between()) break;
+    }
     return;
   }
   {
@@ -88,9 +97,12 @@ void run(size_t begin, size_t end, size_t workers, const std::function<void(size
     ++p.generation;
   }
   p.wake.notify_all();
-  p.work(0);
-  std::unique_lock<std::mutex> lock(p.m);
-  p.done.wait(lock, [&] { return p.active == 0; });
+  p.work(0, between ? &between : nullptr);
+  {
+    std::unique_lock<std::mutex> lock(p.m);
+    p.done.wait(lock, [&] { return p.active == 0; });
+  }
+  p.busy.store(false, std::memory_order_release);
 }
 
 }  // namespace threads

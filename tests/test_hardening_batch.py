@@ -7,7 +7,8 @@ passing test).
 2. the interpreter exits while a daemon thread is inside a batch on the pool;
 3. a ``CompiledGraph`` made without ``__init__`` refuses the new methods;
 4. Python code run while the engine reads a batch's arguments cannot re-enter
-   the graph.
+   the graph;
+5. signal handlers that replay while the pool works on a batch change nothing.
 """
 
 from __future__ import annotations
@@ -177,3 +178,41 @@ print("done", cg.backward().shape)
 """
     )
     assert_clean_exit(proc, "refused\nrefused\ndone (50, 2)")
+
+
+def test_signal_handlers_that_replay_while_the_pool_works_change_nothing():
+    # Python's signal handlers run on the calling thread while the pool
+    # threads work on the batch: one that replays another graph over rows
+    # (the pool is taken, so it runs on that thread alone) and one that tries
+    # the same graph (refused) leave the batch's bits as they were.
+    proc = run_child(
+        MLP
+        + """
+import signal
+X = rng.normal(size=(300_000, 2))
+other = ag.compile(ag.sum(w[0]) * xs[0] * xs[1], inputs=xs)
+small = X[:5000]
+ag.set_num_threads(2)
+want_y, want_g = cg.value_and_grad(X)
+want_other = other.forward(small)
+ran = {"other": 0, "refused": 0}
+def handler(signum, frame):
+    assert (other.forward(small) == want_other).all()
+    ran["other"] += 1
+    try:
+        cg.forward(small)
+    except RuntimeError as e:
+        assert "already running" in str(e), e
+        ran["refused"] += 1
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.002, 0.002)
+for _ in range(3):
+    y, g = cg.value_and_grad(X)
+    assert (y.view(np.int64) == want_y.view(np.int64)).all()
+    assert (g.view(np.int64) == want_g.view(np.int64)).all()
+signal.setitimer(signal.ITIMER_REAL, 0)
+ag._core._check_invariants()
+print("done", ran["refused"] > 0)  # some ran inside a batch (outside one, the same graph replays)
+"""
+    )
+    assert_clean_exit(proc, "done True")
