@@ -23,7 +23,8 @@ struct Batch {
   size_t width = 0;                   // most lanes (rows) per block (a run may take fewer: Run::W)
   std::vector<uint32_t> input_entry;  // per input column: its entry, or NONE if the graph does not read it
   std::vector<uint32_t> slot;         // per entry: its lane block, or NONE if uniform
-  uint32_t nslots = 0;                // lane blocks: the inputs the graph reads, then `vary`
+  std::vector<uint32_t> kept_slot;    // per entry: the lane block of what forward keeps for backward (Keeps), or NONE
+  uint32_t nslots = 0;                // lane blocks: the inputs the graph reads, then `vary` (and what they keep)
   std::vector<uint32_t> vary;         // varying computed entries, topological order
   std::vector<uint32_t> uniform;      // uniform computed entries, topological order
   std::vector<uint8_t> sweep;         // per entry: batched backward passes through it

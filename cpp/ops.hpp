@@ -112,7 +112,8 @@ struct Sigmoid : UnaryOp {
     return OK;
   }
   // sigmoid(x) from e = exp(-|x|); softplus's forward has e in hand.
-  static double of_exp(double x, double e) { return x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); }
+  // One division, its numerator selected: a lane loop computed both quotients.
+  static double of_exp(double x, double e) { return (x >= 0 ? 1.0 : e) / (1.0 + e); }
   static double d(double, double y, double) { return y * (1.0 - y); }
   static double d2(double, double y, double) { return y * (1.0 - y) * (1.0 - 2.0 * y); }
 };
@@ -168,22 +169,14 @@ struct Softplus : UnaryOp {  // log(1 + e^x), stable for large |x|
     return f(x, p, y, kept);
   }
   // Its derivative, sigmoid(x), is made from the exp forward computes
-  // anyway: replay has room to keep that exp (d_kept reads it back), eager
-  // recomputes it (d); the same bits either way.
+  // anyway: replay, single-row and batched, has room to keep that exp
+  // (d_kept reads it back), eager recomputes it (d); the same bits either way.
   static Err f(double x, double, double& y, double& kept) { return f_as<false>(x, y, kept); }
-  // f's and d's bits where near(x) (|x| <= 708: neither exp nor log1p meets
-  // a special case), with none of the selects for those cases, which a lane
+  // f's bits where near(x) (|x| <= 708: neither exp nor log1p meets a
+  // special case), with none of the selects for those cases, which a lane
   // loop would compute for every row.
   static bool near(double x) { return Sigmoid::near(x); }
-  static Err f_near(double x, double, double& y) {
-    double kept;
-    return f_as<true>(x, y, kept);
-  }
-  static double d_near(double x, double, double) {
-    double y;
-    Sigmoid::f_near(x, 0, y);
-    return y;
-  }
+  static Err f_near(double x, double, double& y, double& kept) { return f_as<true>(x, y, kept); }
   template <bool Near> AG_ALWAYS_INLINE static Err f_as(double x, double& y, double& kept) {
     kept = Near ? vm::exp_near(-std::fabs(x)) : vm::exp(-std::fabs(x));
     y = (x > 0 ? x : 0.0) + (Near ? vm::log1p_near(kept) : vm::log1p(kept));
@@ -789,7 +782,8 @@ template <class S> struct MultiOutput<S, std::void_t<decltype(S::multi_output)>>
 template <class S, class = void> struct FusedReverse : std::false_type {};
 template <class S> struct FusedReverse<S, std::void_t<decltype(S::fused_reverse)>> : std::true_type {};
 // Whether a unary op keeps a value from forward for its backward
-// (f(x, p, y, kept), d_kept(x, kept)) where there is room for one (replay).
+// (f(x, p, y, kept), d_kept(x, kept), and f_near(x, p, y, kept) if it has a
+// near form) where there is room for one (replay).
 template <class S, class = void> struct Keeps : std::false_type {};
 template <class S> struct Keeps<S, std::void_t<decltype(S::d_kept)>> : std::true_type {};
 inline bool keeps(int op) {

@@ -686,7 +686,7 @@ DEFECTS = [
         "replayed softplus's gradient is 1 - sigmoid(x)",
     ),
     # Batched lane loops run exp's near form (|x| <= 708) first (vmath.hpp's
-    # exp_near, Softplus and Sigmoid's f_near and d_near, Softmax's f_lanes).
+    # exp_near, Softplus and Sigmoid's f_near, Softmax's f_lanes).
     Defect(
         "near-form-kept-for-far-rows",
         "cpp/batch.cpp",
@@ -695,11 +695,19 @@ DEFECTS = [
         "batched softplus of 710 (or inf, or NaN) is whatever exp_near makes of it",
     ),
     Defect(
-        "near-derivative-for-far-rows",
+        "kept-from-the-near-form-for-far-rows",
         "cpp/batch.cpp",
-        "for (size_t r = 0; r < n; ++r) far |= !S::near(x[r]);",
-        "(void)x;",
-        "batched softplus's gradient at 710 is whatever exp_near makes of it",
+        "    if constexpr (Keeps<S>::value) bad |= S::f(x[r], aux, y[r], kept[r]);",
+        "    if constexpr (Keeps<S>::value) bad |= S::f(x[r], aux, y[r]);",
+        "batched softplus's gradient at 710 is made from what exp_near made of it",
+    ),
+    # Batched softplus keeps its exp for backward too (Batch::kept_slot).
+    Defect(
+        "batched-derivative-reads-the-value-not-the-kept-exp",
+        "cpp/batch.cpp",
+        "unary_d<S>(lanes(lv, c.a[e]), y, kept_lanes(lv, e),",
+        "unary_d<S>(lanes(lv, c.a[e]), y, y,",
+        "batched softplus's gradient is sigmoid's formula applied to softplus(x), not to exp(-|x|)",
     ),
     Defect(
         "softmax-near-form-kept-for-far-rows",
