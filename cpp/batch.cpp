@@ -75,7 +75,7 @@ bool run_on_pool(size_t items, double item_work, size_t workers, const std::atom
   size_t since = 0;
   bool interrupted = false;
   PyThreadState* ts = PyEval_SaveThread();
-  threads::run(0, items, workers, body, [&] {
+  const bool whole = threads::run(0, items, workers, body, [&] {
     if (failed.load() != SIZE_MAX) return false;
     if (++since < per_look) return true;
     since = 0;
@@ -85,6 +85,12 @@ bool run_on_pool(size_t items, double item_work, size_t workers, const std::atom
     return !interrupted;
   });
   take_gil_back(ts);
+  if (!whole && !interrupted) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the process forked (in a signal handler) during this batch; the child's copy of the batch "
+                    "is incomplete: run it again there");
+    return false;
+  }
   return !interrupted;
 }
 

@@ -80,8 +80,8 @@ pybind11::array_t<double> rows_array(const Compiled& c, pybind11::handle rows, c
 // (item_work: about the lane-ops of one item); every few ms of its own items
 // the calling thread retakes the GIL to let Ctrl-C in. Stops handing out
 // items once `failed` is set (not SIZE_MAX). Returns, every item under way
-// done, false with the Python error set if a signal handler raised. body
-// must not touch Python.
+// done, false with the Python error set if a signal handler raised (or, in
+// a child a handler forked, RuntimeError). body must not touch Python.
 bool run_on_pool(size_t items, double item_work, size_t workers, const std::atomic<size_t>& failed,
                    const std::function<void(size_t item, size_t worker)>& body);
 

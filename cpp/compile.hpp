@@ -25,7 +25,8 @@ struct BusyGuard {
   explicit BusyGuard(std::atomic<bool>& f) : flag(f) {
     if (flag.exchange(true))
       throw std::runtime_error(
-          "this compiled graph is already running in another thread; compile one graph per thread");
+          "this compiled graph is already running (in another thread, or in code it called, such as a signal "
+          "handler); compile one graph per thread");
   }
   ~BusyGuard() { flag.store(false); }
 };

@@ -355,7 +355,7 @@ py::object second_order(Compiled& c, What what, py::handle dir_in, py::handle ro
     }
     lanes[w].compute(what, v, D ? D + r * dir_stride : nullptr, Y + r * per);
   };
-  // About the lane-ops of one row, for the rounds between looks at Ctrl-C.
+  // About the lane-ops of one row, for how often to look at Ctrl-C.
   const double work = double(c.size()) * (what == HESSIAN    ? 2.0 * double(n)
                                           : what == JACOBIAN ? double(c.out_index.size())
                                                              : 2.0);

@@ -33,12 +33,7 @@ struct Pool {
   std::atomic<size_t> next{0};
   size_t end = 0;
 
-  void work(size_t worker, const std::function<bool()>* between = nullptr) {
-    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < end;) {
-      (*body)(i, worker);
-      if (between && !(*between)()) next.store(end, std::memory_order_relaxed);
-    }
-  }
+  void work(size_t worker, const std::function<bool()>* between = nullptr);
 
   void loop(size_t worker) {
     size_t seen = 0;
@@ -61,10 +56,19 @@ static std::atomic<size_t> n_threads{std::max(1u, std::thread::hardware_concurre
 static void forget_pool_in_child() { pool = new Pool; }  // the old one's threads did not survive fork
 static const int at_fork = pthread_atfork(nullptr, nullptr, forget_pool_in_child);
 
+void Pool::work(size_t worker, const std::function<bool()>* between) {
+  for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < end;) {
+    (*body)(i, worker);
+    // A signal handler `between` ran may have forked: this is then the
+    // child, where the pool threads and their items are gone.
+    if (between && (!(*between)() || pool != this)) next.store(end, std::memory_order_relaxed);
+  }
+}
+
 size_t count() { return n_threads; }
 void set_count(size_t n) { n_threads = std::max<size_t>(1, n); }
 
-void run(size_t begin, size_t end, size_t workers, const std::function<void(size_t, size_t)>& body,
+bool run(size_t begin, size_t end, size_t workers, const std::function<void(size_t, size_t)>& body,
          const std::function<bool()>& between) {
   (void)at_fork;
   Pool& p = *pool;
@@ -75,7 +79,7 @@ void run(size_t begin, size_t end, size_t workers, const std::function<void(size
       body(i, 0);
       if (between && !between()) break;
     }
-    return;
+    return true;
   }
   {
     std::lock_guard<std::mutex> lock(p.m);
@@ -98,11 +102,13 @@ void run(size_t begin, size_t end, size_t workers, const std::function<void(size
   }
   p.wake.notify_all();
   p.work(0, between ? &between : nullptr);
+  if (pool != &p) return false;  // the forked child: no thread will finish, nor unlock p.m
   {
     std::unique_lock<std::mutex> lock(p.m);
     p.done.wait(lock, [&] { return p.active == 0; });
   }
   p.busy.store(false, std::memory_order_release);
+  return true;
 }
 
 }  // namespace threads

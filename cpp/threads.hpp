@@ -20,7 +20,9 @@ void set_count(size_t n);
 // the same, only slower. `between`, if given, runs on the calling thread
 // after each of its items, the pool threads working on meanwhile; once it
 // returns false no more items are handed out (those under way finish).
-void run(size_t begin, size_t end, size_t workers, const std::function<void(size_t item, size_t worker)>& body,
+// Returns false only in a child forked by something `between` ran, where
+// the items the pool threads had under way are left undone.
+bool run(size_t begin, size_t end, size_t workers, const std::function<void(size_t item, size_t worker)>& body,
          const std::function<bool()>& between = nullptr);
 
 }  // namespace threads
