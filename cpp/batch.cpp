@@ -964,7 +964,13 @@ py::object batch_value_and_grad(Compiled& c, py::handle X, py::handle grad_outpu
   if (!run.drive()) throw py::error_already_set();
   if (run.fail_row.load() != SIZE_MAX) run.raise_failure();
   add_shared_gradients(c, p, run, uval.data());
-  p.ready = false;  // nothing is pending for backward()
+  // As after forward(rows) then backward(): a backward() now is these rows'
+  // (it was the single-row backward at the graph's own values, a gradient
+  // nobody asked for added to the shared leaves).
+  p.rows.swap(p.next_rows);
+  p.uval.swap(uval);
+  p.nrows = N;
+  p.ready = true;
   return py::make_tuple(std::move(out), std::move(gx));
 }
 

@@ -548,7 +548,8 @@ void bind_compile(py::module_& m) {
           py::arg("rows"), py::arg("grad_outputs") = py::none(),
           "forward(rows) and backward(grad_outputs) in one pass over the rows (JAX's value_and_grad):\n"
           "returns (forward's result, the (N, len(inputs)) input gradients) and adds the sum over rows\n"
-          "into shared leaves' .grad; the same bits as the two calls, without computing each row twice.")
+          "into shared leaves' .grad; the same bits as the two calls, without computing each row twice,\n"
+          "and the graph is left as they leave it (a backward() after it is these rows' again).")
       .def(
           "jvp", [](py::handle self, py::object t, py::object rows) { return self_of(self).jvp(t, rows); },
           py::arg("tangents"), py::arg("rows") = py::none(),

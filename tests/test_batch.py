@@ -683,7 +683,8 @@ def test_a_forked_child_gets_a_working_pool(tmp_path):
 
 def test_value_and_grad_is_forward_then_backward_in_one_pass():
     """The same bits as forward(rows) then backward(grad_outputs): outputs, input
-    gradients and the shared leaves' .grad; for 1 and 2 threads; nothing left pending."""
+    gradients and the shared leaves' .grad; for 1 and 2 threads; and the graph is
+    left as those two calls leave it: a backward() after it is the same rows'."""
     w = [ag.Value(0.3), ag.Value(-0.7)]
     x = [ag.Value(0.0, requires_grad=False) for _ in range(3)]
     outs = ag.softmax([x[0] * w[0], x[1].softplus(), x[2] * w[1]])
@@ -702,6 +703,10 @@ def test_value_and_grad_is_forward_then_backward_in_one_pass():
             p.grad = 0.0
         y2, g2 = cg.value_and_grad(rows, seeds)
         assert y2.tobytes() == y1.tobytes() and g2.tobytes() == g1.tobytes()
+        assert [p.grad for p in w] == shared1
+        for p in w:
+            p.grad = 0.0
+        assert cg.backward(seeds).tobytes() == g1.tobytes()
         assert [p.grad for p in w] == shared1
     ag.set_num_threads(before)
     single = ag.compile(loss, inputs=x)
