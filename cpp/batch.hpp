@@ -83,7 +83,7 @@ pybind11::array_t<double> rows_array(const Compiled& c, pybind11::handle rows, c
 // done, false with the Python error set if a signal handler raised (or, in
 // a child a handler forked, RuntimeError). body must not touch Python.
 bool run_on_pool(size_t items, double item_work, size_t workers, const std::atomic<size_t>& failed,
-                   const std::function<void(size_t item, size_t worker)>& body);
+                 const std::function<void(size_t item, size_t worker)>& body);
 
 // Re-raises the Python error being raised with " (in row i of the batch)"
 // added, keeping its type.

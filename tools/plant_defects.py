@@ -758,6 +758,21 @@ DEFECTS = [
         "m = from_bits(bits(x) - (d & (uint64_t(0x7FF) << 52)));",
         "log of x below sqrt(1/2) reduces by the wrong power of two",
     ),
+    # The pool runs Python's signal handlers while its threads work (threads.cpp).
+    Defect(
+        "forked-child-waits-for-the-parents-threads",
+        "cpp/threads.cpp",
+        "  if (pool != &p) return false;",
+        "  if (false) return false;",
+        "a child forked by a signal handler during a batch waits for ever on pool threads it does not have",
+    ),
+    Defect(
+        "value-and-grad-leaves-nothing-for-backward",
+        "cpp/batch.cpp",
+        "  p.nrows = N;\n  p.ready = true;\n  return py::make_tuple",
+        "  p.nrows = N;\n  p.ready = false;\n  return py::make_tuple",
+        "backward() after value_and_grad(rows) is the single-row backward at the graph's own values",
+    ),
 ]
 
 
