@@ -9,7 +9,8 @@ passing test).
 4. Python code run while the engine reads a batch's arguments cannot re-enter
    the graph;
 5. signal handlers that replay while the pool works on a batch change nothing,
-   and one that forks leaves both processes working.
+   and one that forks leaves both processes working;
+6. second order's buffers kept between calls never serve a call of another width.
 """
 
 from __future__ import annotations
@@ -260,3 +261,30 @@ print("parent", outcome)
     )
     assert_clean_exit(proc, "parent same")
     assert "child refused" in proc.stdout or "child same" in proc.stdout, proc.stdout
+
+
+def test_second_orders_kept_buffers_never_serve_a_call_of_another_width():
+    # Second order keeps its buffers between calls: an hvp's (one lane) must
+    # not serve a later Hessian's (16 lanes), which would write past them. In
+    # a subprocess, so that such a write is a failing exit status here, not a
+    # crash of the suite: the Hessians after hvps equal a fresh graph's.
+    proc = run_child(
+        """
+import numpy as np, arenagrad as ag
+def build():
+    xs = [ag.Value(0.3 * i - 0.5, requires_grad=False) for i in range(3)]
+    w = [ag.Value(0.2 * i + 0.1) for i in range(20)]
+    h = [ag.sum([(x * wi).tanh() for x, wi in zip(xs, w[j : j + 3])]) for j in range(17)]
+    return ag.compile(ag.logsumexp(h), inputs=xs)
+g = build()
+v = np.random.default_rng(4).normal(size=22)  # one per leaf: 3 inputs, 19 weights read
+X = np.random.default_rng(3).normal(size=(50, 3))
+for _ in range(3):
+    g.hvp(v)
+    g.hvp(v, X)
+    assert g.hessian().tobytes() == build().hessian().tobytes()
+    assert g.hessian(X).tobytes() == build().hessian(X).tobytes()
+print("done")
+"""
+    )
+    assert_clean_exit(proc, "done")
