@@ -907,6 +907,15 @@ struct RowsKept {
   }
 };
 
+// Makes the call's N rows (in next_rows) and uniform values the state a
+// following backward() replays.
+static void leave_for_backward(Batch& p, std::vector<double>& uval, size_t N) {
+  p.rows.swap(p.next_rows);
+  p.uval.swap(uval);
+  p.nrows = N;
+  p.ready = true;
+}
+
 py::object batch_forward(Compiled& c, py::handle X) {
   Batch& p = *c.batch;
   py::array_t<double> rows = rows_array(c, X, "forward(): rows");
@@ -922,10 +931,7 @@ py::object batch_forward(Compiled& c, py::handle X) {
   if (!run.drive()) throw py::error_already_set();
   if (run.fail_row.load() != SIZE_MAX) run.raise_failure();
   // Only a forward that succeeded replaces the state backward reads.
-  p.rows.swap(p.next_rows);
-  p.uval.swap(uval);
-  p.nrows = N;
-  p.ready = true;
+  leave_for_backward(p, uval, N);
   return std::move(out);
 }
 
@@ -968,10 +974,7 @@ py::object batch_value_and_grad(Compiled& c, py::handle X, py::handle grad_outpu
   // As after forward(rows) then backward(): a backward() now is these rows'
   // (it was the single-row backward at the graph's own values, a gradient
   // nobody asked for added to the shared leaves).
-  p.rows.swap(p.next_rows);
-  p.uval.swap(uval);
-  p.nrows = N;
-  p.ready = true;
+  leave_for_backward(p, uval, N);
   return py::make_tuple(std::move(out), std::move(gx));
 }
 

@@ -769,8 +769,8 @@ DEFECTS = [
     Defect(
         "value-and-grad-leaves-nothing-for-backward",
         "cpp/batch.cpp",
-        "  p.nrows = N;\n  p.ready = true;\n  return py::make_tuple",
-        "  p.nrows = N;\n  p.ready = false;\n  return py::make_tuple",
+        "  leave_for_backward(p, uval, N);\n  return py::make_tuple",
+        "  p.ready = false;\n  return py::make_tuple",
         "backward() after value_and_grad(rows) is the single-row backward at the graph's own values",
     ),
 ]
